@@ -1,0 +1,3 @@
+"""livestage: the live-streaming backbone of a creator platform."""
+
+__version__ = "0.1.0"

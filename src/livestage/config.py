@@ -1,0 +1,79 @@
+"""Settings: every knob is a `LIVESTAGE_` environment variable (or a git-ignored `.env` line)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-insecure-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LIVESTAGE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./livestage.db"
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    # Older keys, comma separated, still accepted for decryption so the key can be rotated.
+    secret_key_fallbacks: SecretStr = SecretStr("")
+    public_url: str = ""
+    cookie_secure: bool = True
+    session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    token_expiring_soon_hours: int = Field(default=72, ge=1)
+
+    provider: Literal["auto", "hms", "local"] = "auto"
+    hms_access_key: str = ""
+    hms_app_secret: SecretStr = SecretStr("")
+    hms_management_token: SecretStr = SecretStr("")
+    hms_api_url: str = "https://api.100ms.live/v2"
+    hms_auth_url: str = "https://auth.100ms.live/v2"
+    hms_template_id: str = ""
+    hms_broadcaster_role: str = "broadcaster"
+    hms_viewer_role: str = "viewer"
+    hms_timeout_seconds: float = Field(default=10.0, gt=0)
+    hms_max_retries: int = Field(default=3, ge=0, le=10)
+    hms_auth_token_ttl_seconds: int = Field(default=4 * 3600, ge=60, le=90 * 86400)
+    hms_management_token_ttl_seconds: int = Field(default=3600, ge=60, le=90 * 86400)
+    hms_sdk_url: str = "https://cdn.jsdelivr.net/npm/@100mslive/hms-video-store@0.12.37/+esm"
+    webhook_secret: SecretStr = SecretStr("")
+    reconnect_grace_seconds: int = Field(default=60, ge=0)
+    redis_url: str = ""
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("hms_api_url", "hms_auth_url", "public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_not_placeholder(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("LIVESTAGE_SECRET_KEY must be at least 16 characters")
+        return value
+
+    def model_post_init(self, __context: object) -> None:
+        if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            raise ValueError("set LIVESTAGE_SECRET_KEY to a long random value in production")
+
+    @property
+    def hms_configured(self) -> bool:
+        return bool(self.hms_access_key and self.hms_app_secret.get_secret_value())
+
+    @cached_property
+    def secret_keys(self) -> tuple[str, ...]:
+        fallbacks = [k.strip() for k in self.secret_key_fallbacks.get_secret_value().split(",")]
+        return (self.secret_key.get_secret_value(), *(k for k in fallbacks if k))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,41 @@
+"""One error base. Services raise these; one handler renders HTML for pages, JSON for the API."""
+
+from __future__ import annotations
+
+
+class LivestageError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class BadRequest(LivestageError):
+    status_code = 400
+
+
+class Unauthorized(LivestageError):
+    status_code = 401
+
+
+class Forbidden(LivestageError):
+    status_code = 403
+
+
+class NotFound(LivestageError):
+    status_code = 404
+
+
+class Conflict(LivestageError):
+    status_code = 409
+
+
+class TooManyRequests(LivestageError):
+    status_code = 429
+
+
+class ServiceUnavailable(LivestageError):
+    status_code = 503

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from livestage.kit.db import Base, IDMixin, TimestampMixin
+from livestage.models.influencer import Influencer
+
+
+class StreamStatus(enum.StrEnum):
+    starting = "starting"
+    live = "live"
+    ended = "ended"
+    failed = "failed"
+
+
+class StreamStrategy(enum.StrEnum):
+    automatic = "automatic"
+    admin_token = "admin_token"
+    room_code = "room_code"
+
+
+ACTIVE_STATUSES = (StreamStatus.starting, StreamStatus.live)
+
+
+class LiveStream(IDMixin, TimestampMixin, Base):
+    __tablename__ = "live_streams"
+    __table_args__ = (
+        # At most one open stream per influencer, enforced by the database itself: this is what
+        # makes Start Streaming idempotent under double clicks and several tabs.
+        Index(
+            "uq_live_streams_one_active_per_influencer",
+            "influencer_id",
+            unique=True,
+            sqlite_where=text("status IN ('starting', 'live')"),
+            postgresql_where=text("status IN ('starting', 'live')"),
+        ),
+    )
+
+    influencer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("influencers.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    strategy: Mapped[StreamStrategy] = mapped_column(
+        Enum(StreamStrategy, native_enum=False, length=16)
+    )
+    status: Mapped[StreamStatus] = mapped_column(
+        Enum(StreamStatus, native_enum=False, length=16), index=True
+    )
+    title: Mapped[str] = mapped_column(String(140))
+    description: Mapped[str] = mapped_column(Text, default="")
+    room_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    room_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    room_codes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    session_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    hls_url: Mapped[str | None] = mapped_column(String(1024), default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_seconds: Mapped[int | None] = mapped_column(default=None)
+    end_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    failure_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    peak_viewers: Mapped[int] = mapped_column(default=0)
+    unique_viewers: Mapped[int] = mapped_column(default=0)
+    total_watch_seconds: Mapped[int] = mapped_column(default=0)
+    avg_watch_seconds: Mapped[int] = mapped_column(default=0)
+
+    influencer: Mapped[Influencer] = relationship(lazy="joined")

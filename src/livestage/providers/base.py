@@ -1,0 +1,99 @@
+"""The video-provider interface, owned by our domain. `hms` (100ms) implements it.
+
+Providers never touch the database. Every failure they raise is a `ProviderError`: `transient`
+tells the caller a retry later may succeed; `message` is written for a person and never carries
+a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class ProviderError(Exception):
+    def __init__(self, message: str, *, transient: bool = False, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.status_code = status_code
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    id: str
+    name: str
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCode:
+    code: str
+    room_id: str
+    role: str
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JoinToken:
+    token: str
+    room_id: str
+    role: str
+    user_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    id: str
+    user_id: str
+    role: str
+    name: str
+    joined_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class HlsStream:
+    id: str
+    room_id: str
+    status: str
+    playback_url: str | None
+
+
+class StreamingProvider(Protocol):
+    name: str
+
+    async def ensure_room(
+        self, *, name: str, description: str = "", webhook: WebhookTarget | None = None
+    ) -> Room:
+        """Create the room or return the existing one with this name (idempotent)."""
+        ...
+
+    async def ensure_room_codes(self, room_id: str) -> list[RoomCode]:
+        """Return the room's enabled codes, creating one per role when there are none."""
+        ...
+
+    async def resolve_room_code(self, code: str) -> RoomCode:
+        """Check a room code with the provider; raise ProviderError when unknown or disabled."""
+        ...
+
+    def mint_join_token(self, *, room_id: str, role: str, user_id: str) -> JoinToken: ...
+
+    async def set_room_enabled(self, room_id: str, enabled: bool) -> Room: ...
+
+    async def end_room(self, room_id: str, *, reason: str, lock: bool = False) -> None:
+        """End the live session, if any; no error when the room has no session."""
+        ...
+
+    async def list_peers(self, room_id: str) -> list[Peer]: ...
+
+    async def start_hls(self, room_id: str) -> HlsStream: ...
+
+    async def stop_hls(self, room_id: str) -> None: ...

@@ -1,0 +1,1 @@
+"""Shared fixtures (database servers, app, clients) live here."""
