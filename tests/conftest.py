@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("LIVESTAGE_ENV", "test")
 
-from tests.support.network_guard import install_network_guard  # noqa: E402
+from tests.support.network_guard import install_network_guard
 
 install_network_guard()
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 class LivestageError(Exception):
     status_code = 400
+    # A failed sign-in must still count against the throttle and reach the audit log, so its
+    # transaction is committed even though the request fails.
+    keeps_changes = False
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)

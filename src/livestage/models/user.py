@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, String
+from sqlalchemy import BigInteger, Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from livestage.kit.db import Base, IDMixin, TimestampMixin
@@ -22,4 +22,6 @@ class User(IDMixin, TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[UserRole] = mapped_column(Enum(UserRole, native_enum=False, length=16))
     totp_secret_encrypted: Mapped[str | None] = mapped_column(String(512), default=None)
+    # Last TOTP time step accepted, so a code cannot be replayed within its window.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)

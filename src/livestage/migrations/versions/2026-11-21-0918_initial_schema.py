@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9f2ba64deead
+Revision ID: 48a0514e52de
 Revises: 
-Create Date: 2026-11-21 09:13:28.192732
+Create Date: 2026-11-21 09:18:27.765350
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import livestage.kit.db
 
-revision: str = '9f2ba64deead'
+revision: str = '48a0514e52de'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -49,6 +49,7 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('role', sa.Enum('admin', 'influencer', name='userrole', native_enum=False, length=16), nullable=False),
     sa.Column('totp_secret_encrypted', sa.String(length=512), nullable=True),
+    sa.Column('totp_last_step', sa.BigInteger(), nullable=True),
     sa.Column('last_login_at', livestage.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', livestage.kit.db.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,124 @@
+"""create_app(): the lifespan owns the engine, the provider client and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+from livestage import __version__, migrate
+from livestage.accounts import endpoints as accounts_endpoints
+from livestage.audit import endpoints as audit_endpoints
+from livestage.config import Settings
+from livestage.db import create_engine, create_sessionmaker
+from livestage.influencers import endpoints as influencers_api
+from livestage.influencers import pages as influencers_pages
+from livestage.kit.crypto import SecretBox
+from livestage.kit.time import Clock, utc_now
+from livestage.logging import configure_logging
+from livestage.providers.base import StreamingProvider
+from livestage.providers.factory import build_provider
+from livestage.web import system
+from livestage.web.context import AppContext
+from livestage.web.deps import CSRF_COOKIE, csrf_protect
+from livestage.web.errors import install_error_handlers
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+ROUTERS: tuple[APIRouter, ...] = (
+    system.router,
+    accounts_endpoints.pages,
+    accounts_endpoints.api,
+    influencers_pages.router,
+    influencers_api.router,
+    audit_endpoints.pages,
+    audit_endpoints.api,
+)
+
+
+class DatabaseNotMigrated(RuntimeError):
+    pass
+
+
+async def ensure_migrated(ctx: AppContext) -> None:
+    current = await migrate.current_revision(ctx.engine)
+    head = migrate.head_revision()
+    if current != head:
+        raise DatabaseNotMigrated(
+            f"The database is at migration {current or 'none'} but this livestage needs {head}: "
+            "run `livestage migrate` first."
+        )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utc_now,
+    provider: StreamingProvider | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        chosen = provider if provider is not None else build_provider(settings)
+        ctx = AppContext(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            box=SecretBox(settings.secret_keys),
+            provider=chosen,
+            clock=clock,
+        )
+        try:
+            await ensure_migrated(ctx)
+            app.state.ctx = ctx
+            yield
+        finally:
+            if chosen is not None and provider is None:
+                await chosen.aclose()
+            await engine.dispose()
+
+    configure_logging(settings.log_level, json=settings.log_json)
+    app = FastAPI(
+        title="livestage",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(csrf_protect)],
+    )
+    install_error_handlers(app)
+    app.middleware("http")(_cookie_and_security_headers(settings))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def _cookie_and_security_headers(
+    settings: Settings,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        token = getattr(request.state, "new_csrf_cookie", None)
+        if token is not None:
+            response.set_cookie(
+                CSRF_COOKIE,
+                token,
+                httponly=True,
+                secure=settings.cookie_secure,
+                samesite="strict",
+                path="/",
+            )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return middleware

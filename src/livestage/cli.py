@@ -1,0 +1,221 @@
+"""`livestage` command line: serve, migrate, accounts, emulator, 100ms checks."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from livestage import migrate as migrations
+from livestage.accounts import totp
+from livestage.accounts.service import NewAdmin
+from livestage.accounts.service import account as account_service
+from livestage.audit.service import Actor
+from livestage.config import Settings
+from livestage.db import create_engine, create_sessionmaker, transaction
+from livestage.errors import LivestageError
+from livestage.influencers.service import influencer as influencer_service
+from livestage.kit.crypto import SecretBox
+from livestage.kit.time import utc_now
+
+app = typer.Typer(
+    help="livestage: live-streaming backbone for creator platforms.", no_args_is_help=True
+)
+admin_app = typer.Typer(help="Admin accounts.", no_args_is_help=True)
+influencer_app = typer.Typer(help="Influencer accounts.", no_args_is_help=True)
+hms_app = typer.Typer(help="100ms credentials and tokens.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(influencer_app, name="influencer")
+app.add_typer(hms_app, name="hms")
+
+T = TypeVar("T")
+CLI = Actor(None, "cli")
+
+
+def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    settings = Settings()
+    try:
+        return asyncio.run(work(settings))
+    except LivestageError as error:
+        typer.secho(f"error: {error.message}", fg="red", err=True)
+        raise typer.Exit(1) from error
+
+
+def _print_admin(new: NewAdmin, password: str | None) -> None:
+    typer.echo(f"admin email:    {new.user.email}")
+    if password:
+        typer.echo(f"admin password: {password}")
+    typer.echo(f"secret key (TOTP) provisioning URI:\n  {new.provisioning_uri}")
+    typer.echo("scan this with an authenticator app (Google Authenticator, 1Password, Aegis…):")
+    typer.echo(totp.terminal_qr(new.provisioning_uri))
+
+
+@app.command()
+def migrate(revision: str = "head") -> None:
+    """Apply database migrations (the only way livestage makes its schema)."""
+    settings = Settings()
+    migrations.upgrade(settings.database_url, revision)
+    typer.echo(f"database migrated to {migrations.head_revision()}")
+
+
+@admin_app.command("create")
+def admin_create(
+    email: Annotated[str, typer.Option(prompt=True)],
+    name: Annotated[str, typer.Option(prompt=True)] = "Admin",
+    password: Annotated[
+        str | None, typer.Option(help="Leave out to generate a strong one.")
+    ] = None,
+) -> None:
+    """Create an admin; prints the TOTP provisioning URI and a terminal QR code."""
+    chosen = password or secrets.token_urlsafe(12)
+
+    async def work(settings: Settings) -> NewAdmin:
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                box = SecretBox(settings.secret_keys)
+                return await account_service.create_admin(
+                    session, box, email=email, password=chosen, name=name
+                )
+        finally:
+            await engine.dispose()
+
+    new = _run(work)
+    _print_admin(new, None if password else chosen)
+
+
+@influencer_app.command("create")
+def influencer_create(
+    email: Annotated[str, typer.Option(prompt=True)],
+    handle: Annotated[str, typer.Option(prompt=True)],
+    name: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create an influencer account (streaming enabled)."""
+
+    async def work(settings: Settings) -> str | None:
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                created, generated = await influencer_service.create(
+                    session,
+                    CLI,
+                    email=email,
+                    name=name,
+                    handle=handle,
+                    password=password,
+                    now=utc_now(),
+                )
+                typer.echo(f"influencer @{created.handle} created ({created.user.email})")
+                return generated
+        finally:
+            await engine.dispose()
+
+    generated = _run(work)
+    if generated:
+        typer.echo(f"password: {generated}")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, reload: bool = False, workers: int = 1
+) -> None:
+    """Serve the web app with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "livestage.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=workers,
+    )
+
+
+@app.command()
+def up(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Quick start: migrate, create the demo admin and influencer, print their sign-in, serve."""
+    from livestage.demo import ensure_demo_accounts
+
+    settings = Settings()
+    migrations.upgrade(settings.database_url)
+    demo = asyncio.run(ensure_demo_accounts(settings))
+    typer.echo(demo.describe(base_url=f"http://{host}:{port}"))
+    typer.echo(totp.terminal_qr(demo.admin_provisioning_uri))
+    serve(host=host, port=port)
+
+
+@app.command()
+def emulator(
+    host: str = "127.0.0.1",
+    port: int = 8700,
+    access_key: Annotated[str | None, typer.Option(envvar="LIVESTAGE_HMS_ACCESS_KEY")] = None,
+    app_secret: Annotated[str | None, typer.Option(envvar="LIVESTAGE_HMS_APP_SECRET")] = None,
+    webhook_url: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Run the local 100ms emulator (REST subset, room-code exchange, webhooks, faults)."""
+    from livestage.providers.emulator.server import run_emulator
+
+    if not access_key or not app_secret:
+        typer.secho(
+            "set LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET (any values you like: "
+            "livestage and the emulator must share them)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    typer.echo(
+        f"100ms emulator on http://{host}:{port}: set LIVESTAGE_HMS_API_URL=http://{host}:{port}/v2"
+        f" and LIVESTAGE_HMS_AUTH_URL=http://{host}:{port}/auth/v2"
+    )
+    run_emulator(
+        host=host, port=port, access_key=access_key, app_secret=app_secret, webhook_url=webhook_url
+    )
+
+
+@hms_app.command("check")
+def hms_check() -> None:
+    """Tell whether the configured 100ms credentials work (never prints a secret)."""
+    from livestage.providers.hms.check import check_credentials
+
+    report = _run(check_credentials)
+    for line in report.lines:
+        mark = typer.style("ok  ", fg="green") if line.ok else typer.style("FAIL", fg="red")
+        typer.echo(f"{mark} {line.what}: {line.detail}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@hms_app.command("mint-token")
+def hms_mint_token(
+    room_id: str,
+    role: str = "broadcaster",
+    user_id: str = "debug",
+    ttl_minutes: Annotated[int, typer.Option(min=1, max=90 * 24 * 60)] = 60,
+) -> None:
+    """Mint a debug 100ms auth token for a room and role (printed once, to stdout)."""
+    from livestage.providers.hms.tokens import mint_auth_token
+
+    settings = Settings()
+    if not settings.hms_configured:
+        typer.secho("set LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET", fg="red", err=True)
+        raise typer.Exit(2)
+    typer.echo(
+        mint_auth_token(
+            access_key=settings.hms_access_key,
+            app_secret=settings.hms_app_secret.get_secret_value(),
+            room_id=room_id,
+            role=role,
+            user_id=user_id,
+            ttl=timedelta(minutes=ttl_minutes),
+            now=utc_now(),
+        )
+    )
+
+
+if __name__ == "__main__":
+    app()

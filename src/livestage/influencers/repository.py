@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livestage.models import Influencer, LiveStream, User
+from livestage.models.live_stream import ACTIVE_STATUSES
+
+
+class InfluencerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list(self) -> list[Influencer]:
+        statement = select(Influencer).join(Influencer.user).order_by(Influencer.handle)
+        return list(await self.session.scalars(statement))
+
+    async def get(self, influencer_id: uuid.UUID, *, reload: bool = False) -> Influencer | None:
+        return await self.session.get(Influencer, influencer_id, populate_existing=reload)
+
+    async def get_for_update(self, influencer_id: uuid.UUID) -> Influencer | None:
+        statement = select(Influencer).where(Influencer.id == influencer_id).with_for_update()
+        return await self.session.scalar(statement)
+
+    async def get_by_handle(self, handle: str) -> Influencer | None:
+        return await self.session.scalar(select(Influencer).where(Influencer.handle == handle))
+
+    async def get_by_user(self, user: User) -> Influencer | None:
+        return await self.session.scalar(select(Influencer).where(Influencer.user_id == user.id))
+
+    async def add(self, influencer: Influencer) -> Influencer:
+        self.session.add(influencer)
+        await self.session.flush()
+        return influencer
+
+    async def active_stream_statuses(self) -> dict[uuid.UUID, str]:
+        statement = select(LiveStream.influencer_id, LiveStream.status).where(
+            LiveStream.status.in_(ACTIVE_STATUSES)
+        )
+        return {row.influencer_id: str(row.status) for row in await self.session.execute(statement)}
