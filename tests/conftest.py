@@ -10,4 +10,4 @@ from tests.support.network_guard import install_network_guard
 
 install_network_guard()
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.emulator"]

@@ -22,6 +22,8 @@ from livestage.kit.time import Clock, utc_now
 from livestage.logging import configure_logging
 from livestage.providers.base import StreamingProvider
 from livestage.providers.factory import build_provider
+from livestage.streams import endpoints as streams_endpoints
+from livestage.streams import pages as streams_pages
 from livestage.web import system
 from livestage.web.context import AppContext
 from livestage.web.deps import CSRF_COOKIE, csrf_protect
@@ -38,6 +40,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     influencers_api.router,
     audit_endpoints.pages,
     audit_endpoints.api,
+    streams_endpoints.router,
+    streams_pages.router,
 )
 
 

@@ -20,10 +20,6 @@ class InfluencerRepository:
     async def get(self, influencer_id: uuid.UUID, *, reload: bool = False) -> Influencer | None:
         return await self.session.get(Influencer, influencer_id, populate_existing=reload)
 
-    async def get_for_update(self, influencer_id: uuid.UUID) -> Influencer | None:
-        statement = select(Influencer).where(Influencer.id == influencer_id).with_for_update()
-        return await self.session.scalar(statement)
-
     async def get_by_handle(self, handle: str) -> Influencer | None:
         return await self.session.scalar(select(Influencer).where(Influencer.handle == handle))
 

@@ -34,4 +34,4 @@ class Influencer(IDMixin, TimestampMixin, Base):
     token_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     token_created_at: Mapped[datetime | None] = mapped_column(default=None)
 
-    user: Mapped[User] = relationship(lazy="joined")
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)

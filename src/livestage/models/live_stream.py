@@ -68,4 +68,4 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     total_watch_seconds: Mapped[int] = mapped_column(default=0)
     avg_watch_seconds: Mapped[int] = mapped_column(default=0)
 
-    influencer: Mapped[Influencer] = relationship(lazy="joined")
+    influencer: Mapped[Influencer] = relationship(lazy="joined", innerjoin=True)

@@ -25,4 +25,4 @@ class UserSession(IDMixin, Base):
     expires_at: Mapped[datetime]
     ip: Mapped[str | None] = mapped_column(String(64), default=None)
 
-    user: Mapped[User] = relationship(lazy="joined")
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -12,7 +14,10 @@ from livestage.config import Settings
 from livestage.influencers.service import TokenPolicy
 from livestage.kit.crypto import SecretBox
 from livestage.kit.time import Clock, utc_now
-from livestage.providers.base import StreamingProvider
+from livestage.providers.base import StreamingProvider, WebhookTarget
+from livestage.streams.service import GoLiveConfig
+
+WEBHOOK_SECRET_HEADER = "X-Livestage-Webhook-Secret"
 
 
 @dataclass
@@ -31,6 +36,34 @@ class AppContext:
             max_failures=s.login_max_failures,
             window=timedelta(seconds=s.login_window_seconds),
             lockout=timedelta(seconds=s.login_lockout_seconds),
+        )
+
+    @property
+    def webhook_secret(self) -> str:
+        """The configured secret, or one derived from LIVESTAGE_SECRET_KEY so none is needed."""
+        configured = self.settings.webhook_secret.get_secret_value()
+        if configured:
+            return configured
+        key = self.settings.secret_key.get_secret_value().encode()
+        return hmac.new(key, b"livestage-hms-webhook", hashlib.sha256).hexdigest()
+
+    @property
+    def go_live_config(self) -> GoLiveConfig:
+        s = self.settings
+        webhook = None
+        if s.public_url:
+            webhook = WebhookTarget(
+                url=f"{s.public_url}/webhooks/100ms",
+                headers={WEBHOOK_SECRET_HEADER: self.webhook_secret},
+            )
+        return GoLiveConfig(
+            provider=self.provider,
+            box=self.box,
+            token_policy=self.token_policy,
+            broadcaster_role=s.hms_broadcaster_role,
+            viewer_role=s.hms_viewer_role,
+            auth_url=s.hms_auth_url,
+            webhook=webhook,
         )
 
     @property

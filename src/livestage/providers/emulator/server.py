@@ -1,0 +1,30 @@
+"""Runs the emulator under uvicorn; the CLI's `livestage emulator` calls `run_emulator`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import uvicorn
+
+from livestage.providers.emulator.app import create_emulator_app
+from livestage.providers.emulator.config import EmulatorConfig
+
+
+def run_emulator(
+    *,
+    host: str,
+    port: int,
+    access_key: str,
+    app_secret: str,
+    webhook_url: str | None = None,
+    webhook_headers: Mapping[str, str] | None = None,
+) -> None:
+    if not access_key or not app_secret:
+        raise ValueError("the emulator needs an access key and an app secret")
+    config = EmulatorConfig(
+        access_key=access_key,
+        app_secret=app_secret,
+        webhook_url=webhook_url,
+        webhook_headers=dict(webhook_headers or {}),
+    )
+    uvicorn.run(create_emulator_app(config), host=host, port=port, log_level="info")

@@ -1,0 +1,134 @@
+"""Streams JSON API: go live, end, current; public live list and viewer join."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from starlette.responses import JSONResponse, Response
+
+from livestage.influencers.service import influencer as influencer_service
+from livestage.models import LiveStream
+from livestage.streams.schemas import (
+    CurrentStream,
+    GoLiveRequest,
+    GoLiveResponse,
+    JoinInfo,
+    LiveEntry,
+    RoomCodeGoLiveRequest,
+    StreamRead,
+)
+from livestage.streams.service import GoLiveResult
+from livestage.streams.service import stream as stream_service
+from livestage.web.deps import (
+    ActorDep,
+    Ctx,
+    CurrentAdmin,
+    CurrentInfluencer,
+    DbSession,
+    Now,
+    ProviderDep,
+)
+
+router = APIRouter(prefix="/api", tags=["streams"])
+
+
+def stream_read(stream: LiveStream) -> StreamRead:
+    return StreamRead.model_validate(
+        {
+            **{c: getattr(stream, c) for c in StreamRead.model_fields if c != "handle"},
+            "handle": stream.influencer.handle,
+        }
+    )
+
+
+def _go_live_response(result: GoLiveResult) -> Response:
+    body = GoLiveResponse(
+        stream=stream_read(result.stream), join=result.join, created=result.created
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=201 if result.created else 200)
+
+
+@router.post("/streams", response_model=GoLiveResponse, status_code=201)
+async def go_live(
+    user: CurrentInfluencer, session: DbSession, ctx: Ctx, now: Now, body: GoLiveRequest
+) -> Response:
+    """Start Streaming: automatic → admin-set token; 409 `room_code_required` otherwise."""
+    result = await stream_service.go_live(
+        session,
+        user,
+        title=body.title,
+        description=body.description,
+        config=ctx.go_live_config,
+        now=now,
+    )
+    return _go_live_response(result)
+
+
+@router.post("/streams/room-code", response_model=GoLiveResponse, status_code=201)
+async def go_live_with_room_code(
+    user: CurrentInfluencer, session: DbSession, ctx: Ctx, now: Now, body: RoomCodeGoLiveRequest
+) -> Response:
+    """The manual fallback: a validated room code the browser exchanges for a token."""
+    result = await stream_service.go_live_with_room_code(
+        session,
+        user,
+        code=body.code,
+        title=body.title,
+        description=body.description,
+        config=ctx.go_live_config,
+        now=now,
+    )
+    return _go_live_response(result)
+
+
+@router.get("/streams/current")
+async def current_stream(user: CurrentInfluencer, session: DbSession) -> CurrentStream:
+    found = await stream_service.current(session, user)
+    return CurrentStream(stream=stream_read(found) if found else None)
+
+
+@router.post("/streams/current/joined")
+async def joined(user: CurrentInfluencer, session: DbSession, now: Now) -> StreamRead:
+    return stream_read(await stream_service.mark_live(session, user, now=now))
+
+
+@router.post("/streams/current/end")
+async def end_stream(
+    user: CurrentInfluencer, session: DbSession, provider: ProviderDep, now: Now
+) -> StreamRead:
+    return stream_read(await stream_service.end_own(session, user, provider=provider, now=now))
+
+
+@router.get("/live")
+async def live_now(session: DbSession) -> list[LiveEntry]:
+    return [
+        LiveEntry(
+            handle=s.influencer.handle,
+            name=s.influencer.user.display_name,
+            title=s.title,
+            started_at=s.started_at,
+            viewers=s.peak_viewers,
+        )
+        for s in await stream_service.list_live(session)
+    ]
+
+
+@router.post("/watch/{handle}/join")
+async def viewer_join(handle: str, session: DbSession, ctx: Ctx) -> JoinInfo:
+    """A viewer token minted on the server for the live room (viewer role, random user id)."""
+    return await stream_service.viewer_join(session, handle, config=ctx.go_live_config)
+
+
+@router.post("/admin/influencers/{influencer_id}/stream/end", tags=["admin: influencers"])
+async def admin_end_stream(
+    _admin: CurrentAdmin,
+    session: DbSession,
+    provider: ProviderDep,
+    actor: ActorDep,
+    now: Now,
+    influencer_id: uuid.UUID,
+) -> StreamRead:
+    found = await influencer_service.get(session, influencer_id)
+    ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
+    return stream_read(ended)

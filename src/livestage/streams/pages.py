@@ -1,0 +1,85 @@
+"""Pages: the influencer's broadcast page, who is live, the viewer's watch page."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from livestage.errors import LivestageError
+from livestage.influencers.repository import InfluencerRepository
+from livestage.influencers.service import influencer as influencer_service
+from livestage.streams.endpoints import stream_read
+from livestage.streams.service import stream as stream_service
+from livestage.web.deps import (
+    ActorDep,
+    Ctx,
+    CurrentAdmin,
+    CurrentInfluencer,
+    DbSession,
+    Now,
+    ProviderDep,
+)
+from livestage.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/influencer/live")
+async def broadcast_page(
+    request: Request, user: CurrentInfluencer, session: DbSession, ctx: Ctx
+) -> Response:
+    influencer = await InfluencerRepository(session).get_by_user(user)
+    current = await stream_service.current(session, user)
+    settings = ctx.settings
+    context = {
+        "influencer": influencer,
+        "current": stream_read(current).model_dump(mode="json") if current else None,
+        "sdk_url": settings.hms_sdk_url,
+        "broadcaster_role": settings.hms_broadcaster_role,
+        "automatic_available": ctx.provider is not None,
+    }
+    return render(request, "influencer/live.html", context)
+
+
+@router.get("/live")
+async def live_page(request: Request, session: DbSession) -> Response:
+    streams = await stream_service.list_live(session)
+    return render(request, "live.html", {"streams": streams})
+
+
+@router.get("/watch/{handle}")
+async def watch_page(request: Request, handle: str, session: DbSession, ctx: Ctx) -> Response:
+    try:
+        influencer, latest = await stream_service.watch(session, handle, config=ctx.go_live_config)
+    except LivestageError as error:
+        return render(
+            request,
+            "watch.html",
+            {"missing": error.message, "handle": handle[:40]},
+            status_code=error.status_code,
+        )
+    context = {
+        "influencer": influencer,
+        "stream": latest,
+        "sdk_url": ctx.settings.hms_sdk_url,
+        "broadcaster_role": ctx.settings.hms_broadcaster_role,
+    }
+    return render(request, "watch.html", context)
+
+
+@router.post("/admin/influencers/{influencer_id}/stream/end")
+async def admin_end_stream(
+    _admin: CurrentAdmin,
+    session: DbSession,
+    provider: ProviderDep,
+    actor: ActorDep,
+    now: Now,
+    influencer_id: uuid.UUID,
+) -> Response:
+    found = await influencer_service.get(session, influencer_id)
+    await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
+    return RedirectResponse(
+        f"/admin/influencers/{influencer_id}?notice=stream_ended", status_code=303
+    )

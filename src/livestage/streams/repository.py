@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livestage.models import Influencer, LiveStream
+from livestage.models.live_stream import ACTIVE_STATUSES, StreamStatus
+
+
+class StreamRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, stream_id: uuid.UUID) -> LiveStream | None:
+        return await self.session.get(LiveStream, stream_id)
+
+    async def get_active(self, influencer_id: uuid.UUID) -> LiveStream | None:
+        statement = select(LiveStream).where(
+            LiveStream.influencer_id == influencer_id, LiveStream.status.in_(ACTIVE_STATUSES)
+        )
+        return await self.session.scalar(statement)
+
+    async def get_latest(self, influencer_id: uuid.UUID) -> LiveStream | None:
+        statement = (
+            select(LiveStream)
+            .where(LiveStream.influencer_id == influencer_id)
+            .order_by(LiveStream.created_at.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(statement)
+
+    async def list_live(self) -> list[LiveStream]:
+        statement = (
+            select(LiveStream)
+            .join(LiveStream.influencer)
+            .where(LiveStream.status == StreamStatus.live)
+            .order_by(LiveStream.started_at.desc())
+        )
+        return list(await self.session.scalars(statement))
+
+    async def list_for_influencer(
+        self, influencer_id: uuid.UUID, limit: int = 50
+    ) -> list[LiveStream]:
+        statement = (
+            select(LiveStream)
+            .where(LiveStream.influencer_id == influencer_id)
+            .order_by(LiveStream.created_at.desc())
+            .limit(limit)
+        )
+        return list(await self.session.scalars(statement))
+
+    async def add(self, stream: LiveStream) -> LiveStream:
+        """Insert inside a savepoint: a concurrent start for the same influencer loses cleanly."""
+        async with self.session.begin_nested():
+            self.session.add(stream)
+            await self.session.flush()
+        return stream
+
+    async def lock_influencer(self, influencer_id: uuid.UUID) -> Influencer | None:
+        """Serialise go-live per influencer (row lock on PostgreSQL; SQLite has one writer)."""
+        statement = (
+            select(Influencer).where(Influencer.id == influencer_id).with_for_update(of=Influencer)
+        )
+        return await self.session.scalar(statement)

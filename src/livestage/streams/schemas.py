@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GoLiveRequest(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    title: str = Field(max_length=500)
+    description: str = Field(default="", max_length=5000)
+
+
+class RoomCodeGoLiveRequest(GoLiveRequest):
+    code: str = Field(max_length=64)
+
+
+class StreamRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    handle: str
+    title: str
+    description: str
+    status: str
+    strategy: str
+    provider: str
+    room_id: str | None
+    room_name: str | None
+    room_codes: dict[str, str]
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    end_reason: str | None
+    peak_viewers: int
+    unique_viewers: int
+
+
+class JoinInfo(BaseModel):
+    """What the browser needs to join. A token or a room code, never the app secret."""
+
+    kind: Literal["token", "room_code"]
+    role: str
+    room_id: str | None
+    user_id: str
+    user_name: str
+    token: str | None = None
+    room_code: str | None = None
+    token_endpoint: str | None = None
+
+
+class GoLiveResponse(BaseModel):
+    stream: StreamRead
+    join: JoinInfo
+    created: bool
+
+
+class CurrentStream(BaseModel):
+    stream: StreamRead | None
+
+
+class LiveEntry(BaseModel):
+    handle: str
+    name: str
+    title: str
+    started_at: datetime | None
+    viewers: int

@@ -1,0 +1,469 @@
+"""Going live: pick the first strategy that can work, record it, one stream per influencer."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livestage.audit.service import Actor, audit
+from livestage.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    LivestageError,
+    NotFound,
+    ServiceUnavailable,
+)
+from livestage.influencers.auth_tokens import TokenStatus
+from livestage.influencers.repository import InfluencerRepository
+from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_code
+from livestage.influencers.service import InvalidRoomCodeError, TokenPolicy, room_name_for
+from livestage.influencers.service import influencer as influencer_service
+from livestage.kit.crypto import SecretBox
+from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User
+from livestage.providers.base import ProviderError, StreamingProvider, WebhookTarget
+from livestage.streams import lifecycle
+from livestage.streams.repository import StreamRepository
+from livestage.streams.schemas import JoinInfo
+
+log = structlog.get_logger()
+
+
+class StreamingDisabled(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("Streaming is turned off for your account. Ask an admin to enable it.")
+
+
+class RoomCodeRequired(LivestageError):
+    """Neither automatic set-up nor an admin-set token can be used: ask for a room code."""
+
+    status_code = 409
+    problem = "room_code_required"
+    keeps_changes = True
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "Could not start automatically ("
+            + "; ".join(problems)
+            + "). Enter the room code of your 100ms room to go live: in the 100ms dashboard "
+            "open Rooms, pick your room, and copy the code for the broadcaster role."
+        )
+        self.problems = problems
+
+
+class NoActiveStream(NotFound):
+    def __init__(self) -> None:
+        super().__init__("You are not live right now.")
+
+
+@dataclass(frozen=True, slots=True)
+class GoLiveConfig:
+    """Everything go-live needs from the app besides the database."""
+
+    provider: StreamingProvider | None
+    box: SecretBox
+    token_policy: TokenPolicy
+    broadcaster_role: str
+    viewer_role: str
+    auth_url: str
+    webhook: WebhookTarget | None
+
+
+@dataclass(frozen=True, slots=True)
+class GoLiveResult:
+    stream: LiveStream
+    join: JoinInfo
+    created: bool
+
+
+def _clean(title: str, description: str) -> tuple[str, str]:
+    title, description = title.strip(), description.strip()
+    if not title:
+        raise BadRequest("Give your stream a title.")
+    if len(title) > 140:
+        raise BadRequest("The title can be at most 140 characters.")
+    if len(description) > 2000:
+        raise BadRequest("The description can be at most 2000 characters.")
+    return title, description
+
+
+class StreamService:
+    async def go_live(
+        self,
+        session: AsyncSession,
+        user: User,
+        *,
+        title: str,
+        description: str,
+        config: GoLiveConfig,
+        now: datetime,
+    ) -> GoLiveResult:
+        """Automatic → admin-set token → (ask for) a room code. Idempotent per influencer."""
+        influencer = await self._locked_influencer(session, user)
+        title, description = _clean(title, description)
+        repository = StreamRepository(session)
+        if existing := await repository.get_active(influencer.id):
+            return GoLiveResult(existing, self._rejoin(existing, influencer, config, now), False)
+
+        problems: list[str] = []
+        stream, join = await self._automatic(session, influencer, config, problems)
+        if stream is None:
+            stream, join = self._with_admin_token(influencer, config, problems, now)
+        if stream is None or join is None:
+            await audit.record(
+                session,
+                Actor(user, None),
+                "stream.start_blocked",
+                now=now,
+                target_type="influencer",
+                target_id=influencer.id,
+                problems=problems,
+            )
+            raise RoomCodeRequired(problems)
+        stream.title, stream.description = title, description
+        return await self._record_start(session, user, influencer, stream, join, problems, now)
+
+    async def go_live_with_room_code(
+        self,
+        session: AsyncSession,
+        user: User,
+        *,
+        code: str,
+        title: str,
+        description: str,
+        config: GoLiveConfig,
+        now: datetime,
+    ) -> GoLiveResult:
+        influencer = await self._locked_influencer(session, user)
+        title, description = _clean(title, description)
+        try:
+            code = normalize_room_code(code)
+        except InvalidRoomCode as error:
+            raise InvalidRoomCodeError(str(error)) from error
+        repository = StreamRepository(session)
+        if existing := await repository.get_active(influencer.id):
+            return GoLiveResult(existing, self._rejoin(existing, influencer, config, now), False)
+
+        room_id = await self._check_room_code(config, code)
+        stream = LiveStream(
+            influencer_id=influencer.id,
+            provider="hms",
+            strategy=StreamStrategy.room_code,
+            status=StreamStatus.starting,
+            room_id=room_id,
+            room_codes={config.broadcaster_role: code},
+            title=title,
+            description=description,
+            created_at=now,
+        )
+        join = self._room_code_join(influencer, config, code, room_id)
+        return await self._record_start(session, user, influencer, stream, join, [], now)
+
+    async def _locked_influencer(self, session: AsyncSession, user: User) -> Influencer:
+        found = await InfluencerRepository(session).get_by_user(user)
+        if found is None:
+            raise Forbidden("Only influencers can go live.")
+        influencer = await StreamRepository(session).lock_influencer(found.id)
+        assert influencer is not None
+        if not influencer.streaming_enabled:
+            raise StreamingDisabled()
+        return influencer
+
+    async def _automatic(
+        self,
+        session: AsyncSession,
+        influencer: Influencer,
+        config: GoLiveConfig,
+        problems: list[str],
+    ) -> tuple[LiveStream | None, JoinInfo | None]:
+        provider = config.provider
+        if provider is None:
+            problems.append(
+                "automatic set-up needs 100ms credentials on the server "
+                "(LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET)"
+            )
+            return None, None
+        try:
+            room = await provider.ensure_room(
+                name=room_name_for(influencer.handle),
+                description=f"livestage room of @{influencer.handle}",
+                webhook=config.webhook,
+            )
+            # Remember the room at once: if a later call fails, the record still names it.
+            influencer.hms_room_id, influencer.hms_room_name = room.id, room.name
+            codes = await provider.ensure_room_codes(room.id)
+            token = provider.mint_join_token(
+                room_id=room.id, role=config.broadcaster_role, user_id=str(influencer.user_id)
+            )
+        except ProviderError as error:
+            log.warning("streams.automatic_failed", handle=influencer.handle, error=error.message)
+            problems.append(error.message)
+            return None, None
+        await session.flush()
+        stream = LiveStream(
+            influencer_id=influencer.id,
+            provider=provider.name,
+            strategy=StreamStrategy.automatic,
+            status=StreamStatus.starting,
+            room_id=room.id,
+            room_name=room.name,
+            room_codes={c.role: c.code for c in codes if c.enabled},
+        )
+        join = JoinInfo(
+            kind="token",
+            token=token.token,
+            role=token.role,
+            room_id=room.id,
+            user_id=token.user_id,
+            user_name=influencer.user.display_name,
+        )
+        return stream, join
+
+    def _with_admin_token(
+        self, influencer: Influencer, config: GoLiveConfig, problems: list[str], now: datetime
+    ) -> tuple[LiveStream | None, JoinInfo | None]:
+        info = influencer_service.token_info(influencer, config.box, config.token_policy, now=now)
+        token = influencer_service.usable_token(
+            influencer, config.box, config.token_policy, now=now
+        )
+        if token is None:
+            problems.append(_admin_token_problem(info.status, info.problem))
+            return None, None
+        stream = LiveStream(
+            influencer_id=influencer.id,
+            provider="hms",
+            strategy=StreamStrategy.admin_token,
+            status=StreamStatus.starting,
+            room_id=influencer.token_room_id,
+        )
+        join = JoinInfo(
+            kind="token",
+            token=token,
+            role=influencer.token_role or "",
+            room_id=info.room_id,
+            user_id=influencer.token_user_id or str(influencer.user_id),
+            user_name=influencer.user.display_name,
+        )
+        return stream, join
+
+    async def _check_room_code(self, config: GoLiveConfig, code: str) -> str | None:
+        if config.provider is None:
+            return None
+        try:
+            resolved = await config.provider.resolve_room_code(code)
+        except ProviderError as error:
+            if error.transient:
+                return None
+            raise InvalidRoomCodeError(
+                f"100ms does not accept this room code: {error.message}."
+            ) from error
+        if resolved.role != config.broadcaster_role:
+            raise InvalidRoomCodeError(
+                f"This room code is for the role {resolved.role!r}; use the code of the "
+                f"{config.broadcaster_role!r} role to broadcast."
+            )
+        return resolved.room_id
+
+    def _room_code_join(
+        self, influencer: Influencer, config: GoLiveConfig, code: str, room_id: str | None
+    ) -> JoinInfo:
+        return JoinInfo(
+            kind="room_code",
+            room_code=code,
+            token_endpoint=f"{config.auth_url}/token",
+            role=config.broadcaster_role,
+            room_id=room_id,
+            user_id=str(influencer.user_id),
+            user_name=influencer.user.display_name,
+        )
+
+    def _rejoin(
+        self, stream: LiveStream, influencer: Influencer, config: GoLiveConfig, now: datetime
+    ) -> JoinInfo:
+        """The same stream again (double click, second tab, retry): a fresh way in."""
+        if stream.strategy == StreamStrategy.room_code:
+            code = stream.room_codes.get(config.broadcaster_role, "")
+            return self._room_code_join(influencer, config, code, stream.room_id)
+        if stream.strategy == StreamStrategy.admin_token:
+            _, join = self._with_admin_token(influencer, config, [], now)
+            if join is None:
+                raise Conflict("Your stream is open but the admin-set token is no longer valid.")
+            return join
+        if config.provider is None or stream.room_id is None:
+            raise ServiceUnavailable("The video provider is not configured any more.")
+        token = config.provider.mint_join_token(
+            room_id=stream.room_id, role=config.broadcaster_role, user_id=str(influencer.user_id)
+        )
+        return JoinInfo(
+            kind="token",
+            token=token.token,
+            role=token.role,
+            room_id=stream.room_id,
+            user_id=token.user_id,
+            user_name=influencer.user.display_name,
+        )
+
+    async def _record_start(
+        self,
+        session: AsyncSession,
+        user: User,
+        influencer: Influencer,
+        stream: LiveStream,
+        join: JoinInfo,
+        problems: list[str],
+        now: datetime,
+    ) -> GoLiveResult:
+        stream.influencer_id, stream.created_at = influencer.id, now
+        stream.influencer = influencer
+        repository = StreamRepository(session)
+        try:
+            await repository.add(stream)
+        except IntegrityError:
+            existing = await repository.get_active(influencer.id)
+            if existing is None:
+                raise
+            return GoLiveResult(existing, join, False)
+        await audit.record(
+            session,
+            Actor(user, None),
+            "stream.start",
+            now=now,
+            target_type="stream",
+            target_id=stream.id,
+            handle=influencer.handle,
+            strategy=stream.strategy.value,
+            room_id=stream.room_id,
+            fallback_reasons=problems,
+        )
+        return GoLiveResult(stream, join, True)
+
+    async def current(self, session: AsyncSession, user: User) -> LiveStream | None:
+        influencer = await InfluencerRepository(session).get_by_user(user)
+        if influencer is None:
+            raise Forbidden("Only influencers stream.")
+        return await StreamRepository(session).get_active(influencer.id)
+
+    async def mark_live(self, session: AsyncSession, user: User, *, now: datetime) -> LiveStream:
+        """The broadcaster's page joined the room. Provider events confirm it independently."""
+        stream = await self.current(session, user)
+        if stream is None:
+            raise NoActiveStream()
+        if stream.status == StreamStatus.starting:
+            stream.status = lifecycle.check_transition(stream.status, StreamStatus.live)
+            stream.started_at = now
+        return stream
+
+    async def end_own(
+        self,
+        session: AsyncSession,
+        user: User,
+        *,
+        provider: StreamingProvider | None,
+        now: datetime,
+    ) -> LiveStream:
+        stream = await self.current(session, user)
+        if stream is None:
+            raise NoActiveStream()
+        return await self.end(
+            session, Actor(user, None), stream, reason="broadcaster", provider=provider, now=now
+        )
+
+    async def end(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        stream: LiveStream,
+        *,
+        reason: str,
+        provider: StreamingProvider | None,
+        now: datetime,
+    ) -> LiveStream:
+        if stream.status in (StreamStatus.ended, StreamStatus.failed):
+            return stream
+        stream.status = lifecycle.check_transition(stream.status, StreamStatus.ended)
+        stream.ended_at, stream.end_reason = now, reason
+        stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, now)
+        if provider is not None and stream.room_id and stream.strategy == StreamStrategy.automatic:
+            try:
+                await provider.end_room(stream.room_id, reason=f"ended by {reason}")
+            except ProviderError as error:
+                # The stream is over for us either way; the reconciler closes the room later.
+                log.warning(
+                    "streams.end_room_failed", stream_id=str(stream.id), error=error.message
+                )
+        await session.flush()
+        await audit.record(
+            session,
+            actor,
+            "stream.end",
+            now=now,
+            target_type="stream",
+            target_id=stream.id,
+            handle=stream.influencer.handle,
+            reason=reason,
+        )
+        return stream
+
+    async def end_by_admin(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        influencer: Influencer,
+        *,
+        provider: StreamingProvider | None,
+        now: datetime,
+    ) -> LiveStream:
+        stream = await StreamRepository(session).get_active(influencer.id)
+        if stream is None:
+            raise NotFound(f"@{influencer.handle} is not live.")
+        return await self.end(session, actor, stream, reason="admin", provider=provider, now=now)
+
+    async def list_live(self, session: AsyncSession) -> list[LiveStream]:
+        return await StreamRepository(session).list_live()
+
+    async def watch(
+        self, session: AsyncSession, handle: str, *, config: GoLiveConfig
+    ) -> tuple[Influencer, LiveStream | None]:
+        influencer = await influencer_service.get_by_handle(session, handle)
+        repository = StreamRepository(session)
+        stream = await repository.get_active(influencer.id)
+        return influencer, stream or await repository.get_latest(influencer.id)
+
+    async def viewer_join(
+        self, session: AsyncSession, handle: str, *, config: GoLiveConfig
+    ) -> JoinInfo:
+        influencer, stream = await self.watch(session, handle, config=config)
+        if stream is None or stream.status not in (StreamStatus.starting, StreamStatus.live):
+            raise NotFound(f"@{influencer.handle} is not live right now.")
+        if config.provider is None or stream.room_id is None:
+            raise ServiceUnavailable(
+                "This stream can only be watched where the server has 100ms credentials."
+            )
+        viewer_id = f"viewer-{secrets.token_hex(8)}"
+        token = config.provider.mint_join_token(
+            room_id=stream.room_id, role=config.viewer_role, user_id=viewer_id
+        )
+        return JoinInfo(
+            kind="token",
+            token=token.token,
+            role=token.role,
+            room_id=stream.room_id,
+            user_id=viewer_id,
+            user_name="Viewer",
+        )
+
+
+def _admin_token_problem(status: TokenStatus, problem: str | None) -> str:
+    return {
+        TokenStatus.none: "no admin-set token",
+        TokenStatus.expired: "the admin-set token has expired",
+        TokenStatus.invalid: f"the admin-set token is not valid ({problem})",
+    }.get(status, "the admin-set token cannot be used")
+
+
+stream = StreamService()

@@ -1,0 +1,307 @@
+"""Go live against the 100ms emulator on loopback: each strategy, each failure, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from livestage.models import LiveStream
+from livestage.web.context import AppContext
+from tests.support.emulator import EmulatorHandle
+from tests.support.fixtures import (
+    FakeClock,
+    InfluencerAccount,
+    create_influencer,
+    login_influencer,
+)
+from tests.support.hms_tokens import auth_token
+
+pytestmark = pytest.mark.asyncio
+START = {"title": "Friday night set", "description": "Requests welcome"}
+
+
+@pytest.fixture
+def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
+    return {
+        "hms_access_key": emulator.access_key,
+        "hms_app_secret": emulator.app_secret,
+        "hms_api_url": emulator.api_url,
+        "hms_auth_url": emulator.auth_url,
+        "hms_max_retries": 1,
+        "hms_timeout_seconds": 2,
+        "public_url": "https://streams.example.test",
+    }
+
+
+@pytest_asyncio.fixture
+async def creator(ctx: AppContext) -> InfluencerAccount:
+    return await create_influencer(ctx, "alice")
+
+
+@pytest_asyncio.fixture
+async def creator_client(
+    client: httpx.AsyncClient, creator: InfluencerAccount
+) -> httpx.AsyncClient:
+    await login_influencer(client, creator)
+    return client
+
+
+def _claims(token: str, secret: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"])
+    return claims
+
+
+async def _active_streams(ctx: AppContext) -> int:
+    async with ctx.sessionmaker() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(LiveStream)
+            .where(LiveStream.status.in_(["starting", "live"]))
+        )
+    return int(count or 0)
+
+
+class TestAutomatic:
+    async def test_creates_room_codes_and_a_broadcaster_token(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, clock: FakeClock
+    ) -> None:
+        response = await creator_client.post("/api/streams", json=START)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        stream, join = body["stream"], body["join"]
+        assert stream["strategy"] == "automatic"
+        assert stream["status"] == "starting"
+        assert stream["room_name"] == "livestage-alice"
+        assert stream["title"] == START["title"]
+        assert set(stream["room_codes"]) == {"broadcaster", "viewer"}
+        claims = _claims(join["token"], emulator.app_secret)
+        assert claims["type"] == "app"
+        assert claims["role"] == "broadcaster"
+        assert claims["room_id"] == stream["room_id"] == join["room_id"]
+        assert emulator.app_secret not in response.text
+
+        with emulator.api() as api:
+            room = api.get(f"/rooms/{stream['room_id']}").json()
+        assert room["webhook"]["url"] == "https://streams.example.test/webhooks/100ms"
+        assert room["webhook"]["headers"]["X-Livestage-Webhook-Secret"]
+
+    async def test_the_minted_token_lets_the_broadcaster_join(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
+    ) -> None:
+        body = (await creator_client.post("/api/streams", json=START)).json()
+        peer = emulator.control.join_peer(
+            body["stream"]["room_id"],
+            user_id=body["join"]["user_id"],
+            role="broadcaster",
+            token=body["join"]["token"],
+        )
+        assert peer["role"] == "broadcaster"
+        joined = await creator_client.post("/api/streams/current/joined")
+        assert joined.json()["status"] == "live"
+
+    async def test_second_click_returns_the_same_stream(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
+    ) -> None:
+        first = (await creator_client.post("/api/streams", json=START)).json()
+        again = await creator_client.post("/api/streams", json=START)
+        assert again.status_code == 200
+        assert again.json()["created"] is False
+        assert again.json()["stream"]["id"] == first["stream"]["id"]
+        assert again.json()["join"]["token"]
+
+    async def test_twenty_concurrent_clicks_make_one_room_and_one_stream(
+        self,
+        creator_client: httpx.AsyncClient,
+        emulator: EmulatorHandle,
+        ctx: AppContext,
+    ) -> None:
+        responses = await asyncio.gather(
+            *(creator_client.post("/api/streams", json=START) for _ in range(20))
+        )
+        assert sorted({r.status_code for r in responses}) in ([200, 201], [201])
+        assert [r.json()["created"] for r in responses].count(True) == 1
+        assert len({r.json()["stream"]["id"] for r in responses}) == 1
+        assert await _active_streams(ctx) == 1
+        with emulator.api() as api:
+            rooms = api.get("/rooms", params={"name": "livestage-alice"}).json()["data"]
+        assert len(rooms) == 1
+
+    async def test_streaming_disabled_is_refused(
+        self, creator_client: httpx.AsyncClient, ctx: AppContext, creator: InfluencerAccount
+    ) -> None:
+        async with ctx.sessionmaker() as session, session.begin():
+            from livestage.models import Influencer
+
+            found = await session.get(Influencer, creator.id)
+            assert found is not None
+            found.streaming_enabled = False
+        response = await creator_client.post("/api/streams", json=START)
+        assert response.status_code == 403
+        assert "Ask an admin" in response.json()["detail"]
+        assert await _active_streams(ctx) == 0
+
+    async def test_bad_input_is_refused_without_creating_anything(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, ctx: AppContext
+    ) -> None:
+        for body in ({"title": ""}, {"title": "x" * 141}, {"title": 5}, {}):
+            response = await creator_client.post("/api/streams", json=body)
+            assert response.status_code in (400, 422)
+            assert response.json()["detail"]
+        assert await _active_streams(ctx) == 0
+        assert emulator.control.requests(path_prefix="/v2/rooms", method="POST") == []
+
+
+class TestFallbacks:
+    async def test_provider_failure_falls_back_to_the_admin_token(
+        self,
+        creator_client: httpx.AsyncClient,
+        emulator: EmulatorHandle,
+        ctx: AppContext,
+        creator: InfluencerAccount,
+        clock: FakeClock,
+    ) -> None:
+        token = auth_token(
+            access_key=emulator.access_key, secret=emulator.app_secret, now=clock(), room="d" * 24
+        )
+        async with ctx.sessionmaker() as session, session.begin():
+            from livestage.audit.service import Actor
+            from livestage.influencers.service import influencer as service
+
+            found = await service.get(session, creator.id)
+            await service.set_token(
+                session,
+                Actor(None, None),
+                found,
+                token,
+                box=ctx.box,
+                policy=ctx.token_policy,
+                now=clock(),
+            )
+        emulator.control.queue_fault("/v2/rooms", kind="status", status=503, count=5)
+
+        response = await creator_client.post("/api/streams", json=START)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["stream"]["strategy"] == "admin_token"
+        assert body["join"]["token"] == token
+        assert body["stream"]["room_id"] == "d" * 24
+
+    async def test_nothing_works_asks_for_a_room_code_and_says_why(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, ctx: AppContext
+    ) -> None:
+        emulator.control.queue_fault("/v2/rooms", kind="status", status=503, count=5)
+        response = await creator_client.post("/api/streams", json=START)
+        assert response.status_code == 409
+        body = response.json()
+        assert body["code"] == "room_code_required"
+        assert "100ms" in body["detail"]
+        assert "no admin-set token" in body["detail"]
+        assert "room code" in body["detail"]
+        assert await _active_streams(ctx) == 0
+
+
+class TestWrongCredentials:
+    @pytest.fixture
+    def settings_overrides(self, emulator: EmulatorHandle) -> dict[str, Any]:
+        return {
+            "hms_access_key": emulator.access_key,
+            "hms_app_secret": "a-different-secret-that-is-long-enough-0123456789",
+            "hms_api_url": emulator.api_url,
+            "hms_auth_url": emulator.auth_url,
+        }
+
+    async def test_rejected_secret_is_named_in_the_message(
+        self, creator_client: httpx.AsyncClient
+    ) -> None:
+        response = await creator_client.post("/api/streams", json=START)
+        assert response.status_code == 409
+        assert "LIVESTAGE_HMS_APP_SECRET" in response.json()["detail"]
+        assert "401" in response.json()["detail"]
+
+
+class TestRoomCode:
+    async def _codes(self, emulator: EmulatorHandle) -> dict[str, str]:
+        with emulator.api() as api:
+            room = api.post("/rooms", json={"name": "dashboard-room"}).json()
+            codes = api.post(f"/room-codes/room/{room['id']}").json()["data"]
+        return {c["role"]: c["code"] for c in codes}
+
+    async def test_valid_broadcaster_code_starts_a_stream(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
+    ) -> None:
+        code = (await self._codes(emulator))["broadcaster"]
+        response = await creator_client.post(
+            "/api/streams/room-code", json={**START, "code": code.upper()}
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["stream"]["strategy"] == "room_code"
+        assert body["join"] == {
+            "kind": "room_code",
+            "role": "broadcaster",
+            "room_id": body["stream"]["room_id"],
+            "user_id": body["join"]["user_id"],
+            "user_name": "Alice",
+            "token": None,
+            "room_code": code,
+            "token_endpoint": f"{emulator.auth_url}/token",
+        }
+
+    @pytest.mark.parametrize(
+        ("code", "words"),
+        [("abc-12-xyz", "looks like abc-defg-hij"), ("zzz-zzzz-zzz", "room code not found")],
+    )
+    async def test_bad_codes_are_refused(
+        self, creator_client: httpx.AsyncClient, code: str, words: str, ctx: AppContext
+    ) -> None:
+        response = await creator_client.post("/api/streams/room-code", json={**START, "code": code})
+        assert response.status_code == 422
+        assert words in response.json()["detail"]
+        assert await _active_streams(ctx) == 0
+
+    async def test_a_viewer_code_cannot_broadcast(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
+    ) -> None:
+        code = (await self._codes(emulator))["viewer"]
+        response = await creator_client.post("/api/streams/room-code", json={**START, "code": code})
+        assert response.status_code == 422
+        assert "'viewer'" in response.json()["detail"]
+
+
+class TestEndAndWatch:
+    async def test_end_stream_ends_the_room_session(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, clock: FakeClock
+    ) -> None:
+        body = (await creator_client.post("/api/streams", json=START)).json()
+        room_id = body["stream"]["room_id"]
+        emulator.control.join_peer(room_id, user_id="u", role="broadcaster")
+        await creator_client.post("/api/streams/current/joined")
+        clock.advance(minutes=12)
+        ended = await creator_client.post("/api/streams/current/end")
+        assert ended.json()["status"] == "ended"
+        assert ended.json()["duration_seconds"] == 720
+        assert emulator.control.requests(path_prefix=f"/v2/active-rooms/{room_id}/end-room")
+        assert (await creator_client.post("/api/streams/current/end")).status_code == 404
+
+    async def test_viewer_gets_a_viewer_token_only_while_live(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
+    ) -> None:
+        offline = await creator_client.post("/api/watch/alice/join")
+        assert offline.status_code == 404
+        body = (await creator_client.post("/api/streams", json=START)).json()
+        viewer = await creator_client.post("/api/watch/alice/join")
+        assert viewer.status_code == 200
+        claims = _claims(viewer.json()["token"], emulator.app_secret)
+        assert claims["role"] == "viewer"
+        assert claims["room_id"] == body["stream"]["room_id"]
+        page = await creator_client.get("/watch/alice")
+        assert "Connecting" in page.text
+        assert emulator.app_secret not in page.text
+        missing = await creator_client.get("/watch/nobody")
+        assert missing.status_code == 404
