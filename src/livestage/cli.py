@@ -120,6 +120,45 @@ def influencer_create(
         typer.echo(f"password: {generated}")
 
 
+@app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt stored secrets with LIVESTAGE_SECRET_KEY (old keys in ..._FALLBACKS)."""
+
+    async def work(settings: Settings) -> tuple[int, int]:
+        engine = create_engine(settings)
+        box = SecretBox(settings.secret_keys)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                totps = await account_service.reencrypt_secrets(session, box)
+                tokens = await influencer_service.reencrypt_tokens(session, box)
+                return totps, tokens
+        finally:
+            await engine.dispose()
+
+    totps, tokens = _run(work)
+    typer.echo(f"re-encrypted {totps} TOTP secrets and {tokens} auth tokens with the primary key")
+
+
+@hms_app.command("setup")
+def hms_setup(name: str = "livestage") -> None:
+    """Create (or overwrite) the 100ms template livestage needs; prints its id."""
+    from livestage.providers.hms.provider import HmsProvider
+
+    async def work(settings: Settings) -> str:
+        provider = HmsProvider.from_settings(settings)
+        try:
+            return await provider.ensure_template(
+                name,
+                broadcaster_role=settings.hms_broadcaster_role,
+                viewer_role=settings.hms_viewer_role,
+            )
+        finally:
+            await provider.aclose()
+
+    template_id = _run(work)
+    typer.echo(f"template {name!r} ready: set LIVESTAGE_HMS_TEMPLATE_ID={template_id}")
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1", port: int = 8000, reload: bool = False, workers: int = 1

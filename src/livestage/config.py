@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -69,7 +68,7 @@ class Settings(BaseSettings):
     def hms_configured(self) -> bool:
         return bool(self.hms_access_key and self.hms_app_secret.get_secret_value())
 
-    @cached_property
+    @property
     def secret_keys(self) -> tuple[str, ...]:
         fallbacks = [k.strip() for k in self.secret_key_fallbacks.get_secret_value().split(",")]
         return (self.secret_key.get_secret_value(), *(k for k in fallbacks if k))

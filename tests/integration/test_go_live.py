@@ -305,3 +305,33 @@ class TestEndAndWatch:
         assert emulator.app_secret not in page.text
         missing = await creator_client.get("/watch/nobody")
         assert missing.status_code == 404
+
+
+class TestAdminRoomCodeGeneration:
+    async def test_auto_generate_asks_100ms_for_the_broadcaster_code(
+        self, admin_client: httpx.AsyncClient, ctx: AppContext, emulator: EmulatorHandle
+    ) -> None:
+        account = await create_influencer(ctx, "carol")
+        response = await admin_client.post(
+            f"/api/admin/influencers/{account.id}/room-code/generate"
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["room_code_source"] == "generated"
+        with emulator.api() as api:
+            codes = api.get(f"/room-codes/room/{body['hms_room_id']}").json()["data"]
+        broadcaster = [c["code"] for c in codes if c["role"] == "broadcaster"]
+        assert body["room_code"] in broadcaster
+
+    async def test_provider_failure_is_explained_and_changes_nothing(
+        self, admin_client: httpx.AsyncClient, ctx: AppContext, emulator: EmulatorHandle
+    ) -> None:
+        account = await create_influencer(ctx, "dave")
+        emulator.control.queue_fault("/v2/rooms", kind="status", status=500, count=5)
+        response = await admin_client.post(
+            f"/api/admin/influencers/{account.id}/room-code/generate"
+        )
+        assert response.status_code == 503
+        assert "Could not generate a room code" in response.json()["detail"]
+        after = (await admin_client.get(f"/api/admin/influencers/{account.id}")).json()
+        assert after["room_code"] is None

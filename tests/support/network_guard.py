@@ -17,6 +17,10 @@ class NonLocalNetworkAccess(AssertionError):
     pass
 
 
+# Every refused attempt, so a test fails even when the code under test swallows the error.
+violations: list[str] = []
+
+
 def is_loopback(host: object) -> bool:
     if isinstance(host, bytes):
         host = host.decode()
@@ -30,9 +34,14 @@ def is_loopback(host: object) -> bool:
         return False
 
 
+def _refuse(message: str) -> NonLocalNetworkAccess:
+    violations.append(message)
+    return NonLocalNetworkAccess(message)
+
+
 def _check(address: Any) -> None:
     if isinstance(address, tuple) and address and not is_loopback(address[0]):
-        raise NonLocalNetworkAccess(f"test tried to reach non-loopback host {address[0]!r}")
+        raise _refuse(f"test tried to reach non-loopback host {address[0]!r}")
 
 
 _real_connect = socket.socket.connect
@@ -52,7 +61,7 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
 
 def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     if host is not None and not is_loopback(host):
-        raise NonLocalNetworkAccess(f"test tried to resolve non-loopback host {host!r}")
+        raise _refuse(f"test tried to resolve non-loopback host {host!r}")
     return _real_getaddrinfo(host, *args, **kwargs)
 
 

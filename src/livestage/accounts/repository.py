@@ -24,6 +24,10 @@ class UserRepository:
         await self.session.flush()
         return user
 
+    async def list_with_totp(self) -> list[User]:
+        statement = select(User).where(User.totp_secret_encrypted.is_not(None))
+        return list(await self.session.scalars(statement))
+
 
 class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:

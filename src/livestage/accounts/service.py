@@ -192,6 +192,15 @@ class AccountService:
     async def end_session(self, session: AsyncSession, record: UserSession) -> None:
         await SessionRepository(session).delete(record)
 
+    async def reencrypt_secrets(self, session: AsyncSession, box: SecretBox) -> int:
+        """Re-encrypt TOTP secrets with the primary key (after a key rotation)."""
+        users = await UserRepository(session).list_with_totp()
+        for user in users:
+            assert user.totp_secret_encrypted is not None
+            user.totp_secret_encrypted = box.rotate(user.totp_secret_encrypted)
+        await session.flush()
+        return len(users)
+
 
 def _state(row: LoginThrottle | None) -> throttle.ThrottleState | None:
     if row is None:

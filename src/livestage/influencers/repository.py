@@ -13,7 +13,7 @@ class InfluencerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def list(self) -> list[Influencer]:
+    async def list_all(self) -> list[Influencer]:
         statement = select(Influencer).join(Influencer.user).order_by(Influencer.handle)
         return list(await self.session.scalars(statement))
 
@@ -25,6 +25,10 @@ class InfluencerRepository:
 
     async def get_by_user(self, user: User) -> Influencer | None:
         return await self.session.scalar(select(Influencer).where(Influencer.user_id == user.id))
+
+    async def list_with_token(self) -> list[Influencer]:
+        statement = select(Influencer).where(Influencer.auth_token_encrypted.is_not(None))
+        return list(await self.session.scalars(statement))
 
     async def add(self, influencer: Influencer) -> Influencer:
         self.session.add(influencer)

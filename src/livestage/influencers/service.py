@@ -59,7 +59,7 @@ class InfluencerService:
         live = await repository.active_stream_statuses()
         return [
             self.read(i, box, policy, now=now, live_status=live.get(i.id))
-            for i in await repository.list()
+            for i in await repository.list_all()
         ]
 
     async def get(
@@ -381,6 +381,15 @@ class InfluencerService:
             handle=influencer.handle,
         )
         return influencer
+
+    async def reencrypt_tokens(self, session: AsyncSession, box: SecretBox) -> int:
+        """Re-encrypt stored auth tokens with the primary key (after a key rotation)."""
+        rows = await InfluencerRepository(session).list_with_token()
+        for row in rows:
+            assert row.auth_token_encrypted is not None
+            row.auth_token_encrypted = box.rotate(row.auth_token_encrypted)
+        await session.flush()
+        return len(rows)
 
 
 influencer = InfluencerService()

@@ -195,6 +195,16 @@ class HmsProvider:
             )
         return _room(room)
 
+    async def ensure_template(
+        self, name: str, *, broadcaster_role: str = "broadcaster", viewer_role: str = "viewer"
+    ) -> str:
+        """The template livestage needs (one broadcaster, viewers); returns its id."""
+        with self._translated(f"creating template {name!r}"):
+            template = await self._client.ensure_livestage_template(
+                name, broadcaster_role=broadcaster_role, viewer_role=viewer_role
+            )
+        return template.id
+
     async def ensure_room_codes(self, room_id: str) -> list[RoomCode]:
         with self._translated(f"getting room codes for room {room_id}"):
             codes = await self._client.list_room_codes(room_id, enabled=True)

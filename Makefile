@@ -1,0 +1,39 @@
+# One entry point for everything. `make up` starts the platform; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: up serve test check format lint types deps system-deps emulator
+
+$(BIN)/livestage: pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+deps: $(BIN)/livestage
+
+system-deps:
+	scripts/system-deps.sh
+
+up: deps
+	$(BIN)/livestage up
+
+test: system-deps deps
+	scripts/isolated.sh $(BIN)/pytest -q -p no:cacheprovider
+
+format: deps
+	$(BIN)/ruff format src tests bench
+
+lint: deps
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+
+types: deps
+	$(BIN)/mypy
+
+check: lint types test
+
+emulator: deps
+	$(BIN)/livestage emulator
