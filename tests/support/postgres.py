@@ -73,7 +73,10 @@ def start_postgres() -> PostgresServer:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    options = (
+        f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c max_connections=200"
+    )
     subprocess.run(
         _as_postgres_user(
             [
