@@ -83,6 +83,19 @@ class TestRetrySchedule:
         attempts = emulator.control.webhooks()
         assert all(a["status"] is None and a["error"] for a in attempts)
 
+    def test_public_targets_fail_without_touching_the_network(
+        self, emulator: EmulatorHandle
+    ) -> None:
+        hook = {"url": "https://streams.example.test/webhooks/100ms", "headers": {}}
+
+        _one_event(emulator, _room(emulator, webhook=hook))
+
+        wait_until(lambda: len(emulator.control.webhooks()) == 4)
+        errors = {a["error"] for a in emulator.control.webhooks()}
+        assert errors == {
+            "ConnectError: the test emulator does not deliver to streams.example.test"
+        }
+
     def test_delivery_does_not_slow_the_request(
         self, start_emulator: StartEmulator, webhook_receiver: WebhookReceiver
     ) -> None:

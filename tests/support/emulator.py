@@ -30,6 +30,7 @@ import pytest
 import uvicorn
 
 from livestage.providers.emulator import EmulatorConfig, create_emulator_app
+from tests.support.network_guard import is_loopback
 
 FAST_RETRY_DELAYS = (0.05, 0.1, 0.2)
 
@@ -216,10 +217,29 @@ class EmulatorServer:
         return EmulatorHandle(self.base_url, self.config, EmulatorControl(self.base_url))
 
 
+class LoopbackOnlyWebhooks(httpx.AsyncBaseTransport):
+    """Webhook transport of test emulators. 100ms would reach a room's public webhook URL (say
+    `https://streams.example.test/...`); a test must not, so such a delivery fails like an
+    unreachable host without touching the network, and shows up in `control.webhooks()`."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not is_loopback(request.url.host):
+            message = f"the test emulator does not deliver to {request.url.host}"
+            raise httpx.ConnectError(message, request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def emulator_config(**overrides: Any) -> EmulatorConfig:
     values: dict[str, Any] = {
         "access_key": f"emu-{secrets.token_hex(8)}",
         "app_secret": secrets.token_hex(32),
+        "webhook_transport": LoopbackOnlyWebhooks(),
         "webhook_retry_delays": FAST_RETRY_DELAYS,
         "hls_transition_seconds": 0.05,
         "timeout_fault_seconds": 5.0,
@@ -240,6 +260,8 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorHandle]:
     handle = emulator_server.handle()
     handle.control.reset()
     yield handle
+    # Also stops this test's pending webhook retries before the next test starts.
+    handle.control.reset()
     handle.control.close()
 
 

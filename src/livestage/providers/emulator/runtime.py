@@ -83,9 +83,8 @@ class Emulator:
     async def reset(self) -> None:
         """Forget everything (including in-flight deliveries) but keep ids and credentials."""
         await self.tasks.cancel()
-        await self.webhooks.aclose()
         self.state = EmulatorState()
-        self.webhooks = WebhookSender(self.config, self.state, self.tasks)
+        self.webhooks.reset(self.state)
         self.faults.clear()
         self._fill_defaults()
 

@@ -62,6 +62,12 @@ class WebhookSender:
         self.workspace_url = config.webhook_url
         self.workspace_headers: dict[str, str] = dict(config.webhook_headers)
 
+    def reset(self, state: EmulatorState) -> None:
+        """Log into `state` from now on and forget run-time target changes (keeps the client)."""
+        self._state = state
+        self.workspace_url = self._config.webhook_url
+        self.workspace_headers = dict(self._config.webhook_headers)
+
     def emit(self, room: Room, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         envelope = {
             "version": "2.0",
