@@ -308,3 +308,20 @@ class TestRoomCodeAndStreaming:
         assert re.search(r'data-testid="streaming-state">disabled<', after.text)
         audit_page = await admin_client.get("/admin/audit")
         assert "streaming.disable" in audit_page.text
+
+
+async def test_openapi_documents_the_admin_and_stream_api(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in (
+        "/api/admin/influencers",
+        "/api/admin/influencers/{influencer_id}/token",
+        "/api/admin/influencers/{influencer_id}/room-code",
+        "/api/admin/influencers/{influencer_id}/room-code/generate",
+        "/api/admin/influencers/{influencer_id}/streaming",
+        "/api/admin/audit",
+        "/api/streams",
+        "/api/streams/room-code",
+        "/api/watch/{handle}/join",
+    ):
+        assert path in paths
+    assert not any(p.startswith("/admin/") for p in paths)

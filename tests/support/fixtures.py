@@ -112,7 +112,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": secrets.token_urlsafe(32),
         "log_level": "WARNING",
     }
-    return Settings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
+    return Settings(_env_file=None, **{**values, **overrides})
 
 
 @pytest.fixture

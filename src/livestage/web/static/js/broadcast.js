@@ -7,6 +7,7 @@ const startForm = $("start-form");
 const codeForm = $("code-form");
 let hms = null;
 let startedAt = null;
+let watching = false;
 let details = { title: "", description: "" };
 
 function setStatus(text) {
@@ -38,6 +39,9 @@ async function join(result) {
 }
 
 function watchRoom() {
+  // Once per page: going live again after End Stream reuses the same store and subscriptions.
+  if (watching) return;
+  watching = true;
   const { sdk, store, actions } = hms;
   store.subscribe((peer) => {
     if (peer && peer.videoTrack) actions.attachVideo(peer.videoTrack, $("preview"));
@@ -50,7 +54,7 @@ function watchRoom() {
     if (connected === false && startedAt) setStatus("Disconnected: reconnecting…");
   }, sdk.selectIsConnectedToRoom);
   setInterval(() => {
-    $("elapsed").textContent = formatElapsed((Date.now() - startedAt.getTime()) / 1000);
+    if (startedAt) $("elapsed").textContent = formatElapsed((Date.now() - startedAt.getTime()) / 1000);
   }, 1000);
 }
 
@@ -124,6 +128,7 @@ $("end").addEventListener("click", async () => {
   $("end").disabled = true;
   try {
     await api("/api/streams/current/end");
+    startedAt = null;
     await hms.actions.leave();
     show($("stage"), false);
     show(startForm, true);
