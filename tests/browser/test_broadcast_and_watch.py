@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -27,15 +26,13 @@ from playwright.async_api import (
     Page,
     Request,
     Response,
-    Route,
     expect,
 )
 
-from tests.support.browser import TIMEOUT_MS, replace_module
+from tests.support.browser import isolated_page, replace_module
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import InfluencerAccount, create_influencer
 from tests.support.live_server import LiveServer, LiveServerFactory
-from tests.support.network_guard import is_loopback
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -69,23 +66,11 @@ def alice(live_server: LiveServer) -> InfluencerAccount:
     return live_server.run(create_influencer(live_server.ctx, "alice"))
 
 
-async def _loopback_only(route: Route) -> None:
-    if is_loopback(urlsplit(route.request.url).hostname or ""):
-        await route.continue_()
-    else:
-        await route.abort("blockedbyclient")
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def viewer_page(browser: Browser) -> AsyncIterator[Page]:
     """A second person: a page in a context of its own (no cookies shared with `page`)."""
-    context = await browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    await context.route("**/*", _loopback_only)
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
+    async with isolated_page(browser) as new_page:
+        yield new_page
 
 
 # What the page sent and received -----------------------------------------------------------

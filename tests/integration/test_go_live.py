@@ -335,3 +335,33 @@ class TestAdminRoomCodeGeneration:
         assert "Could not generate a room code" in response.json()["detail"]
         after = (await admin_client.get(f"/api/admin/influencers/{account.id}")).json()
         assert after["room_code"] is None
+
+
+class TestAdminEndsStream:
+    async def test_admin_ends_a_live_stream(
+        self,
+        creator_client: httpx.AsyncClient,
+        creator: InfluencerAccount,
+        app: Any,
+        admin: Any,
+        clock: FakeClock,
+        emulator: EmulatorHandle,
+    ) -> None:
+        from tests.support.fixtures import login_admin
+
+        body = (await creator_client.post("/api/streams", json=START)).json()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as ops:
+            await login_admin(ops, admin, clock)
+            listed = (await ops.get("/api/admin/influencers")).json()
+            assert listed[0]["live_status"] == "starting"
+            ended = await ops.post(f"/api/admin/influencers/{creator.id}/stream/end")
+            assert ended.status_code == 200
+            assert ended.json()["id"] == body["stream"]["id"]
+            assert ended.json()["end_reason"] == "admin"
+            again = await ops.post(f"/api/admin/influencers/{creator.id}/stream/end")
+            assert again.status_code == 404
+            audit = (await ops.get("/api/admin/audit?action=stream.end")).json()
+            assert audit["items"][0]["actor_email"] == admin.email
+        current = (await creator_client.get("/api/streams/current")).json()
+        assert current == {"stream": None}

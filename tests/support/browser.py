@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -68,8 +69,9 @@ async def _loopback_only(route: Route) -> None:
         await route.abort("blockedbyclient")
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def page(browser: Browser) -> AsyncIterator[Page]:
+@asynccontextmanager
+async def isolated_page(browser: Browser) -> AsyncIterator[Page]:
+    """A page in a context of its own (own cookies) that can reach only loopback."""
     context = await browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
@@ -78,6 +80,12 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
         yield await context.new_page()
     finally:
         await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    async with isolated_page(browser) as new_page:
+        yield new_page
 
 
 @dataclass

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
+from datetime import datetime
 
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from livestage.influencers.auth import ManagedInfluencer
 from livestage.influencers.schemas import (
     InfluencerCreate,
     InfluencerCreated,
@@ -15,9 +17,17 @@ from livestage.influencers.schemas import (
     TokenSet,
 )
 from livestage.influencers.service import influencer as influencer_service
+from livestage.models import Influencer
+from livestage.web.context import AppContext
 from livestage.web.deps import ActorDep, Ctx, CurrentAdmin, DbSession, Now, ProviderDep
 
 router = APIRouter(prefix="/api/admin/influencers", tags=["admin: influencers"])
+
+
+async def _read(
+    session: AsyncSession, ctx: AppContext, found: Influencer, now: datetime
+) -> InfluencerRead:
+    return await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
 
 
 @router.get("")
@@ -51,72 +61,61 @@ async def create_influencer(
 
 @router.get("/{influencer_id}")
 async def get_influencer(
-    _admin: CurrentAdmin, session: DbSession, ctx: Ctx, now: Now, influencer_id: uuid.UUID
+    found: ManagedInfluencer, session: DbSession, ctx: Ctx, now: Now
 ) -> InfluencerRead:
-    found = await influencer_service.get(session, influencer_id)
-    return await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
+    return await _read(session, ctx, found, now)
 
 
 @router.put("/{influencer_id}/token")
 async def set_token(
-    _admin: CurrentAdmin,
+    found: ManagedInfluencer,
     session: DbSession,
     ctx: Ctx,
     now: Now,
     actor: ActorDep,
-    influencer_id: uuid.UUID,
     body: TokenSet,
 ) -> InfluencerRead:
-    found = await influencer_service.get(session, influencer_id)
+    """Validate (structure, claims, expiry, signature when the secret is known), encrypt, store."""
     await influencer_service.set_token(
         session, actor, found, body.token, box=ctx.box, policy=ctx.token_policy, now=now
     )
-    return await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
+    return await _read(session, ctx, found, now)
 
 
 @router.delete("/{influencer_id}/token")
 async def clear_token(
-    _admin: CurrentAdmin,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    actor: ActorDep,
-    influencer_id: uuid.UUID,
+    found: ManagedInfluencer, session: DbSession, ctx: Ctx, now: Now, actor: ActorDep
 ) -> InfluencerRead:
-    found = await influencer_service.get(session, influencer_id)
     await influencer_service.clear_token(session, actor, found, now=now)
-    return await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
+    return await _read(session, ctx, found, now)
 
 
 @router.put("/{influencer_id}/room-code")
 async def set_room_code(
-    _admin: CurrentAdmin,
+    found: ManagedInfluencer,
     session: DbSession,
     ctx: Ctx,
     now: Now,
     actor: ActorDep,
     provider: ProviderDep,
-    influencer_id: uuid.UUID,
     body: RoomCodeSet,
 ) -> InfluencerRead:
-    found = await influencer_service.get(session, influencer_id)
     await influencer_service.set_room_code(
         session, actor, found, body.code, provider=provider, now=now
     )
-    return await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
+    return await _read(session, ctx, found, now)
 
 
 @router.post("/{influencer_id}/room-code/generate")
 async def generate_room_code(
-    _admin: CurrentAdmin,
+    found: ManagedInfluencer,
     session: DbSession,
     ctx: Ctx,
     now: Now,
     actor: ActorDep,
     provider: ProviderDep,
-    influencer_id: uuid.UUID,
 ) -> InfluencerRead:
-    found = await influencer_service.get(session, influencer_id)
+    """Ask 100ms to create the room's codes and keep the broadcaster's."""
     await influencer_service.generate_room_code(
         session,
         actor,
@@ -125,19 +124,17 @@ async def generate_room_code(
         broadcaster_role=ctx.settings.hms_broadcaster_role,
         now=now,
     )
-    return await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
+    return await _read(session, ctx, found, now)
 
 
 @router.put("/{influencer_id}/streaming")
 async def set_streaming(
-    _admin: CurrentAdmin,
+    found: ManagedInfluencer,
     session: DbSession,
     ctx: Ctx,
     now: Now,
     actor: ActorDep,
-    influencer_id: uuid.UUID,
     body: StreamingSet,
 ) -> InfluencerRead:
-    found = await influencer_service.get(session, influencer_id)
     await influencer_service.set_streaming_enabled(session, actor, found, body.enabled, now=now)
-    return await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
+    return await _read(session, ctx, found, now)

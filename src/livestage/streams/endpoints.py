@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
-from livestage.influencers.service import influencer as influencer_service
+from livestage.influencers.auth import ManagedInfluencer
 from livestage.models import LiveStream
 from livestage.streams.schemas import (
     CurrentStream,
@@ -23,7 +21,6 @@ from livestage.streams.service import stream as stream_service
 from livestage.web.deps import (
     ActorDep,
     Ctx,
-    CurrentAdmin,
     CurrentInfluencer,
     DbSession,
     Now,
@@ -122,13 +119,11 @@ async def viewer_join(handle: str, session: DbSession, ctx: Ctx) -> JoinInfo:
 
 @router.post("/admin/influencers/{influencer_id}/stream/end", tags=["admin: influencers"])
 async def admin_end_stream(
-    _admin: CurrentAdmin,
+    found: ManagedInfluencer,
     session: DbSession,
     provider: ProviderDep,
     actor: ActorDep,
     now: Now,
-    influencer_id: uuid.UUID,
 ) -> StreamRead:
-    found = await influencer_service.get(session, influencer_id)
     ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
     return stream_read(ended)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from livestage.errors import LivestageError
+from livestage.influencers.auth import ManagedInfluencer
 from livestage.influencers.repository import InfluencerRepository
-from livestage.influencers.service import influencer as influencer_service
 from livestage.streams.endpoints import stream_read
 from livestage.streams.service import stream as stream_service
 from livestage.web.deps import (
     ActorDep,
     Ctx,
-    CurrentAdmin,
     CurrentInfluencer,
     DbSession,
     Now,
@@ -71,15 +68,11 @@ async def watch_page(request: Request, handle: str, session: DbSession, ctx: Ctx
 
 @router.post("/admin/influencers/{influencer_id}/stream/end")
 async def admin_end_stream(
-    _admin: CurrentAdmin,
+    found: ManagedInfluencer,
     session: DbSession,
     provider: ProviderDep,
     actor: ActorDep,
     now: Now,
-    influencer_id: uuid.UUID,
 ) -> Response:
-    found = await influencer_service.get(session, influencer_id)
     await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
-    return RedirectResponse(
-        f"/admin/influencers/{influencer_id}?notice=stream_ended", status_code=303
-    )
+    return RedirectResponse(f"/admin/influencers/{found.id}?notice=stream_ended", status_code=303)
