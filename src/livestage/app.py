@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from livestage import __version__, migrate
 from livestage.accounts import endpoints as accounts_endpoints
+from livestage.analytics import endpoints as analytics_endpoints
 from livestage.audit import endpoints as audit_endpoints
 from livestage.config import Settings
 from livestage.db import create_engine, create_sessionmaker
@@ -24,6 +25,7 @@ from livestage.providers.base import StreamingProvider
 from livestage.providers.factory import build_provider
 from livestage.streams import endpoints as streams_endpoints
 from livestage.streams import pages as streams_pages
+from livestage.tracking import endpoints as tracking_endpoints
 from livestage.web import system
 from livestage.web.context import AppContext
 from livestage.web.deps import CSRF_COOKIE, csrf_protect
@@ -42,6 +44,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit_endpoints.api,
     streams_endpoints.router,
     streams_pages.router,
+    tracking_endpoints.router,
+    analytics_endpoints.router,
 )
 
 
@@ -82,7 +86,11 @@ def create_app(
         try:
             await ensure_migrated(ctx)
             app.state.ctx = ctx
-            yield
+            worker = ctx.start_worker()
+            try:
+                yield
+            finally:
+                await worker.stop()
         finally:
             if chosen is not None and provider is None:
                 await chosen.aclose()

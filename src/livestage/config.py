@@ -43,7 +43,13 @@ class Settings(BaseSettings):
     hms_management_token_ttl_seconds: int = Field(default=3600, ge=60, le=90 * 86400)
     hms_sdk_url: str = "https://cdn.jsdelivr.net/npm/@100mslive/hms-video-store@0.12.37/+esm"
     webhook_secret: SecretStr = SecretStr("")
+    webhook_hmac_secret: SecretStr = SecretStr("")
+    webhook_allowed_networks: str = ""
     reconnect_grace_seconds: int = Field(default=60, ge=0)
+    reconcile_interval_seconds: float = Field(default=60.0, ge=0)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # Off only where something else drives processing (tests, a separate worker process).
+    worker_enabled: bool = True
     redis_url: str = ""
     log_level: str = "INFO"
     log_json: bool = False

@@ -15,9 +15,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from livestage.config import Settings
+from livestage.kit.db import discard_after_commit, run_after_commit
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # We issue BEGIN ourselves (below); the driver's implicit BEGIN would be DEFERRED.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -26,10 +29,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _begin_immediate(connection: Any) -> None:
+    """SQLite has one writer. A DEFERRED transaction that reads and then writes fails at once
+    with "database is locked" when another writer got in between; IMMEDIATE takes the write
+    lock up front, so concurrent requests and the worker wait (busy_timeout) instead."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     return create_async_engine(settings.database_url, pool_pre_ping=True, pool_size=10)
 
@@ -48,6 +59,8 @@ async def transaction(
             yield session
         except BaseException:
             await session.rollback()
+            discard_after_commit(session)
             raise
         else:
             await session.commit()
+            run_after_commit(session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -49,3 +50,17 @@ class IDMixin:
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+def on_commit(session: Any, callback: Callable[[], object]) -> None:
+    """Run `callback` once the session's transaction has committed (dropped on rollback)."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+def run_after_commit(session: Any) -> None:
+    for callback in session.info.pop("after_commit", []):
+        callback()
+
+
+def discard_after_commit(session: Any) -> None:
+    session.info.pop("after_commit", None)

@@ -3,8 +3,11 @@ from livestage.models.audit_log import AuditLog
 from livestage.models.influencer import Influencer
 from livestage.models.live_stream import LiveStream, StreamStatus, StreamStrategy
 from livestage.models.login_throttle import LoginThrottle
+from livestage.models.provider_event import ProviderEvent
+from livestage.models.stream_peer import StreamPeer
 from livestage.models.user import User, UserRole
 from livestage.models.user_session import UserSession
+from livestage.models.viewer_sample import ViewerSample
 
 __all__ = [
     "AuditLog",
@@ -12,9 +15,12 @@ __all__ = [
     "Influencer",
     "LiveStream",
     "LoginThrottle",
+    "ProviderEvent",
     "StreamStatus",
+    "StreamPeer",
     "StreamStrategy",
     "User",
     "UserRole",
     "UserSession",
+    "ViewerSample",
 ]

@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from livestage.kit.db import Base, IDMixin, TimestampMixin
@@ -63,9 +63,13 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     duration_seconds: Mapped[int | None] = mapped_column(default=None)
     end_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     failure_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Set while the broadcaster is away: the stream ends if they are not back within the grace.
+    broadcaster_left_at: Mapped[datetime | None] = mapped_column(default=None)
+    current_viewers: Mapped[int] = mapped_column(default=0)
     peak_viewers: Mapped[int] = mapped_column(default=0)
     unique_viewers: Mapped[int] = mapped_column(default=0)
-    total_watch_seconds: Mapped[int] = mapped_column(default=0)
-    avg_watch_seconds: Mapped[int] = mapped_column(default=0)
+    total_watch_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    avg_watch_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    recordings: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
 
     influencer: Mapped[Influencer] = relationship(lazy="joined", innerjoin=True)

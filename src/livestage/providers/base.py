@@ -60,6 +60,13 @@ class Peer:
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveSession:
+    id: str
+    started_at: datetime | None
+    peer_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class HlsStream:
     id: str
     room_id: str
@@ -93,6 +100,10 @@ class StreamingProvider(Protocol):
         ...
 
     async def list_peers(self, room_id: str) -> list[Peer]: ...
+
+    async def get_active_session(self, room_id: str) -> ActiveSession | None:
+        """The room's live session and its connected peers, or None when nothing is live."""
+        ...
 
     async def start_hls(self, room_id: str) -> HlsStream: ...
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 
 from livestage.influencers.auth import ManagedInfluencer
+from livestage.kit.db import on_commit
 from livestage.models import LiveStream
 from livestage.streams.schemas import (
     CurrentStream,
@@ -18,6 +22,8 @@ from livestage.streams.schemas import (
 )
 from livestage.streams.service import GoLiveResult
 from livestage.streams.service import stream as stream_service
+from livestage.tracking.updates import live_update
+from livestage.web.context import AppContext
 from livestage.web.deps import (
     ActorDep,
     Ctx,
@@ -37,6 +43,12 @@ def stream_read(stream: LiveStream) -> StreamRead:
             "handle": stream.influencer.handle,
         }
     )
+
+
+def _announce(session: AsyncSession, ctx: AppContext, stream: LiveStream) -> None:
+    """Tell open pages about the change once it is committed."""
+    update = live_update(stream)
+    on_commit(session, partial(ctx.broker.publish, update["handle"], update))
 
 
 def _go_live_response(result: GoLiveResult) -> Response:
@@ -86,15 +98,19 @@ async def current_stream(user: CurrentInfluencer, session: DbSession) -> Current
 
 
 @router.post("/streams/current/joined")
-async def joined(user: CurrentInfluencer, session: DbSession, now: Now) -> StreamRead:
-    return stream_read(await stream_service.mark_live(session, user, now=now))
+async def joined(user: CurrentInfluencer, session: DbSession, ctx: Ctx, now: Now) -> StreamRead:
+    stream = await stream_service.mark_live(session, user, now=now)
+    _announce(session, ctx, stream)
+    return stream_read(stream)
 
 
 @router.post("/streams/current/end")
 async def end_stream(
-    user: CurrentInfluencer, session: DbSession, provider: ProviderDep, now: Now
+    user: CurrentInfluencer, session: DbSession, ctx: Ctx, provider: ProviderDep, now: Now
 ) -> StreamRead:
-    return stream_read(await stream_service.end_own(session, user, provider=provider, now=now))
+    stream = await stream_service.end_own(session, user, provider=provider, now=now)
+    _announce(session, ctx, stream)
+    return stream_read(stream)
 
 
 @router.get("/live")
@@ -121,9 +137,11 @@ async def viewer_join(handle: str, session: DbSession, ctx: Ctx) -> JoinInfo:
 async def admin_end_stream(
     found: ManagedInfluencer,
     session: DbSession,
+    ctx: Ctx,
     provider: ProviderDep,
     actor: ActorDep,
     now: Now,
 ) -> StreamRead:
     ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
+    _announce(session, ctx, ended)
     return stream_read(ended)

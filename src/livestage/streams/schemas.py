@@ -36,8 +36,11 @@ class StreamRead(BaseModel):
     ended_at: datetime | None
     duration_seconds: int | None
     end_reason: str | None
+    current_viewers: int
     peak_viewers: int
     unique_viewers: int
+    total_watch_seconds: float
+    avg_watch_seconds: float
 
 
 class JoinInfo(BaseModel):

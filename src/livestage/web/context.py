@@ -16,6 +16,10 @@ from livestage.kit.crypto import SecretBox
 from livestage.kit.time import Clock, utc_now
 from livestage.providers.base import StreamingProvider, WebhookTarget
 from livestage.streams.service import GoLiveConfig
+from livestage.tracking.broker import LiveBroker
+from livestage.tracking.service import TrackingConfig
+from livestage.tracking.verification import WebhookPolicy
+from livestage.tracking.worker import TrackingWorker
 
 WEBHOOK_SECRET_HEADER = "X-Livestage-Webhook-Secret"
 
@@ -28,6 +32,41 @@ class AppContext:
     box: SecretBox
     provider: StreamingProvider | None = None
     clock: Clock = field(default=utc_now)
+    broker: LiveBroker = field(default_factory=LiveBroker)
+    worker: TrackingWorker | None = None
+
+    @property
+    def tracking_config(self) -> TrackingConfig:
+        return TrackingConfig(
+            broadcaster_role=self.settings.hms_broadcaster_role,
+            reconnect_grace=timedelta(seconds=self.settings.reconnect_grace_seconds),
+        )
+
+    @property
+    def webhook_policy(self) -> WebhookPolicy:
+        s = self.settings
+        networks = [n.strip() for n in s.webhook_allowed_networks.split(",") if n.strip()]
+        return WebhookPolicy(
+            secret_header=WEBHOOK_SECRET_HEADER,
+            secret=self.webhook_secret,
+            hmac_secret=s.webhook_hmac_secret.get_secret_value() or None,
+            allowed_networks=networks,
+        )
+
+    def start_worker(self) -> TrackingWorker:
+        self.worker = TrackingWorker(
+            self.sessionmaker,
+            self.tracking_config,
+            clock=self.clock,
+            broker=self.broker,
+            provider=self.provider,
+            poll_seconds=self.settings.worker_poll_seconds,
+            reconcile_seconds=self.settings.reconcile_interval_seconds,
+        )
+        if self.settings.worker_enabled:
+            self.worker.start()
+            self.worker.notify()
+        return self.worker
 
     @property
     def throttle_policy(self) -> ThrottlePolicy:

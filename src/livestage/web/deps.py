@@ -14,6 +14,7 @@ from livestage.accounts.service import account as account_service
 from livestage.audit.service import Actor
 from livestage.errors import Forbidden, LivestageError, Unauthorized
 from livestage.kit.crypto import constant_time_equals, random_token
+from livestage.kit.db import discard_after_commit, run_after_commit
 from livestage.models import User, UserRole, UserSession
 from livestage.providers.base import StreamingProvider
 from livestage.web.context import AppContext
@@ -41,12 +42,15 @@ async def get_db_session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
             yield session
         except LivestageError as error:
             await (session.commit() if error.keeps_changes else session.rollback())
+            discard_after_commit(session)
             raise
         except BaseException:
             await session.rollback()
+            discard_after_commit(session)
             raise
         else:
             await session.commit()
+            run_after_commit(session)
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

@@ -15,6 +15,7 @@ import structlog
 from livestage.config import Settings
 from livestage.kit.time import Clock, from_epoch, utc_now
 from livestage.providers.base import (
+    ActiveSession,
     HlsStream,
     JoinToken,
     Peer,
@@ -280,6 +281,18 @@ class HmsProvider:
             except HmsNotFound:
                 return []
         return [Peer(p.id, p.user_id, p.role, p.name, p.joined_at) for p in peers]
+
+    async def get_active_session(self, room_id: str) -> ActiveSession | None:
+        with self._translated(f"checking the live session of room {room_id}"):
+            try:
+                room = await self._client.get_active_room(room_id)
+            except HmsNotFound:
+                return None
+        if room.session is None:
+            return None
+        return ActiveSession(
+            room.session.id, room.session.created_at, frozenset(room.session.peers)
+        )
 
     async def start_hls(self, room_id: str) -> HlsStream:
         with self._translated(f"starting HLS in room {room_id}"):

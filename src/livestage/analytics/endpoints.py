@@ -1,0 +1,49 @@
+"""Stream analytics JSON: the influencer's own streams; every stream for admins."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from livestage.analytics.schemas import StreamAnalytics
+from livestage.analytics.service import analytics as analytics_service
+from livestage.streams.schemas import StreamRead
+from livestage.web.deps import CurrentAdmin, CurrentInfluencer, DbSession
+
+router = APIRouter(prefix="/api", tags=["analytics"])
+StatusFilter = Annotated[str | None, Query(pattern="^(starting|live|ended|failed)$")]
+
+
+@router.get("/streams/mine")
+async def my_streams(user: CurrentInfluencer, session: DbSession) -> list[StreamRead]:
+    return await analytics_service.my_streams(session, user)
+
+
+@router.get("/streams/mine/{stream_id}")
+async def my_stream(
+    user: CurrentInfluencer, session: DbSession, stream_id: uuid.UUID
+) -> StreamAnalytics:
+    return await analytics_service.detail(session, stream_id, owner=user)
+
+
+@router.get("/admin/streams", tags=["admin: streams"])
+async def all_streams(
+    _admin: CurrentAdmin,
+    session: DbSession,
+    status: StatusFilter = None,
+    handle: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[StreamRead]:
+    return await analytics_service.list_streams(
+        session, status=status, handle=handle, limit=limit, offset=offset
+    )
+
+
+@router.get("/admin/streams/{stream_id}", tags=["admin: streams"])
+async def stream_detail(
+    _admin: CurrentAdmin, session: DbSession, stream_id: uuid.UUID
+) -> StreamAnalytics:
+    return await analytics_service.detail(session, stream_id)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from livestage.kit.db import Base, IDMixin
+
+
+class StreamPeer(IDMixin, Base):
+    """One join of one participant (100ms gives every join a new peer id)."""
+
+    __tablename__ = "stream_peers"
+    __table_args__ = (UniqueConstraint("stream_id", "peer_id"),)
+
+    stream_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("live_streams.id", ondelete="CASCADE"), index=True
+    )
+    peer_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(64))
+    is_broadcaster: Mapped[bool] = mapped_column(default=False)
+    joined_at: Mapped[datetime | None] = mapped_column(default=None)
+    left_at: Mapped[datetime | None] = mapped_column(default=None)
+    # True when left_at was inferred (stream ended, reconciler) rather than reported.
+    left_inferred: Mapped[bool] = mapped_column(default=False)
+    leave_reason: Mapped[str | None] = mapped_column(String(200), default=None)

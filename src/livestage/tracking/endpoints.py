@@ -1,0 +1,88 @@
+"""100ms webhooks in, live updates out (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from livestage.errors import BadRequest, LivestageError, NotFound
+from livestage.influencers.repository import InfluencerRepository
+from livestage.kit.db import on_commit
+from livestage.streams.repository import StreamRepository
+from livestage.tracking.events import EnvelopeError
+from livestage.tracking.service import tracking as tracking_service
+from livestage.tracking.updates import live_update
+from livestage.tracking.verification import WebhookVerificationError, verify_webhook
+from livestage.web.deps import Ctx, DbSession, Now, client_ip
+
+router = APIRouter(tags=["tracking"])
+MAX_WEBHOOK_BYTES = 1_000_000
+HEARTBEAT_SECONDS = 15.0
+
+
+@router.post("/webhooks/100ms")
+async def hms_webhook(request: Request, session: DbSession, ctx: Ctx, now: Now) -> Response:
+    """Verify → store raw (once per event id) → 200. Processing happens in the worker."""
+    body = await request.body()
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise BadRequest("webhook body too large")
+    try:
+        verify_webhook(ctx.webhook_policy, request.headers, body, client_ip(request))
+        payload = json.loads(body)
+        stored = await tracking_service.ingest(session, "hms", payload, now=now)
+    except WebhookVerificationError as error:
+        raise LivestageError(error.message, status_code=error.status_code) from error
+    except (ValueError, EnvelopeError) as error:
+        raise BadRequest(f"not a 100ms webhook event: {error}") from error
+    if stored and ctx.worker is not None:
+        on_commit(session, ctx.worker.notify)
+    return JSONResponse({"status": "ok", "duplicate": not stored})
+
+
+async def _snapshot(session: DbSession, handle: str) -> dict[str, Any]:
+    influencer = await InfluencerRepository(session).get_by_handle(handle.lower())
+    if influencer is None:
+        raise NotFound(f"No influencer with the handle @{handle[:40]}.")
+    repository = StreamRepository(session)
+    stream = await repository.get_active(influencer.id) or await repository.get_latest(
+        influencer.id
+    )
+    if stream is None:
+        return {"handle": influencer.handle, "status": "offline", "viewers": 0, "peak": 0}
+    return live_update(stream)
+
+
+@router.get("/api/live/{handle}")
+async def live_state(handle: str, session: DbSession) -> dict[str, Any]:
+    """The stream's status and viewer count right now."""
+    return await _snapshot(session, handle)
+
+
+@router.get("/api/live/{handle}/events")
+async def live_events(handle: str, session: DbSession, ctx: Ctx) -> Response:
+    """Server-sent events: the current state, then every change (status, viewer count)."""
+    first = await _snapshot(session, handle)
+    key = first["handle"]
+
+    async def stream() -> AsyncIterator[str]:
+        async with ctx.broker.subscribe(key) as queue:
+            yield _sse(first)
+            while True:
+                try:
+                    update = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield _sse(update)
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+def _sse(message: dict[str, Any]) -> str:
+    return f"event: stream\ndata: {json.dumps(message)}\n\n"

@@ -1,0 +1,93 @@
+"""100ms webhook envelopes → our lifecycle facts (pure). Unknown types are stored, not applied."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from livestage.kit.time import parse_rfc3339
+
+
+class EnvelopeError(ValueError):
+    pass
+
+
+class Kind(enum.StrEnum):
+    session_open = "session.open.success"
+    session_close = "session.close.success"
+    peer_join = "peer.join.success"
+    peer_leave = "peer.leave.success"
+    peer_join_failure = "peer.join.failure"
+    peer_leave_failure = "peer.leave.failure"
+    room_end = "room.end.success"
+    role_change = "role.change.success"
+    hls_started = "hls.started.success"
+    hls_stopped = "hls.stopped.success"
+    hls_failure = "hls.failure"
+    hls_recording = "hls.recording.success"
+    beam_recording = "beam.recording.success"
+    recording = "recording.success"
+
+
+RECORDING_KINDS = {Kind.hls_recording, Kind.beam_recording, Kind.recording}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: str
+    type: str
+    timestamp: datetime | None
+    data: dict[str, Any]
+
+    @property
+    def kind(self) -> Kind | None:
+        try:
+            return Kind(self.type)
+        except ValueError:
+            return None
+
+    @property
+    def room_id(self) -> str | None:
+        return _text(self.data, "room_id")
+
+    @property
+    def session_id(self) -> str | None:
+        return _text(self.data, "session_id")
+
+    def time(self, field: str) -> datetime | None:
+        """A timestamp from `data`; Go's zero time (unset) counts as missing."""
+        value = self.data.get(field)
+        if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+            return None
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            return None
+
+    def text(self, field: str) -> str | None:
+        return _text(self.data, field)
+
+
+def parse_envelope(payload: Any) -> Envelope:
+    if not isinstance(payload, dict):
+        raise EnvelopeError("the body must be a JSON object")
+    event_id, event_type, data = payload.get("id"), payload.get("type"), payload.get("data")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 128:
+        raise EnvelopeError("the event has no valid id")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 64:
+        raise EnvelopeError("the event has no valid type")
+    if not isinstance(data, dict):
+        raise EnvelopeError("the event has no data object")
+    timestamp = payload.get("timestamp")
+    try:
+        when = parse_rfc3339(timestamp) if isinstance(timestamp, str) else None
+    except ValueError:
+        when = None
+    return Envelope(event_id, event_type, when, data)
+
+
+def _text(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livestage.models import LiveStream, ProviderEvent, StreamPeer, ViewerSample
+from livestage.models.live_stream import ACTIVE_STATUSES
+
+# Provider clocks and ours differ a little; an event may carry a time just before the stream row.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_if_absent(self, values: dict[str, Any]) -> bool:
+        """Store an event unless (source, external_id) is already there; True if it was new."""
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(ProviderEvent)
+            .values(id=uuid.uuid4(), **values)
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        )
+        result = await self.session.execute(statement)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def claim_unprocessed(self, limit: int) -> list[ProviderEvent]:
+        statement = (
+            select(ProviderEvent)
+            .where(ProviderEvent.processed_at.is_(None))
+            .order_by(ProviderEvent.received_at, ProviderEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(await self.session.scalars(statement))
+
+    async def count(self, *, processed: bool | None = None) -> int:
+        statement = select(func.count()).select_from(ProviderEvent)
+        if processed is not None:
+            column = ProviderEvent.processed_at
+            statement = statement.where(column.is_not(None) if processed else column.is_(None))
+        return int(await self.session.scalar(statement) or 0)
+
+
+class TrackingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def stream_for_event(
+        self, room_id: str | None, session_id: str | None, at: datetime | None
+    ) -> LiveStream | None:
+        if session_id:
+            found = await self.session.scalar(
+                select(LiveStream).where(LiveStream.session_id == session_id)
+            )
+            if found is not None:
+                return found
+        if not room_id:
+            return None
+        statement = select(LiveStream).where(LiveStream.room_id == room_id)
+        if at is not None:
+            statement = statement.where(LiveStream.created_at <= at + CLOCK_SKEW)
+        statement = statement.order_by(LiveStream.created_at.desc()).limit(1)
+        return await self.session.scalar(statement)
+
+    async def get_peer(self, stream_id: uuid.UUID, peer_id: str) -> StreamPeer | None:
+        return await self.session.scalar(
+            select(StreamPeer).where(
+                StreamPeer.stream_id == stream_id, StreamPeer.peer_id == peer_id
+            )
+        )
+
+    async def add_peer(self, peer: StreamPeer) -> StreamPeer:
+        self.session.add(peer)
+        await self.session.flush()
+        return peer
+
+    async def peers(self, stream_id: uuid.UUID) -> list[StreamPeer]:
+        statement = (
+            select(StreamPeer)
+            .where(StreamPeer.stream_id == stream_id)
+            .order_by(StreamPeer.joined_at, StreamPeer.peer_id)
+        )
+        return list(await self.session.scalars(statement))
+
+    async def close_open_peers(self, stream_id: uuid.UUID, at: datetime, reason: str) -> None:
+        await self.session.execute(
+            update(StreamPeer)
+            .where(StreamPeer.stream_id == stream_id, StreamPeer.left_at.is_(None))
+            .values(left_at=at, left_inferred=True, leave_reason=reason)
+        )
+
+    async def replace_samples(
+        self, stream_id: uuid.UUID, samples: list[tuple[datetime, int]]
+    ) -> None:
+        await self.session.execute(delete(ViewerSample).where(ViewerSample.stream_id == stream_id))
+        self.session.add_all(
+            ViewerSample(stream_id=stream_id, minute=minute, viewers=viewers)
+            for minute, viewers in samples
+        )
+        await self.session.flush()
+
+    async def samples(self, stream_id: uuid.UUID) -> list[ViewerSample]:
+        statement = (
+            select(ViewerSample)
+            .where(ViewerSample.stream_id == stream_id)
+            .order_by(ViewerSample.minute)
+        )
+        return list(await self.session.scalars(statement))
+
+    async def active_streams(self) -> list[LiveStream]:
+        return list(
+            await self.session.scalars(
+                select(LiveStream).where(LiveStream.status.in_(ACTIVE_STATUSES))
+            )
+        )

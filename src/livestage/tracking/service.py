@@ -1,0 +1,279 @@
+"""Provider events → stream facts. Ingest stores raw events; processing applies them.
+
+Every figure is recomputed from the stored peer rows (see `analytics`), and every status change
+only moves forward, so duplicates, reordering and replays end in the same state as in order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus
+from livestage.streams import lifecycle
+from livestage.tracking import analytics
+from livestage.tracking.events import RECORDING_KINDS, Envelope, Kind, parse_envelope
+from livestage.tracking.repository import EventRepository, TrackingRepository
+
+log = structlog.get_logger()
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingConfig:
+    broadcaster_role: str
+    reconnect_grace: timedelta
+
+
+@dataclass
+class BatchResult:
+    processed: int = 0
+    failed: int = 0
+    touched: set[uuid.UUID] = field(default_factory=set)
+
+
+class TrackingService:
+    async def ingest(
+        self, session: AsyncSession, source: str, payload: dict[str, Any], *, now: datetime
+    ) -> bool:
+        """Store the raw event once (duplicates are no-ops). True when it was new."""
+        envelope = parse_envelope(payload)
+        return await EventRepository(session).insert_if_absent(
+            {
+                "source": source,
+                "external_id": envelope.id,
+                "type": envelope.type,
+                "payload": payload,
+                "occurred_at": envelope.timestamp,
+                "received_at": now,
+            }
+        )
+
+    async def process_pending(
+        self, session: AsyncSession, config: TrackingConfig, *, now: datetime, limit: int = 200
+    ) -> BatchResult:
+        """Apply a batch of stored events, then recompute the streams they touched."""
+        result = BatchResult()
+        for event in await EventRepository(session).claim_unprocessed(limit):
+            try:
+                async with session.begin_nested():
+                    stream_id = await self._apply(session, event, config)
+            except Exception as error:  # one bad event must not block the inbox
+                event.attempts += 1
+                event.error = f"{type(error).__name__}: {error}"[:2000]
+                if event.attempts >= MAX_ATTEMPTS:
+                    event.processed_at = now
+                result.failed += 1
+                log.warning("tracking.event_failed", event_id=event.external_id, error=event.error)
+                continue
+            event.processed_at, event.stream_id, event.error = now, stream_id, None
+            result.processed += 1
+            if stream_id is not None:
+                result.touched.add(stream_id)
+        for stream_id in result.touched:
+            await self.recompute(session, stream_id, config, now=now)
+        return result
+
+    async def _apply(
+        self, session: AsyncSession, event: ProviderEvent, config: TrackingConfig
+    ) -> uuid.UUID | None:
+        envelope = parse_envelope(event.payload)
+        kind = envelope.kind
+        if kind is None:
+            return None
+        repository = TrackingRepository(session)
+        at = _event_time(envelope)
+        stream = await repository.stream_for_event(envelope.room_id, envelope.session_id, at)
+        if stream is None:
+            return None
+        if envelope.session_id and stream.session_id is None:
+            stream.session_id = envelope.session_id
+        started = envelope.time("session_started_at")
+        if started is not None and (stream.started_at is None or started < stream.started_at):
+            stream.started_at = started
+        await HANDLERS.get(kind, _ignore)(repository, stream, envelope, config)
+        return stream.id
+
+    async def recompute(
+        self, session: AsyncSession, stream_id: uuid.UUID, config: TrackingConfig, *, now: datetime
+    ) -> LiveStream | None:
+        stream = await session.get(LiveStream, stream_id)
+        if stream is None:
+            return None
+        repository = TrackingRepository(session)
+        peers = await repository.peers(stream_id)
+        viewers = [
+            analytics.Interval(p.user_id, p.joined_at, p.left_at)
+            for p in peers
+            if not p.is_broadcaster and p.joined_at is not None
+        ]
+        stats = analytics.viewer_stats(
+            viewers, start=stream.started_at, end=stream.ended_at, now=now
+        )
+        stream.current_viewers = stats.current if stream.status == StreamStatus.live else 0
+        stream.peak_viewers, stream.unique_viewers = stats.peak, stats.unique
+        stream.total_watch_seconds = stats.total_watch_seconds
+        stream.avg_watch_seconds = stats.average_watch_seconds
+        stream.broadcaster_left_at = _broadcaster_away_since(peers)
+        if stream.ended_at is not None:
+            stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, stream.ended_at)
+        await repository.replace_samples(stream_id, stats.per_minute)
+        return stream
+
+    async def end_after_grace(
+        self, session: AsyncSession, config: TrackingConfig, *, now: datetime
+    ) -> list[LiveStream]:
+        """End live streams whose broadcaster left more than the grace window ago."""
+        ended = []
+        for stream in await TrackingRepository(session).active_streams():
+            away = stream.broadcaster_left_at
+            if stream.status == StreamStatus.live and away and now - away > config.reconnect_grace:
+                await end_stream(TrackingRepository(session), stream, away, "broadcaster_left")
+                ended.append(stream)
+        for stream in ended:
+            await self.recompute(session, stream.id, config, now=now)
+        return ended
+
+
+def _event_time(envelope: Envelope) -> datetime | None:
+    for name in ("joined_at", "left_at", "session_started_at", "session_stopped_at"):
+        if (value := envelope.time(name)) is not None:
+            return value
+    return envelope.timestamp
+
+
+def _broadcaster_away_since(peers: list[StreamPeer]) -> datetime | None:
+    broadcasters = [p for p in peers if p.is_broadcaster and p.joined_at is not None]
+    if not broadcasters or any(p.left_at is None for p in broadcasters):
+        return None
+    return max(p.left_at for p in broadcasters if p.left_at is not None)
+
+
+async def _peer(
+    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, config: TrackingConfig
+) -> StreamPeer | None:
+    peer_id = envelope.text("peer_id")
+    if peer_id is None:
+        return None
+    peer = await repository.get_peer(stream.id, peer_id)
+    if peer is None:
+        peer = await repository.add_peer(
+            StreamPeer(
+                stream_id=stream.id,
+                peer_id=peer_id,
+                user_id=envelope.text("user_id") or peer_id,
+                name=envelope.text("user_name") or "",
+                role=envelope.text("role") or "",
+                is_broadcaster=envelope.text("role") == config.broadcaster_role,
+            )
+        )
+    if peer.joined_at is None:
+        peer.joined_at = envelope.time("joined_at")
+    if stream.ended_at is not None and peer.left_at is None:
+        # A join that arrives after the end: close it at the end until its own leave arrives.
+        peer.left_at, peer.left_inferred = stream.ended_at, True
+    return peer
+
+
+async def _on_join(
+    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, config: TrackingConfig
+) -> None:
+    peer = await _peer(repository, stream, envelope, config)
+    if peer is None or not peer.is_broadcaster or peer.joined_at is None:
+        return
+    if stream.status == StreamStatus.starting:
+        stream.status = StreamStatus.live
+        stream.started_at = min(filter(None, (stream.started_at, peer.joined_at)))
+
+
+async def _on_leave(
+    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, config: TrackingConfig
+) -> None:
+    peer = await _peer(repository, stream, envelope, config)
+    if peer is None:
+        return
+    left = envelope.time("left_at") or envelope.timestamp
+    if peer.left_at is None or peer.left_inferred:
+        peer.left_at, peer.left_inferred = left, False
+        peer.leave_reason = envelope.text("reason") or envelope.text("message")
+
+
+async def _on_role_change(
+    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, config: TrackingConfig
+) -> None:
+    peer = await _peer(repository, stream, envelope, config)
+    if peer is not None and (role := envelope.text("role")):
+        peer.role, peer.is_broadcaster = role, role == config.broadcaster_role
+
+
+async def end_stream(
+    repository: TrackingRepository, stream: LiveStream, at: datetime | None, reason: str
+) -> None:
+    if stream.status not in (StreamStatus.starting, StreamStatus.live) or at is None:
+        return
+    stream.status = lifecycle.check_transition(stream.status, StreamStatus.ended)
+    stream.ended_at, stream.end_reason = at, reason
+    await repository.close_open_peers(stream.id, at, reason)
+
+
+async def _on_session_close(
+    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+) -> None:
+    await end_stream(
+        repository,
+        stream,
+        envelope.time("session_stopped_at") or envelope.timestamp,
+        "session_closed",
+    )
+
+
+async def _on_room_end(
+    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+) -> None:
+    await end_stream(repository, stream, envelope.timestamp, "room_ended")
+
+
+async def _on_hls_started(
+    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+) -> None:
+    stream.hls_url = envelope.text("url") or stream.hls_url
+
+
+async def _on_recording(
+    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+) -> None:
+    path = (
+        envelope.text("recording_path")
+        or envelope.text("hls_vod_recording_path")
+        or envelope.text("location")
+    )
+    entry = {
+        "type": envelope.type,
+        "path": path,
+        "size": envelope.data.get("size"),
+        "duration": envelope.data.get("duration"),
+    }
+    if entry not in stream.recordings:
+        stream.recordings = [*stream.recordings, entry]
+
+
+async def _ignore(*_: Any) -> None:
+    return None
+
+
+HANDLERS = {
+    Kind.peer_join: _on_join,
+    Kind.peer_leave: _on_leave,
+    Kind.role_change: _on_role_change,
+    Kind.session_close: _on_session_close,
+    Kind.room_end: _on_room_end,
+    Kind.hls_started: _on_hls_started,
+    **dict.fromkeys(RECORDING_KINDS, _on_recording),
+}
+
+tracking = TrackingService()

@@ -1,0 +1,54 @@
+"""Webhook authenticity (pure). A missing secret means the endpoint is off, not open."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+class WebhookVerificationError(Exception):
+    def __init__(self, message: str, *, status_code: int = 401) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookPolicy:
+    secret_header: str
+    secret: str | None
+    hmac_secret: str | None = None
+    allowed_networks: Sequence[str] = ()
+
+
+def verify_webhook(
+    policy: WebhookPolicy, headers: Mapping[str, str], body: bytes, client_ip: str | None
+) -> None:
+    """Raise WebhookVerificationError unless the request carries our secret (and HMAC / IP)."""
+    if not policy.secret:
+        raise WebhookVerificationError(
+            "webhooks are disabled: no secret is configured", status_code=503
+        )
+    if policy.allowed_networks and not _ip_allowed(client_ip, policy.allowed_networks):
+        raise WebhookVerificationError("source address not allowed", status_code=403)
+    presented = headers.get(policy.secret_header.lower(), "")
+    if not hmac.compare_digest(presented.encode(), policy.secret.encode()):
+        raise WebhookVerificationError("missing or wrong webhook secret header")
+    if policy.hmac_secret:
+        expected = hmac.new(policy.hmac_secret.encode(), body, hashlib.sha256).hexdigest()
+        signature = headers.get("x-100ms-signature", "")
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            raise WebhookVerificationError("missing or wrong x-100ms-signature")
+
+
+def _ip_allowed(client_ip: str | None, networks: Sequence[str]) -> bool:
+    if client_ip is None:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)

@@ -1,0 +1,126 @@
+"""The in-process worker: applies stored events, ends streams after the grace, reconciles.
+
+Owned by the app lifespan. Events are processed from the database, never from memory, so an
+event stored before a crash is processed after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from livestage.db import transaction
+from livestage.kit.db import on_commit
+from livestage.kit.time import Clock
+from livestage.models import LiveStream
+from livestage.providers.base import StreamingProvider
+from livestage.tracking.broker import LiveBroker
+from livestage.tracking.reconciler import ReconcileReport, reconcile
+from livestage.tracking.service import TrackingConfig
+from livestage.tracking.service import tracking as tracking_service
+from livestage.tracking.updates import live_update
+
+log = structlog.get_logger()
+BATCH = 200
+
+
+class TrackingWorker:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        config: TrackingConfig,
+        *,
+        clock: Clock,
+        broker: LiveBroker,
+        provider: StreamingProvider | None,
+        poll_seconds: float,
+        reconcile_seconds: float,
+    ) -> None:
+        self.sessionmaker, self.config, self.clock = sessionmaker, config, clock
+        self.broker, self.provider = broker, provider
+        self.poll_seconds, self.reconcile_seconds = poll_seconds, reconcile_seconds
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._events_loop()))
+        if self.provider is not None and self.reconcile_seconds > 0:
+            self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def drain(self) -> int:
+        """Process every stored event; returns how many were applied."""
+        async with self._lock:
+            total = 0
+            while True:
+                async with transaction(self.sessionmaker) as session:
+                    result = await tracking_service.process_pending(
+                        session, self.config, now=self.clock(), limit=BATCH
+                    )
+                    await self._publish(session, result.touched)
+                total += result.processed
+                if result.processed + result.failed < BATCH:
+                    return total
+
+    async def end_after_grace(self) -> list[LiveStream]:
+        async with self._lock, transaction(self.sessionmaker) as session:
+            ended = await tracking_service.end_after_grace(session, self.config, now=self.clock())
+            await self._publish(session, {s.id for s in ended})
+            return ended
+
+    async def reconcile(self) -> ReconcileReport | None:
+        if self.provider is None:
+            return None
+        async with self._lock, transaction(self.sessionmaker) as session:
+            report = await reconcile(session, self.provider, self.config, now=self.clock())
+            await self._publish(session, {s.id for s in report.ended})
+            return report
+
+    async def _events_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+            await _logged(self.drain)
+            await _logged(self.end_after_grace)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reconcile_seconds)
+            await _logged(self.reconcile)
+
+    async def _publish(self, session: AsyncSession, stream_ids: set[Any]) -> None:
+        updates = []
+        for stream_id in stream_ids:
+            stream = await session.get(LiveStream, stream_id)
+            if stream is not None:
+                updates.append(live_update(stream))
+        for update in updates:
+            on_commit(session, partial(self._send, update))
+
+    def _send(self, update: dict[str, Any]) -> None:
+        self.broker.publish(update["handle"], update)
+
+
+async def _logged(work: Callable[[], Awaitable[object]]) -> None:
+    try:
+        await work()
+    except Exception:  # the loop must survive any one failure; the next tick retries
+        log.exception("tracking.worker_error")

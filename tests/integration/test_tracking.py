@@ -1,0 +1,236 @@
+"""Webhooks in → exact stream facts, whatever the order or duplication; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from livestage.models import ProviderEvent, StreamPeer, ViewerSample
+from livestage.web.context import WEBHOOK_SECRET_HEADER, AppContext
+from tests.support.emulator import EmulatorHandle
+from tests.support.fixtures import FakeClock, InfluencerAccount, create_influencer, login_influencer
+from tests.support.hms_events import SessionScript, visit
+
+pytestmark = pytest.mark.asyncio
+START = {"title": "Tracked", "description": ""}
+
+
+@pytest.fixture
+def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
+    return {
+        "hms_access_key": emulator.access_key,
+        "hms_app_secret": emulator.app_secret,
+        "hms_api_url": emulator.api_url,
+        "hms_auth_url": emulator.auth_url,
+        "worker_enabled": False,
+    }
+
+
+@pytest_asyncio.fixture
+async def creator(ctx: AppContext) -> InfluencerAccount:
+    return await create_influencer(ctx, "alice")
+
+
+@pytest_asyncio.fixture
+async def stream(client: httpx.AsyncClient, creator: InfluencerAccount) -> dict[str, Any]:
+    await login_influencer(client, creator)
+    body: dict[str, Any] = (await client.post("/api/streams", json=START)).json()["stream"]
+    return body
+
+
+async def _post(
+    client: httpx.AsyncClient, ctx: AppContext, event: dict[str, Any]
+) -> httpx.Response:
+    return await client.post(
+        "/webhooks/100ms", json=event, headers={WEBHOOK_SECRET_HEADER: ctx.webhook_secret}
+    )
+
+
+async def _deliver(
+    client: httpx.AsyncClient, ctx: AppContext, events: list[dict[str, Any]]
+) -> None:
+    for event in events:
+        assert (await _post(client, ctx, event)).status_code == 200
+    assert ctx.worker is not None
+    await ctx.worker.drain()
+
+
+def _script(stream: dict[str, Any], clock: FakeClock) -> tuple[SessionScript, list[dict[str, Any]]]:
+    """Broadcaster live 10 min; 5 viewers (one user twice); known truth."""
+    t0 = clock() + timedelta(seconds=5)
+    script = SessionScript(room_id=stream["room_id"])
+    events = [script.open(t0)]
+    events += visit(script, "host", "broadcaster", t0, 600)
+    events += visit(script, "v1", "viewer", t0 + timedelta(seconds=10), 100)
+    events += visit(script, "v2", "viewer", t0 + timedelta(seconds=50), 200)
+    events += visit(script, "v1", "viewer", t0 + timedelta(seconds=110), 30)
+    events += visit(script, "v3", "viewer", t0 + timedelta(seconds=250), 100)
+    events += visit(script, "v4", "viewer", t0 + timedelta(seconds=349), 1)
+    events.append(script.close(t0 + timedelta(seconds=600)))
+    return script, events
+
+
+TRUTH = {
+    "peak_viewers": 2,
+    "unique_viewers": 4,
+    "total_watch_seconds": 431.0,
+    "duration_seconds": 600,
+    "status": "ended",
+}
+
+
+async def _facts(client: httpx.AsyncClient, ctx: AppContext, stream_id: str) -> dict[str, Any]:
+    key = uuid.UUID(stream_id)
+    async with ctx.sessionmaker() as session:
+        peers = await session.scalar(
+            select(func.count()).select_from(StreamPeer).where(StreamPeer.stream_id == key)
+        )
+        samples = list(
+            await session.scalars(
+                select(ViewerSample.viewers)
+                .where(ViewerSample.stream_id == key)
+                .order_by(ViewerSample.minute)
+            )
+        )
+    current = (await client.get("/api/streams/mine")).json()
+    found = next(s for s in current if s["id"] == stream_id)
+    return {**{k: found[k] for k in TRUTH}, "peers": peers, "samples": samples}
+
+
+class TestIngest:
+    async def test_in_order_gives_the_true_numbers(
+        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        _, events = _script(stream, clock)
+        await _deliver(client, ctx, events)
+        facts = await _facts(client, ctx, stream["id"])
+        assert {k: facts[k] for k in TRUTH} == TRUTH
+        assert facts["peers"] == 6
+        assert max(facts["samples"]) == 2
+        assert len(facts["samples"]) in (10, 11)
+
+    async def test_shuffled_and_duplicated_gives_the_same_numbers(
+        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        _, events = _script(stream, clock)
+        chaos = [e for e in events for _ in range(random.Random(1).randint(1, 3))]
+        random.Random(42).shuffle(chaos)
+        in_order_samples = None
+        await _deliver(client, ctx, chaos)
+        facts = await _facts(client, ctx, stream["id"])
+        assert {k: facts[k] for k in TRUTH} == TRUTH
+        assert facts["peers"] == 6
+        async with ctx.sessionmaker() as session:
+            stored = await session.scalar(select(func.count()).select_from(ProviderEvent))
+        assert stored == len(events)
+        assert in_order_samples is None
+
+    async def test_duplicate_delivery_is_acknowledged_and_not_stored_twice(
+        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        script = SessionScript(room_id=stream["room_id"])
+        event = script.open(clock())
+        first, again = await _post(client, ctx, event), await _post(client, ctx, event)
+        assert first.json() == {"status": "ok", "duplicate": False}
+        assert again.json() == {"status": "ok", "duplicate": True}
+
+    async def test_broadcaster_join_makes_the_stream_live(
+        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        script = SessionScript(room_id=stream["room_id"])
+        await _deliver(
+            client, ctx, [script.open(clock()), script.join("p1", "host", "broadcaster", clock())]
+        )
+        state = (await client.get("/api/live/alice")).json()
+        assert state["status"] == "live"
+        assert state["viewers"] == 0
+
+
+class TestVerification:
+    async def test_missing_or_wrong_secret_is_401_and_nothing_is_stored(
+        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        event = SessionScript(room_id=stream["room_id"]).open(clock())
+        missing = await client.post("/webhooks/100ms", json=event)
+        wrong = await client.post(
+            "/webhooks/100ms", json=event, headers={WEBHOOK_SECRET_HEADER: "guess"}
+        )
+        assert missing.status_code == wrong.status_code == 401
+        async with ctx.sessionmaker() as session:
+            assert await session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
+
+    async def test_not_an_event_is_400(self, client: httpx.AsyncClient, ctx: AppContext) -> None:
+        headers = {WEBHOOK_SECRET_HEADER: ctx.webhook_secret}
+        for body in (b"not json", b"[]", b'{"id": "x"}', b'{"id": "x", "type": "t", "data": 5}'):
+            response = await client.post("/webhooks/100ms", content=body, headers=headers)
+            assert response.status_code == 400
+
+
+class TestGraceAndReconcile:
+    async def test_broadcaster_back_within_grace_keeps_the_stream_live(
+        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        script = SessionScript(room_id=stream["room_id"])
+        t0 = clock()
+        first = visit(script, "host", "broadcaster", t0, 30)
+        back = script.join("p2", "host", "broadcaster", t0 + timedelta(seconds=50))
+        await _deliver(client, ctx, [script.open(t0), *first, back])
+        clock.advance(seconds=200)
+        assert ctx.worker is not None
+        assert await ctx.worker.end_after_grace() == []
+        assert (await client.get("/api/live/alice")).json()["status"] == "live"
+
+    async def test_broadcaster_gone_past_grace_ends_the_stream(
+        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        script = SessionScript(room_id=stream["room_id"])
+        t0 = clock()
+        await _deliver(
+            client, ctx, [script.open(t0), *visit(script, "host", "broadcaster", t0, 30)]
+        )
+        clock.advance(seconds=61)
+        assert ctx.worker is not None
+        assert await ctx.worker.end_after_grace() == []
+        clock.advance(seconds=30)
+        ended = await ctx.worker.end_after_grace()
+        assert len(ended) == 1
+        state = (await client.get("/api/live/alice")).json()
+        assert state["status"] == "ended"
+        assert state["ended_at"].startswith((t0 + timedelta(seconds=30)).isoformat()[:19])
+
+    async def test_reconciler_ends_a_stream_whose_session_is_gone(
+        self,
+        client: httpx.AsyncClient,
+        ctx: AppContext,
+        stream: dict[str, Any],
+        clock: FakeClock,
+        emulator: EmulatorHandle,
+    ) -> None:
+        await client.post("/api/streams/current/joined")
+        assert ctx.worker is not None
+        report = await ctx.worker.reconcile()
+        assert report is not None
+        assert [s.id for s in report.ended] == [uuid.UUID(stream["id"])]
+        assert (await client.get("/api/live/alice")).json()["status"] == "ended"
+
+    async def test_reconciler_keeps_a_stream_with_a_live_session(
+        self,
+        client: httpx.AsyncClient,
+        ctx: AppContext,
+        stream: dict[str, Any],
+        emulator: EmulatorHandle,
+    ) -> None:
+        emulator.control.join_peer(stream["room_id"], user_id="host", role="broadcaster")
+        await client.post("/api/streams/current/joined")
+        assert ctx.worker is not None
+        report = await ctx.worker.reconcile()
+        assert report is not None
+        assert report.ended == []
+        assert (await client.get("/api/live/alice")).json()["status"] == "live"
