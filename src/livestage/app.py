@@ -13,6 +13,7 @@ from starlette.responses import Response
 from livestage import __version__, migrate
 from livestage.accounts import endpoints as accounts_endpoints
 from livestage.analytics import endpoints as analytics_endpoints
+from livestage.analytics import pages as analytics_pages
 from livestage.audit import endpoints as audit_endpoints
 from livestage.config import Settings
 from livestage.db import create_engine, create_sessionmaker
@@ -46,6 +47,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     streams_pages.router,
     tracking_endpoints.router,
     analytics_endpoints.router,
+    analytics_pages.router,
 )
 
 
@@ -91,6 +93,7 @@ def create_app(
                 yield
             finally:
                 await worker.stop()
+                await ctx.inbox.stop()
         finally:
             if chosen is not None and provider is None:
                 await chosen.aclose()
@@ -101,13 +104,13 @@ def create_app(
         title="livestage",
         version=__version__,
         lifespan=lifespan,
-        dependencies=[Depends(csrf_protect)],
     )
     install_error_handlers(app)
     app.middleware("http")(_cookie_and_security_headers(settings))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(csrf_protect)])
+    app.include_router(tracking_endpoints.webhook_router)
     return app
 
 

@@ -28,9 +28,11 @@ app = typer.Typer(
 admin_app = typer.Typer(help="Admin accounts.", no_args_is_help=True)
 influencer_app = typer.Typer(help="Influencer accounts.", no_args_is_help=True)
 hms_app = typer.Typer(help="100ms credentials and tokens.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="100ms webhooks: secret, replay.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(influencer_app, name="influencer")
 app.add_typer(hms_app, name="hms")
+app.add_typer(webhooks_app, name="webhooks")
 
 T = TypeVar("T")
 CLI = Actor(None, "cli")
@@ -157,6 +159,49 @@ def hms_setup(name: str = "livestage") -> None:
 
     template_id = _run(work)
     typer.echo(f"template {name!r} ready: set LIVESTAGE_HMS_TEMPLATE_ID={template_id}")
+
+
+@app.command()
+def reconcile() -> None:
+    """Ask 100ms about every stream livestage thinks is live, and repair what webhooks missed."""
+    from livestage.tracking.offline import reconcile_once
+
+    report = _run(reconcile_once)
+    typer.echo(
+        f"checked {report.checked} streams: ended {len(report.ended)}, closed "
+        f"{report.peers_closed} peers"
+    )
+    for error in report.errors:
+        typer.secho(f"  could not check {error}", fg="yellow")
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    since: Annotated[str, typer.Option(help="RFC 3339 start, e.g. 2026-11-21T10:00:00Z")],
+    until: Annotated[str | None, typer.Option(help="RFC 3339 end (default: now)")] = None,
+) -> None:
+    """Pull events from 100ms's webhook history into the inbox (duplicates are skipped)."""
+    from livestage.kit.time import parse_rfc3339
+    from livestage.tracking.offline import replay_history
+
+    try:
+        start = parse_rfc3339(since)
+        end = parse_rfc3339(until) if until else utc_now()
+    except ValueError as error:
+        raise typer.BadParameter(f"not an RFC 3339 time: {error}") from error
+    result = _run(lambda settings: replay_history(settings, since=start, until=end))
+    typer.echo(
+        f"read {result.read} events: {result.new} new, {result.duplicates} already stored; "
+        f"applied {result.applied}"
+    )
+
+
+@webhooks_app.command("secret")
+def webhooks_secret() -> None:
+    """The header 100ms must send (set it on the dashboard's workspace webhook if you use one)."""
+    from livestage.web.context import WEBHOOK_SECRET_HEADER, webhook_secret
+
+    typer.echo(f"{WEBHOOK_SECRET_HEADER}: {webhook_secret(Settings())}")
 
 
 @app.command()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
@@ -49,12 +51,27 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+_gates: WeakKeyDictionary[AsyncEngine, asyncio.Lock] = WeakKeyDictionary()
+
+
+def write_gate(engine: AsyncEngine | None) -> AbstractAsyncContextManager[object]:
+    """SQLite allows one writer, and its busy handler is not fair: a busy worker can starve
+    requests. Transactions on a SQLite engine therefore queue on one FIFO lock per engine;
+    PostgreSQL needs no gate."""
+    if engine is None or engine.dialect.name != "sqlite":
+        return nullcontext()
+    gate = _gates.get(engine)
+    if gate is None:
+        gate = _gates[engine] = asyncio.Lock()
+    return gate
+
+
 @asynccontextmanager
 async def transaction(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
     """Commit when the block succeeds, roll back when it raises."""
-    async with sessionmaker() as session:
+    async with write_gate(sessionmaker.kw.get("bind")), sessionmaker() as session:
         try:
             yield session
         except BaseException:

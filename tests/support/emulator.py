@@ -6,6 +6,9 @@ Fixtures:
   server for tests that need their own clock, secret, webhook delays or HIPAA signing.
 - `webhook_receiver`: a tiny HTTP server that records POSTs and answers a chosen status.
 
+`handle.control` drives `/_emulator` (peers, scripts, ground truth, chaos, faults, logs) and the
+analytics webhook history / replay API under `/v2` (with a fresh management token per call).
+
 Credentials are generated per run; nothing here is a real 100ms key.
 """
 
@@ -18,7 +21,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +37,31 @@ from livestage.providers.emulator import EmulatorConfig, create_emulator_app
 from tests.support.network_guard import is_loopback
 
 FAST_RETRY_DELAYS = (0.05, 0.1, 0.2)
+# Default window of the history / replay helpers: every event a test can have produced.
+ALL_TIME = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+
+
+def rfc3339(value: datetime) -> str:
+    """A datetime as the emulator takes it in scripts and history filters (microseconds, `Z`)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def join_op(
+    user_id: str, at: datetime, *, role: str = "viewer", peer_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A script `join` op; pass `peer_id` (a UUID) to leave it later in the same script."""
+    op = {"op": "join", "user_id": user_id, "role": role, "at": rfc3339(at), **extra}
+    if peer_id is not None:
+        op["peer_id"] = peer_id
+    return op
+
+
+def leave_op(peer_id: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {"op": "leave", "peer_id": peer_id, "at": rfc3339(at), **extra}
+
+
+def _time_param(value: datetime | str) -> str:
+    return rfc3339(value) if isinstance(value, datetime) else value
 
 
 def mint_management_token(
@@ -82,10 +111,13 @@ def wait_until(check: Callable[[], Any], *, timeout: float = 5.0, interval: floa
 
 
 class EmulatorControl:
-    """Synchronous helpers over `/_emulator` (simulated peers, faults, logs)."""
+    """Synchronous helpers over `/_emulator` (simulated peers, faults, logs) and, given the
+    emulator's config, the `/v2/analytics/webhooks` history and replay API."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, config: EmulatorConfig | None = None) -> None:
         self.http = httpx.Client(base_url=f"{base_url}/_emulator", timeout=10)
+        self.api = httpx.Client(base_url=f"{base_url}/v2", timeout=10)
+        self._config = config
 
     def _call(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
@@ -141,8 +173,150 @@ class EmulatorControl:
     def reset(self) -> None:
         self._call("POST", "/reset")
 
+    # Scripted sessions and their ground truth.
+
+    def script(
+        self, room_id: str, events: Sequence[Mapping[str, Any]], *, expect: int = 201
+    ) -> dict[str, Any]:
+        """Apply join/leave ops (see `join_op`, `leave_op`) in order; returns `{"room_id",
+        "peer_ids" (one per join, in order), "session_ids", "events_emitted"}`."""
+        body = {"events": [dict(e) for e in events]}
+        result: dict[str, Any] = self._call("POST", f"/rooms/{room_id}/script", expect, json=body)
+        return result
+
+    def ground_truths(self, room_id: str) -> list[dict[str, Any]]:
+        """Ground truth of every session of the room, oldest first."""
+        return list(self._call("GET", f"/rooms/{room_id}/ground-truth")["data"])
+
+    def ground_truth(self, room_id: str, session_id: str | None = None) -> dict[str, Any]:
+        """One session's ground truth; without `session_id` the room must have exactly one."""
+        params = {"session_id": session_id} if session_id else {}
+        data = self._call("GET", f"/rooms/{room_id}/ground-truth", params=params)["data"]
+        assert len(data) == 1, f"room {room_id} has {len(data)} sessions; pass session_id"
+        result: dict[str, Any] = data[0]
+        return result
+
+    # Webhook delivery: chaos mode and progress.
+
+    def set_chaos(
+        self,
+        *,
+        duplicates_min: int = 1,
+        duplicates_max: int = 3,
+        max_delay_seconds: float = 0.5,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Turn chaos delivery on; returns the settings (with the seed used)."""
+        body = {
+            "duplicates_min": duplicates_min,
+            "duplicates_max": duplicates_max,
+            "max_delay_seconds": max_delay_seconds,
+            "seed": seed,
+        }
+        result: dict[str, Any] = self._call("POST", "/webhook-chaos", json=body)["chaos"]
+        return result
+
+    def clear_chaos(self) -> None:
+        self._call("DELETE", "/webhook-chaos")
+
+    def chaos(self) -> dict[str, Any]:
+        """`{"chaos": settings | None, "plan": [{"event_id", "type", "replay", "delays"}]}`."""
+        result: dict[str, Any] = self._call("GET", "/webhook-chaos")
+        return result
+
+    def webhook_summary(self) -> dict[str, Any]:
+        """`{"events", "success", "failed", "pending", "deliveries_in_flight"}`."""
+        result: dict[str, Any] = self._call("GET", "/webhooks/summary")
+        return result
+
+    def wait_for_deliveries(self, *, timeout: float = 10.0) -> dict[str, Any]:
+        """Wait until no delivery (copy, retry or replay) is under way; returns the summary."""
+        result: dict[str, Any] = wait_until(self._settled, timeout=timeout)
+        return result
+
+    def _settled(self) -> dict[str, Any] | None:
+        summary = self.webhook_summary()
+        return summary if summary["deliveries_in_flight"] == 0 else None
+
+    # The 100ms analytics webhook history / replay API.
+
+    def webhook_history(
+        self,
+        *,
+        start_time: datetime | str = ALL_TIME[0],
+        end_time: datetime | str = ALL_TIME[1],
+        expect: int = 200,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """One page of `GET /v2/analytics/webhooks`. Filters: room_id, status, event_names
+        (a list or a comma string), limit, page."""
+        if isinstance(names := filters.get("event_names"), list | tuple):
+            filters["event_names"] = ",".join(names)
+        params = {
+            "start_time": _time_param(start_time),
+            "end_time": _time_param(end_time),
+            **{k: v for k, v in filters.items() if v is not None},
+        }
+        result: dict[str, Any] = self._api("GET", "/analytics/webhooks", expect, params=params)
+        return result
+
+    def webhook_history_all(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every row of the history (walking the pages) for the `webhook_history` filters."""
+        rows: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            answer = self.webhook_history(**filters, limit=100, page=page)
+            rows.extend(answer["data"])
+            if page >= answer["pagination"]["total_pages"]:
+                return rows
+            page += 1
+
+    def replay_webhooks(
+        self,
+        *,
+        start_time: datetime | str = ALL_TIME[0],
+        end_time: datetime | str = ALL_TIME[1],
+        expect: int = 200,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """`POST /v2/analytics/webhooks/replay`. Filters: room_id, event_names (list), status
+        (default "failed"), limit, offset. Returns `{"workflow_id", "status", "message",
+        "filters"}`."""
+        body = {
+            "start_time": _time_param(start_time),
+            "end_time": _time_param(end_time),
+            **{k: v for k, v in filters.items() if v is not None},
+        }
+        path = "/analytics/webhooks/replay"
+        result: dict[str, Any] = self._api("POST", path, expect, json=body)
+        return result
+
+    def replay_status(self, workflow_id: str, *, expect: int = 200) -> dict[str, Any]:
+        path = f"/analytics/webhooks/replay/{workflow_id}"
+        result: dict[str, Any] = self._api("GET", path, expect)
+        return result
+
+    def wait_for_replay(self, workflow_id: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """Wait until the replay has re-sent everything and its deliveries settled."""
+
+        def completed() -> dict[str, Any] | None:
+            status = self.replay_status(workflow_id)
+            return status if status["status"] == "completed" else None
+
+        result: dict[str, Any] = wait_until(completed, timeout=timeout)
+        return result
+
+    def _api(self, method: str, path: str, expect: int, **kwargs: Any) -> Any:
+        assert self._config is not None, "the history API needs the emulator's credentials"
+        token = mint_management_token(self._config.access_key, self._config.app_secret)
+        headers = {"Authorization": f"Bearer {token}"}
+        response = self.api.request(method, path, headers=headers, **kwargs)
+        assert response.status_code == expect, response.text
+        return response.json()
+
     def close(self) -> None:
         self.http.close()
+        self.api.close()
 
 
 @dataclass
@@ -214,7 +388,8 @@ class EmulatorServer:
         self._socket.close()
 
     def handle(self) -> EmulatorHandle:
-        return EmulatorHandle(self.base_url, self.config, EmulatorControl(self.base_url))
+        control = EmulatorControl(self.base_url, self.config)
+        return EmulatorHandle(self.base_url, self.config, control)
 
 
 class LoopbackOnlyWebhooks(httpx.AsyncBaseTransport):
@@ -243,6 +418,7 @@ def emulator_config(**overrides: Any) -> EmulatorConfig:
         "webhook_retry_delays": FAST_RETRY_DELAYS,
         "hls_transition_seconds": 0.05,
         "timeout_fault_seconds": 5.0,
+        "replay_events_per_second": None,
     }
     return EmulatorConfig(**{**values, **overrides})
 
@@ -343,16 +519,34 @@ def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def webhook_receiver() -> Iterator[WebhookReceiver]:
+@contextmanager
+def serve_webhook_receiver(port: int = 0) -> Iterator[WebhookReceiver]:
+    """A receiver on 127.0.0.1:`port` (0: any free port) for as long as the block runs; a
+    fixed port lets a test bring a receiver back where deliveries used to fail."""
     receiver = WebhookReceiver(url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(receiver))
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(receiver))
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/webhooks/100ms"
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
     thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (yet): connections to it are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    with serve_webhook_receiver() as receiver:
+        yield receiver

@@ -12,35 +12,36 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from livestage.errors import BadRequest, LivestageError, NotFound
 from livestage.influencers.repository import InfluencerRepository
-from livestage.kit.db import on_commit
 from livestage.streams.repository import StreamRepository
-from livestage.tracking.events import EnvelopeError
-from livestage.tracking.service import tracking as tracking_service
+from livestage.tracking.events import EnvelopeError, parse_envelope
 from livestage.tracking.updates import live_update
 from livestage.tracking.verification import WebhookVerificationError, verify_webhook
-from livestage.web.deps import Ctx, DbSession, Now, client_ip
+from livestage.web.deps import Ctx, DbSession, client_ip
 
 router = APIRouter(tags=["tracking"])
+# No session cookie, no CSRF: 100ms authenticates with the secret header instead.
+webhook_router = APIRouter(tags=["tracking"])
 MAX_WEBHOOK_BYTES = 1_000_000
 HEARTBEAT_SECONDS = 15.0
 
 
-@router.post("/webhooks/100ms")
-async def hms_webhook(request: Request, session: DbSession, ctx: Ctx, now: Now) -> Response:
-    """Verify → store raw (once per event id) → 200. Processing happens in the worker."""
+@webhook_router.post("/webhooks/100ms")
+async def hms_webhook(request: Request, ctx: Ctx) -> Response:
+    """Verify → store raw (once per event id, committed) → 200. The worker processes it."""
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BYTES:
         raise BadRequest("webhook body too large")
     try:
         verify_webhook(ctx.webhook_policy, request.headers, body, client_ip(request))
         payload = json.loads(body)
-        stored = await tracking_service.ingest(session, "hms", payload, now=now)
+        parse_envelope(payload)
     except WebhookVerificationError as error:
         raise LivestageError(error.message, status_code=error.status_code) from error
     except (ValueError, EnvelopeError) as error:
         raise BadRequest(f"not a 100ms webhook event: {error}") from error
+    stored = await ctx.inbox.store("hms", payload)
     if stored and ctx.worker is not None:
-        on_commit(session, ctx.worker.notify)
+        ctx.worker.notify()
     return JSONResponse({"status": "ok", "duplicate": not stored})
 
 

@@ -17,11 +17,21 @@ from livestage.kit.time import Clock, utc_now
 from livestage.providers.base import StreamingProvider, WebhookTarget
 from livestage.streams.service import GoLiveConfig
 from livestage.tracking.broker import LiveBroker
+from livestage.tracking.inbox import InboxWriter
 from livestage.tracking.service import TrackingConfig
 from livestage.tracking.verification import WebhookPolicy
 from livestage.tracking.worker import TrackingWorker
 
 WEBHOOK_SECRET_HEADER = "X-Livestage-Webhook-Secret"
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured secret, or one derived from LIVESTAGE_SECRET_KEY so none is needed."""
+    configured = settings.webhook_secret.get_secret_value()
+    if configured:
+        return configured
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, b"livestage-hms-webhook", hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -34,6 +44,10 @@ class AppContext:
     clock: Clock = field(default=utc_now)
     broker: LiveBroker = field(default_factory=LiveBroker)
     worker: TrackingWorker | None = None
+    inbox: InboxWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inbox = InboxWriter(self.sessionmaker, clock=self.clock)
 
     @property
     def tracking_config(self) -> TrackingConfig:
@@ -63,6 +77,7 @@ class AppContext:
             poll_seconds=self.settings.worker_poll_seconds,
             reconcile_seconds=self.settings.reconcile_interval_seconds,
         )
+        self.inbox.start()
         if self.settings.worker_enabled:
             self.worker.start()
             self.worker.notify()
@@ -79,12 +94,7 @@ class AppContext:
 
     @property
     def webhook_secret(self) -> str:
-        """The configured secret, or one derived from LIVESTAGE_SECRET_KEY so none is needed."""
-        configured = self.settings.webhook_secret.get_secret_value()
-        if configured:
-            return configured
-        key = self.settings.secret_key.get_secret_value().encode()
-        return hmac.new(key, b"livestage-hms-webhook", hashlib.sha256).hexdigest()
+        return webhook_secret(self.settings)
 
     @property
     def go_live_config(self) -> GoLiveConfig:

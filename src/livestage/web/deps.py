@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.accounts.service import account as account_service
 from livestage.audit.service import Actor
+from livestage.db import write_gate
 from livestage.errors import Forbidden, LivestageError, Unauthorized
 from livestage.kit.crypto import constant_time_equals, random_token
 from livestage.kit.db import discard_after_commit, run_after_commit
@@ -37,7 +38,7 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 async def get_db_session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
     """One transaction per request: commit on success, roll back on error."""
-    async with ctx.sessionmaker() as session:
+    async with write_gate(ctx.engine), ctx.sessionmaker() as session:
         try:
             yield session
         except LivestageError as error:

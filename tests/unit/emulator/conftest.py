@@ -115,6 +115,7 @@ def emu_config(
         "hls_transition_seconds": 0.0,
         "webhook_retry_delays": (0.001, 0.002, 0.003),
         "timeout_fault_seconds": 0.2,
+        "replay_events_per_second": None,
         "webhook_transport": httpx.MockTransport(webhook_sink),
     }
     return EmulatorConfig(**{**values, **emu_overrides})

@@ -5,6 +5,6 @@ shows up as a failing contract test instead of being mirrored.
 """
 
 from livestage.providers.emulator.app import create_emulator_app
-from livestage.providers.emulator.config import EmulatorConfig
+from livestage.providers.emulator.config import EmulatorConfig, WebhookChaos
 
-__all__ = ["EmulatorConfig", "create_emulator_app"]
+__all__ = ["EmulatorConfig", "WebhookChaos", "create_emulator_app"]

@@ -19,7 +19,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from livestage.providers.emulator import control, live_streams, peers, room_codes, rooms
+from livestage.providers.emulator import (
+    control,
+    history,
+    live_streams,
+    peers,
+    room_codes,
+    rooms,
+)
 from livestage.providers.emulator.config import EmulatorConfig
 from livestage.providers.emulator.errors import ApiError, token_error
 from livestage.providers.emulator.faults import (
@@ -77,7 +84,7 @@ class FaultsAndLog:
 
     async def _serve(self, fault: Fault | None, scope: Scope, receive: Receive, send: Send) -> int:
         if fault is not None and fault.kind == "status":
-            return await send_status_fault(fault, send)
+            return await send_status_fault(fault, send, scope["path"])
         if fault is not None and fault.kind == "timeout":
             return await hold_until_timeout(fault, receive, send)
         if fault is not None:
@@ -157,7 +164,9 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
         await emulator.aclose()
 
     cors = Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
-    api_routes = rooms.routes + room_codes.routes + peers.routes + live_streams.routes
+    api_routes = (
+        rooms.routes + room_codes.routes + peers.routes + live_streams.routes + history.routes
+    )
     app = Starlette(
         routes=[
             Mount("/v2", routes=api_routes, middleware=[Middleware(ManagementAuth, emulator)]),

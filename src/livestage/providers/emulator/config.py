@@ -21,6 +21,17 @@ def new_object_id() -> str:
     return secrets.token_hex(12)
 
 
+@dataclass(frozen=True)
+class WebhookChaos:
+    """Chaos delivery: each event goes out `duplicates_min`..`duplicates_max` times, each copy
+    after a random delay in [0, `max_delay_seconds`]. A seed makes the plan reproducible."""
+
+    duplicates_min: int = 1
+    duplicates_max: int = 3
+    max_delay_seconds: float = 0.5
+    seed: int | None = None
+
+
 @dataclass
 class EmulatorConfig:
     access_key: str
@@ -33,6 +44,9 @@ class EmulatorConfig:
     webhook_headers: Mapping[str, str] = field(default_factory=dict)
     webhook_retry_delays: tuple[float, ...] = (1.0, 3.0, 10.0)
     webhook_timeout_seconds: float = 5.0
+    webhook_chaos: WebhookChaos | None = None
+    # 100ms replays at 10 events/s; None replays as fast as the sender goes.
+    replay_events_per_second: float | None = 10.0
     # Only HIPAA workspaces sign webhooks on the real service; None keeps the header off.
     hipaa_signature_secret: str | None = None
     # How long a live stream stays `starting` (and `stopping`) before the next state + webhook.

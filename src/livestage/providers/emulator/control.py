@@ -1,4 +1,10 @@
-"""`/_emulator/*`: simulated peers, faults and logs for tests. Emulator-only, no auth."""
+"""`/_emulator/*`: simulated peers, faults and logs for tests. Emulator-only, no auth.
+
+Besides single peers: `POST rooms/{room_id}/script` (many joins/leaves at explicit times, see
+`script`), `GET rooms/{room_id}/ground-truth[?session_id=]` (viewer statistics, see
+`ground_truth`), `POST|GET|DELETE webhook-chaos` (duplicated, delayed deliveries, see `chaos`)
+and `GET webhooks/summary` (how many events are still being delivered).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from livestage.providers.emulator.body import json_body, ok, opt_dict, opt_str
+from livestage.providers.emulator.chaos import chaos_from_json
 from livestage.providers.emulator.config import EmulatorConfig
 from livestage.providers.emulator.errors import ApiError, invalid_body
 from livestage.providers.emulator.faults import queued_fault_from_json
+from livestage.providers.emulator.ground_truth import ground_truth
 from livestage.providers.emulator.peers import connected_peer, join_peer, leave_peer
 from livestage.providers.emulator.rooms import room_or_404
 from livestage.providers.emulator.runtime import emulator_of
+from livestage.providers.emulator.script import parse_script, run_script
 from livestage.providers.emulator.tokens import TokenRejected, verify_token
 
 
@@ -59,6 +68,51 @@ async def remove_peer(request: Request) -> JSONResponse:
     reason = request.query_params.get("reason") or "client request"
     leave_peer(emu, room, peer, reason=reason, message=request.query_params.get("message", ""))
     return ok({"id": peer.id, "left": True})
+
+
+async def script(request: Request) -> JSONResponse:
+    emu = emulator_of(request)
+    room = room_or_404(emu, request.path_params["room_id"])
+    ops = parse_script(await json_body(request))
+    return ok(run_script(emu, room, ops), status=201)
+
+
+async def room_ground_truth(request: Request) -> JSONResponse:
+    """`{"room_id", "data": [per session, oldest first]}`; `session_id` narrows to one (or 404)."""
+    emu = emulator_of(request)
+    room = room_or_404(emu, request.path_params["room_id"])
+    sessions = [s for s in emu.state.sessions.values() if s.room_id == room.id]
+    if session_id := request.query_params.get("session_id"):
+        sessions = [s for s in sessions if s.id == session_id]
+        if not sessions:
+            raise ApiError(404, "Error: Session not found")
+    return ok({"room_id": room.id, "data": [ground_truth(s) for s in sessions]})
+
+
+async def set_webhook_chaos(request: Request) -> JSONResponse:
+    emu = emulator_of(request)
+    emu.webhooks.set_chaos(chaos_from_json(await json_body(request)))
+    return await get_webhook_chaos(request)
+
+
+async def get_webhook_chaos(request: Request) -> JSONResponse:
+    emu = emulator_of(request)
+    chaos = emu.webhooks.chaos
+    return ok({"chaos": chaos.to_json() if chaos else None, "plan": emu.state.chaos_plan})
+
+
+async def clear_webhook_chaos(request: Request) -> JSONResponse:
+    emulator_of(request).webhooks.set_chaos(None)
+    return ok({"chaos": None})
+
+
+async def webhook_summary(request: Request) -> JSONResponse:
+    deliveries = emulator_of(request).state.deliveries.values()
+    counts = {"success": 0, "failed": 0, "pending": 0}
+    for record in deliveries:
+        counts[record.status] += 1
+    in_flight = sum(r.in_flight for r in deliveries)
+    return ok({"events": len(deliveries), **counts, "deliveries_in_flight": in_flight})
 
 
 async def add_fault(request: Request) -> JSONResponse:
@@ -122,6 +176,12 @@ async def reset(request: Request) -> JSONResponse:
 routes = [
     Route("/rooms/{room_id}/peers", add_peer, methods=["POST"]),
     Route("/rooms/{room_id}/peers/{peer_id}", remove_peer, methods=["DELETE"]),
+    Route("/rooms/{room_id}/script", script, methods=["POST"]),
+    Route("/rooms/{room_id}/ground-truth", room_ground_truth, methods=["GET"]),
+    Route("/webhook-chaos", set_webhook_chaos, methods=["POST"]),
+    Route("/webhook-chaos", get_webhook_chaos, methods=["GET"]),
+    Route("/webhook-chaos", clear_webhook_chaos, methods=["DELETE"]),
+    Route("/webhooks/summary", webhook_summary, methods=["GET"]),
     Route("/faults", add_fault, methods=["POST"]),
     Route("/faults", list_faults, methods=["GET"]),
     Route("/faults", clear_faults, methods=["DELETE"]),

@@ -29,6 +29,9 @@ _STATUS_MESSAGES = {
     503: "service unavailable",
     504: "gateway timeout",
 }
+# The only documented 429 (analytics webhook history and replay) has its own text.
+_ANALYTICS_WEBHOOKS = "/v2/analytics/webhooks"
+_ANALYTICS_RATE_LIMIT = "rate limit exceeded, retry after 45 seconds"
 
 
 @dataclass(frozen=True)
@@ -156,11 +159,17 @@ def _optional_float(value: Any) -> float | None:
     return float(value)
 
 
-async def send_status_fault(fault: Fault, send: Send) -> int:
+def _status_message(status: int, path: str) -> str:
+    if status == 429 and path.startswith(_ANALYTICS_WEBHOOKS):
+        return _ANALYTICS_RATE_LIMIT
+    return _STATUS_MESSAGES.get(status) or HTTPStatus(status).phrase.lower()
+
+
+async def send_status_fault(fault: Fault, send: Send, path: str = "") -> int:
     headers: list[tuple[bytes, bytes]] = []
     if fault.retry_after is not None:
         headers.append((b"retry-after", f"{fault.retry_after:g}".encode()))
-    message = _STATUS_MESSAGES.get(fault.status) or HTTPStatus(fault.status).phrase.lower()
+    message = _status_message(fault.status, path)
     body: dict[str, Any] = {"code": fault.status, "message": message}
     if fault.status == 401:
         body["details"] = ["forced by emulator fault"]

@@ -23,6 +23,7 @@ from livestage.providers.emulator.state import (
     newest_first,
     paginate,
     ts,
+    ts_nanos,
 )
 
 STOPPABLE = ("starting", "running")
@@ -51,8 +52,8 @@ def _hls_data(emu: Emulator, stream: LiveStream, state_name: str) -> dict[str, A
         "max_width": 1280,
         "max_height": 720,
         "url": stream.playback_url,
-        "started_at": ts(stream.started_at) if stream.started_at else ZERO_TIME,
-        "session_started_at": ts(session.created_at) if session else ZERO_TIME,
+        "started_at": ts_nanos(stream.started_at) if stream.started_at else ZERO_TIME,
+        "session_started_at": ts_nanos(session.created_at) if session else ZERO_TIME,
     }
 
 
@@ -75,7 +76,7 @@ def _complete(emu: Emulator, stream: LiveStream, reason: str) -> None:
     data = {
         **_hls_data(emu, stream, "HLSStopped"),
         "duration": int((stopped_at - started_at).total_seconds()),
-        "stopped_at": ts(stopped_at),
+        "stopped_at": ts_nanos(stopped_at),
         "reason": reason,
         "live_transcription_enabled": False,
     }

@@ -1,7 +1,9 @@
 """Sessions and peers: simulated joins and leaves, `/v2/active-rooms` and `/v2/sessions`.
 
 A room's session opens with its first peer and closes when the last one leaves or the room is
-ended; every step emits the webhook 100ms would send.
+ended; every step emits the webhook 100ms would send. Peer and session times in webhooks are
+rendered like the Sessions API (nine fractional digits, the last three always zero), so a
+receiver parses exactly the microsecond values the emulator holds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from livestage.providers.emulator.state import (
     paginate,
     parse_bool_query,
     ts,
+    ts_nanos,
 )
 
 
@@ -48,14 +51,21 @@ def _peer_data(room: Room, session: Session, peer: Peer) -> dict[str, Any]:
         "user_name": peer.name,
         "user_data": peer.metadata,
         "role": peer.role,
-        "joined_at": ts(peer.joined_at),
-        "session_started_at": ts(session.created_at),
+        "joined_at": ts_nanos(peer.joined_at),
+        "session_started_at": ts_nanos(session.created_at),
         "type": "regular",
     }
 
 
 def join_peer(
-    emu: Emulator, room: Room, *, user_id: str, role: str, name: str, metadata: str = ""
+    emu: Emulator,
+    room: Room,
+    *,
+    user_id: str,
+    role: str,
+    name: str,
+    metadata: str = "",
+    peer_id: str | None = None,
 ) -> Peer:
     if not room.enabled:
         raise ApiError(403, "room is disabled")
@@ -71,7 +81,8 @@ def join_peer(
         raise ApiError(409, "role not allowed")
     session = session or _open_session(emu, room)
     allowed = template.roles[role].get("publishParams", {}).get("allowed", [])
-    peer = Peer(new_uuid(), session.id, room.id, user_id, name, role, metadata, emu.now())
+    peer_id = peer_id or new_uuid()
+    peer = Peer(peer_id, session.id, room.id, user_id, name, role, metadata, emu.now())
     peer.tracks = _tracks(allowed, emu)
     session.peers[peer.id] = peer
     session.updated_at = peer.joined_at
@@ -101,7 +112,7 @@ def _open_session(emu: Emulator, room: Room) -> Session:
     now = emu.now()
     session = Session(new_object_id(), room.id, emu.config.customer_id, emu.config.app_id, now, now)
     emu.state.sessions[session.id] = session
-    data = {**room_fields(room, session), "session_started_at": ts(now)}
+    data = {**room_fields(room, session), "session_started_at": ts_nanos(now)}
     emu.emit(room, "session.open.success", data)
     return session
 
@@ -138,7 +149,7 @@ def leave_peer(
     peer.left_at = session.updated_at = emu.now()
     data = {
         **_peer_data(room, session, peer),
-        "left_at": ts(peer.left_at),
+        "left_at": ts_nanos(peer.left_at),
         "duration": int((peer.left_at - peer.joined_at).total_seconds()),
         "reason": reason,
         "message": message,
@@ -153,8 +164,8 @@ def close_session(emu: Emulator, room: Room, session: Session, *, stream_reason:
     session.active, session.updated_at = False, now
     data = {
         **room_fields(room, session),
-        "session_started_at": ts(session.created_at),
-        "session_stopped_at": ts(now),
+        "session_started_at": ts_nanos(session.created_at),
+        "session_stopped_at": ts_nanos(now),
         "session_duration": int((now - session.created_at).total_seconds()),
     }
     emu.emit(room, "session.close.success", data)
@@ -268,7 +279,7 @@ def _room_end_data(room: Room, session: Session, *, reason: str, lock: bool) -> 
         "lock_room": lock,
         "reason": reason,
         "source": "api",
-        "session_started_at": ts(session.created_at),
+        "session_started_at": ts_nanos(session.created_at),
     }
 
 

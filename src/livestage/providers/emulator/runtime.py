@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
@@ -64,11 +65,22 @@ class Emulator:
         self.state = EmulatorState()
         self.faults = FaultQueue()
         self.tasks = TaskSet()
-        self.webhooks = WebhookSender(config, self.state, self.tasks)
+        self._frozen: datetime | None = None
+        self.webhooks = WebhookSender(config, self.state, self.tasks, clock=self.now)
         self._fill_defaults()
 
     def now(self) -> datetime:
-        return self.config.clock()
+        return self._frozen if self._frozen is not None else self.config.clock()
+
+    @contextmanager
+    def frozen_at(self, moment: datetime) -> Iterator[None]:
+        """Make `now()` answer `moment` (scripted peers stamp their own times). Only for
+        synchronous work: a task that awaits inside would leak the time into others."""
+        previous, self._frozen = self._frozen, moment
+        try:
+            yield
+        finally:
+            self._frozen = previous
 
     def emit(self, room: Room, event_type: str, data: dict[str, Any]) -> None:
         self.webhooks.emit(room, event_type, data)

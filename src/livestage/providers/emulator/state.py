@@ -5,6 +5,7 @@ Dicts keep insertion order, which is creation order; lists are answered newest f
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 import uuid
@@ -39,6 +40,29 @@ def ts_nanos(value: datetime) -> str:
 
 def ts_seconds(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d\d-\d\d)[Tt](\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$"
+)
+
+
+def parse_ts(value: str) -> datetime | None:
+    """RFC 3339 with a zone to an aware UTC datetime; None when malformed or finer than 1 µs
+    (nanosecond digits must be zeros, so nothing is silently rounded)."""
+    match = _RFC3339.match(value)
+    if match is None:
+        return None
+    day, clock, fraction, zone = match.groups()
+    fraction = fraction or ""
+    if fraction[6:].strip("0"):
+        return None
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        parsed = datetime.fromisoformat(f"{day}T{clock}.{fraction[:6].ljust(6, '0')}{zone}")
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC)
 
 
 def new_room_code() -> str:
@@ -266,6 +290,9 @@ class WebhookAttempt:
     status: int | None
     error: str | None
     timestamp: datetime
+    # Which copy of the event (chaos mode sends several) and whether it was a replay.
+    copy: int = 1
+    replay: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -277,6 +304,67 @@ class WebhookAttempt:
             "status": self.status,
             "error": self.error,
             "timestamp": ts(self.timestamp),
+            "copy": self.copy,
+            "replay": self.replay,
+        }
+
+
+@dataclass
+class EventDelivery:
+    """Delivery history of one event: all copies, retries and replays together."""
+
+    envelope: dict[str, Any]
+    room_id: str
+    at: datetime
+    in_flight: int = 0
+    delivered: bool = False
+    attempts: int = 0
+    last_status_code: int | None = None
+
+    @property
+    def status(self) -> str:
+        if self.delivered:
+            return "success"
+        return "pending" if self.in_flight else "failed"
+
+    def to_history_json(self) -> dict[str, Any]:
+        return {
+            "id": self.envelope["id"],
+            "event_name": self.envelope["type"],
+            "room_id": self.room_id,
+            "event": self.envelope,
+            "status": self.status,
+            "attempts": self.attempts,
+            "last_status_code": self.last_status_code,
+            "created_at": ts_nanos(self.at),
+        }
+
+
+@dataclass
+class ReplayWorkflow:
+    id: str
+    filters: dict[str, Any]
+    event_ids: list[str]
+    created_at: datetime
+    status: str = "started"
+    sent: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    completed_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workflow_id": self.id,
+            "status": self.status,
+            "filters": self.filters,
+            "total": len(self.event_ids),
+            "sent": self.sent,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "created_at": ts_nanos(self.created_at),
+            "completed_at": _maybe_ts(self.completed_at),
         }
 
 
@@ -313,6 +401,10 @@ class EmulatorState:
     live_streams: dict[str, LiveStream] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     webhook_attempts: list[WebhookAttempt] = field(default_factory=list)
+    # Keyed by event id, in emission order; only events that had somewhere to go.
+    deliveries: dict[str, EventDelivery] = field(default_factory=dict)
+    chaos_plan: list[dict[str, Any]] = field(default_factory=list)
+    replays: dict[str, ReplayWorkflow] = field(default_factory=dict)
     requests: list[RequestRecord] = field(default_factory=list)
 
     def room_by_name(self, name: str) -> Room | None:

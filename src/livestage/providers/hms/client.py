@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
@@ -13,7 +14,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from livestage.kit.time import Clock, utc_now
+from livestage.kit.time import Clock, rfc3339, utc_now
 from livestage.providers.hms.errors import (
     HmsError,
     HmsResponseError,
@@ -45,6 +46,7 @@ from livestage.providers.hms.schemas import (
     TemplateRole,
     TokenReply,
     WebhookConfig,
+    WebhookHistory,
 )
 from livestage.providers.hms.tokens import TokenSource
 
@@ -335,6 +337,41 @@ class HmsClient:
         return await self.create_template(name, roles=roles)
 
     # Plumbing
+
+    async def webhook_history(
+        self,
+        *,
+        start_time: datetime,
+        end_time: datetime,
+        status: str = "all",
+        room_id: str | None = None,
+        page: int = 1,
+        limit: int = 100,
+    ) -> WebhookHistory:
+        """`GET /analytics/webhooks`: what 100ms sent (or failed to send) in a time range."""
+        params = {
+            "start_time": rfc3339(start_time),
+            "end_time": rfc3339(end_time),
+            "status": status,
+            "room_id": room_id,
+            "page": page,
+            "limit": min(limit, MAX_PAGE_SIZE),
+        }
+        return await self._get("/analytics/webhooks", WebhookHistory, params)
+
+    async def iter_webhook_history(
+        self, *, start_time: datetime, end_time: datetime, status: str = "all"
+    ) -> AsyncIterator[dict[str, Any]]:
+        page = 1
+        while True:
+            reply = await self.webhook_history(
+                start_time=start_time, end_time=end_time, status=status, page=page
+            )
+            for delivery in reply.data:
+                yield delivery.event
+            if page >= reply.pagination.total_pages or not reply.data:
+                return
+            page += 1
 
     async def _get(
         self, path: str, model: type[M], params: Mapping[str, object] | None = None

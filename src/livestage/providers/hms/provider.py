@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -293,6 +293,16 @@ class HmsProvider:
         return ActiveSession(
             room.session.id, room.session.created_at, frozenset(room.session.peers)
         )
+
+    async def webhook_history(
+        self, *, since: datetime, until: datetime
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every event 100ms recorded sending in the range, delivered or not."""
+        with self._translated("reading the webhook history"):
+            async for envelope in self._client.iter_webhook_history(
+                start_time=since, end_time=until
+            ):
+                yield envelope
 
     async def start_hls(self, room_id: str) -> HlsStream:
         with self._translated(f"starting HLS in room {room_id}"):

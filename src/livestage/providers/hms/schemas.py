@@ -247,3 +247,26 @@ class TemplateCreate(HmsCamelModel):
     roles: dict[str, TemplateRole]
     settings: dict[str, Any] | None = None
     destinations: dict[str, Any] | None = None
+
+
+class WebhookDelivery(HmsModel):
+    """One event in the analytics webhook history (shape UNCONFIRMED; see the emulator)."""
+
+    id: str
+    event: dict[str, Any]
+    status: str = ""
+    attempts: int = 0
+
+
+class HistoryPagination(HmsModel):
+    page: int = 1
+    limit: int = 50
+    total: int = 0
+    total_pages: int = 0
+
+
+class WebhookHistory(HmsModel):
+    data: Annotated[list[WebhookDelivery], BeforeValidator(_null_list)] = Field(
+        default_factory=list
+    )
+    pagination: HistoryPagination = Field(default_factory=HistoryPagination)

@@ -1,5 +1,6 @@
 import { api, formatElapsed, pageConfig, show } from "./api.js";
 import { connect, tokenFor } from "./hms.js";
+import { follow } from "./live-updates.js";
 
 const config = pageConfig();
 const $ = (id) => document.getElementById(id);
@@ -9,6 +10,13 @@ let hms = null;
 let startedAt = null;
 let watching = false;
 let details = { title: "", description: "" };
+// The viewer count: the server's (from provider webhooks, authoritative), or what the SDK sees in
+// the room when that is more (a join the webhook has not reported yet, or webhooks not reaching
+// the server at all). The participants list is the SDK's.
+let streamId = config.current ? config.current.id : null;
+let serverUpdate = null;
+let sdkViewers = 0;
+let ending = false;
 
 function setStatus(text) {
   $("status").textContent = text;
@@ -22,6 +30,7 @@ function setProblem(text) {
 async function join(result) {
   hms = hms || (await connect(config.sdkUrl));
   setStatus("Joining your room…");
+  streamId = result.stream.id;
   const authToken = await tokenFor(hms, result.join);
   await hms.actions.join({
     userName: result.join.user_name,
@@ -30,7 +39,9 @@ async function join(result) {
     rememberDeviceSelection: true,
   });
   const stream = await api("/api/streams/current/joined");
+  streamId = stream.id;
   startedAt = stream.started_at ? new Date(stream.started_at) : new Date();
+  renderViewers();
   show(startForm, false);
   show(codeForm, false);
   show($("stage"), true);
@@ -60,10 +71,33 @@ function watchRoom() {
 
 function renderPeers(peers) {
   const others = peers.filter((p) => !p.isLocal);
-  $("viewers").textContent = String(others.filter((p) => p.roleName !== config.broadcasterRole).length);
+  sdkViewers = others.filter((p) => p.roleName !== config.broadcasterRole).length;
+  renderViewers();
   $("participants").replaceChildren(
     ...others.map((p) => Object.assign(document.createElement("li"), { textContent: `${p.name} (${p.roleName})` })),
   );
+}
+
+function renderViewers() {
+  const server = serverUpdate && serverUpdate.stream_id === streamId ? serverUpdate.viewers : 0;
+  $("viewers").textContent = String(Math.max(server, sdkViewers));
+}
+
+function onServerUpdate(update) {
+  serverUpdate = update;
+  renderViewers();
+  const over = update.status === "ended" || update.status === "failed";
+  // Ended elsewhere (an admin, another tab, the provider, the reconciler): leave the room too.
+  if (over && update.stream_id === streamId && !ending) finish("Your stream has ended.");
+}
+
+async function finish(message) {
+  if (!startedAt) return; // not live on this page, or already finished
+  startedAt = null;
+  await hms.actions.leave();
+  show($("stage"), false);
+  show(startForm, true);
+  setStatus(message);
 }
 
 function renderDevices(devices) {
@@ -126,20 +160,19 @@ $("camera").addEventListener("change", (e) => hms.actions.setVideoSettings({ dev
 $("microphone").addEventListener("change", (e) => hms.actions.setAudioSettings({ deviceId: e.target.value }));
 $("end").addEventListener("click", async () => {
   $("end").disabled = true;
+  ending = true;
   try {
     await api("/api/streams/current/end");
-    startedAt = null;
-    await hms.actions.leave();
-    show($("stage"), false);
-    show(startForm, true);
-    setStatus("Your stream has ended.");
+    await finish("Your stream has ended.");
   } catch (error) {
     setProblem(error.message);
   } finally {
+    ending = false;
     $("end").disabled = false;
   }
 });
 window.addEventListener("beforeunload", () => hms && hms.actions.leave());
+follow(config.handle, onServerUpdate);
 
 if (config.current) {
   // Already live (reload, second tab): rejoin the same stream; the server returns the same room.

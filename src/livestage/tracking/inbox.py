@@ -1,0 +1,81 @@
+"""Group commit for incoming webhooks: many requests, one transaction, each acknowledged only
+after the commit that made its event durable.
+
+Under load the writer takes every event waiting at that moment into one transaction, so the
+number of commits (SQLite allows one writer at a time) grows with bursts, not with events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from livestage.db import transaction
+from livestage.kit.time import Clock
+from livestage.tracking.service import tracking as tracking_service
+
+log = structlog.get_logger()
+MAX_BATCH = 500
+
+
+@dataclass
+class _Pending:
+    source: str
+    payload: dict[str, Any]
+    done: asyncio.Future[bool]
+
+
+class InboxWriter:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, clock: Clock) -> None:
+        self.sessionmaker, self.clock = sessionmaker, clock
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            self._queue.get_nowait().done.cancel()
+
+    async def store(self, source: str, payload: dict[str, Any]) -> bool:
+        """Wait until the event is committed; True when it was new, False for a duplicate."""
+        if self._task is None or self._task.done():
+            async with transaction(self.sessionmaker) as session:
+                return await tracking_service.ingest(session, source, payload, now=self.clock())
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(source, payload, done))
+        return await done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._write(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            async with transaction(self.sessionmaker) as session:
+                results = [
+                    await tracking_service.ingest(session, p.source, p.payload, now=self.clock())
+                    for p in batch
+                ]
+        except Exception as error:
+            log.exception("tracking.inbox_write_failed", events=len(batch))
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_exception(error)
+            return
+        for pending, stored in zip(batch, results, strict=True):
+            if not pending.done.done():
+                pending.done.set_result(stored)
