@@ -218,6 +218,7 @@ def serve(
         port=port,
         reload=reload,
         workers=workers,
+        timeout_graceful_shutdown=5,
     )
 
 

@@ -103,6 +103,8 @@ class Traffic:
         return self
 
     def _on_response(self, response: Response) -> None:
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return  # live updates (SSE): the body never ends while the page is open
         task = asyncio.ensure_future(self._read(response))
         self._reading.add(task)
         task.add_done_callback(self._reading.discard)

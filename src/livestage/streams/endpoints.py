@@ -45,7 +45,7 @@ def stream_read(stream: LiveStream) -> StreamRead:
     )
 
 
-def _announce(session: AsyncSession, ctx: AppContext, stream: LiveStream) -> None:
+def announce(session: AsyncSession, ctx: AppContext, stream: LiveStream) -> None:
     """Tell open pages about the change once it is committed."""
     update = live_update(stream)
     on_commit(session, partial(ctx.broker.publish, update["handle"], update))
@@ -71,6 +71,7 @@ async def go_live(
         config=ctx.go_live_config,
         now=now,
     )
+    announce(session, ctx, result.stream)
     return _go_live_response(result)
 
 
@@ -88,6 +89,7 @@ async def go_live_with_room_code(
         config=ctx.go_live_config,
         now=now,
     )
+    announce(session, ctx, result.stream)
     return _go_live_response(result)
 
 
@@ -100,7 +102,7 @@ async def current_stream(user: CurrentInfluencer, session: DbSession) -> Current
 @router.post("/streams/current/joined")
 async def joined(user: CurrentInfluencer, session: DbSession, ctx: Ctx, now: Now) -> StreamRead:
     stream = await stream_service.mark_live(session, user, now=now)
-    _announce(session, ctx, stream)
+    announce(session, ctx, stream)
     return stream_read(stream)
 
 
@@ -109,7 +111,7 @@ async def end_stream(
     user: CurrentInfluencer, session: DbSession, ctx: Ctx, provider: ProviderDep, now: Now
 ) -> StreamRead:
     stream = await stream_service.end_own(session, user, provider=provider, now=now)
-    _announce(session, ctx, stream)
+    announce(session, ctx, stream)
     return stream_read(stream)
 
 
@@ -143,5 +145,5 @@ async def admin_end_stream(
     now: Now,
 ) -> StreamRead:
     ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
-    _announce(session, ctx, ended)
+    announce(session, ctx, ended)
     return stream_read(ended)

@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from livestage.errors import LivestageError
 from livestage.influencers.auth import ManagedInfluencer
 from livestage.influencers.repository import InfluencerRepository
-from livestage.streams.endpoints import stream_read
+from livestage.streams.endpoints import announce, stream_read
 from livestage.streams.service import stream as stream_service
 from livestage.web.deps import (
     ActorDep,
@@ -70,9 +70,11 @@ async def watch_page(request: Request, handle: str, session: DbSession, ctx: Ctx
 async def admin_end_stream(
     found: ManagedInfluencer,
     session: DbSession,
+    ctx: Ctx,
     provider: ProviderDep,
     actor: ActorDep,
     now: Now,
 ) -> Response:
-    await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
+    ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
+    announce(session, ctx, ended)
     return RedirectResponse(f"/admin/influencers/{found.id}?notice=stream_ended", status_code=303)

@@ -67,7 +67,9 @@ def per_minute_peak(
     series, level, index = [], 0, 0
     minute = first
     while minute <= last:
-        while index < len(edges) and edges[index][0] < minute:
+        # The level at the minute's first instant already includes every join and leave at that
+        # instant: a viewer who left at exactly hh:mm:00.000000 is not there during that minute.
+        while index < len(edges) and edges[index][0] <= minute:
             level += edges[index][1]
             index += 1
         peak = level

@@ -23,6 +23,10 @@ router = APIRouter(tags=["tracking"])
 webhook_router = APIRouter(tags=["tracking"])
 MAX_WEBHOOK_BYTES = 1_000_000
 HEARTBEAT_SECONDS = 15.0
+# Each event stream ends after a while and the browser reconnects (EventSource does so by
+# itself): connections never pin a worker that is shutting down or being redeployed.
+STREAM_LIFETIME_SECONDS = 300.0
+RECONNECT_MILLISECONDS = 2000
 
 
 @webhook_router.post("/webhooks/100ms")
@@ -71,11 +75,15 @@ async def live_events(handle: str, session: DbSession, ctx: Ctx) -> Response:
     key = first["handle"]
 
     async def stream() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        closes_at = loop.time() + STREAM_LIFETIME_SECONDS
         async with ctx.broker.subscribe(key) as queue:
-            yield _sse(first)
-            while True:
+            yield f"retry: {RECONNECT_MILLISECONDS}\n" + _sse(first)
+            while (left := closes_at - loop.time()) > 0:
                 try:
-                    update = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
+                    update = await asyncio.wait_for(
+                        queue.get(), timeout=min(HEARTBEAT_SECONDS, left)
+                    )
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
