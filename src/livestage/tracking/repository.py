@@ -98,6 +98,20 @@ class TrackingRepository:
             .values(left_at=at, left_inferred=True, leave_reason=reason)
         )
 
+    async def move_inferred_leaves(
+        self, stream_id: uuid.UUID, estimate: datetime, actual: datetime
+    ) -> None:
+        """Peers closed at an estimated end (no leave of their own yet) close at the real one."""
+        await self.session.execute(
+            update(StreamPeer)
+            .where(
+                StreamPeer.stream_id == stream_id,
+                StreamPeer.left_inferred.is_(True),
+                StreamPeer.left_at == estimate,
+            )
+            .values(left_at=actual)
+        )
+
     async def replace_samples(
         self, stream_id: uuid.UUID, samples: list[tuple[datetime, int]]
     ) -> None:

@@ -221,15 +221,26 @@ async def end_stream(
     await repository.close_open_peers(stream.id, at, reason)
 
 
+# Ends livestage had to guess the time of: the reconciler's "now" (it found no session), the
+# whole-second envelope time of room.end.success. The session's own close time replaces them.
+ESTIMATED_ENDS = frozenset({"reconciled_no_session", "room_ended"})
+
+
 async def _on_session_close(
     repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
 ) -> None:
-    await end_stream(
-        repository,
-        stream,
-        envelope.time("session_stopped_at") or envelope.timestamp,
-        "session_closed",
-    )
+    stopped = envelope.time("session_stopped_at")
+    if (
+        stopped is not None
+        and stream.status == StreamStatus.ended
+        and stream.end_reason in ESTIMATED_ENDS
+        and stream.ended_at is not None
+        and stream.ended_at != stopped
+    ):
+        await repository.move_inferred_leaves(stream.id, stream.ended_at, stopped)
+        stream.ended_at = stopped
+        return
+    await end_stream(repository, stream, stopped or envelope.timestamp, "session_closed")
 
 
 async def _on_room_end(

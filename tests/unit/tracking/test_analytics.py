@@ -77,3 +77,10 @@ class TestStats:
         stats = viewer_stats([Interval("u", at(0), None)], start=at(0), end=None, now=at(42))
         assert stats.current == 1
         assert stats.total_watch_seconds == 42.0
+
+
+def test_a_leave_exactly_at_a_minute_start_is_not_in_that_minute() -> None:
+    start = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
+    intervals = [Interval("a", start, start + timedelta(minutes=1))]
+    series = per_minute_peak(intervals, start, start + timedelta(minutes=2))
+    assert [v for _, v in series] == [1, 0, 0]
