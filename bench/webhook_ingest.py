@@ -171,7 +171,8 @@ def main() -> None:
         print(f"acknowledged: {EVENTS / elapsed:.0f} events/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms")
         print(f"stored {stored} (distinct {distinct}), unprocessed {pending or 0}")
         print(
-            f"peers {peers[0]} (closed {peers[1]}); lost {EVENTS - stored}, doubled {stored - distinct}"
+            f"peers {peers[0]} (closed {peers[1]}); "
+            f"lost {EVENTS - stored}, doubled {stored - distinct}"
         )
         if stored != EVENTS or distinct != EVENTS or pending or peers[0] != EVENTS // 2:
             raise SystemExit("exact-count check FAILED")
