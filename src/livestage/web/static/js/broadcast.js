@@ -173,6 +173,9 @@ $("end").addEventListener("click", async () => {
 });
 window.addEventListener("beforeunload", () => hms && hms.actions.leave());
 follow(config.handle, onServerUpdate);
+// The button stays disabled until the handlers above exist, so an early click cannot submit the
+// form natively (a page reload instead of going live).
+$("start").disabled = $("start").dataset.enabled !== "true";
 
 if (config.current) {
   // Already live (reload, second tab): rejoin the same stream; the server returns the same room.
