@@ -24,6 +24,7 @@ from livestage.kit.time import Clock, utc_now
 from livestage.logging import configure_logging
 from livestage.providers.base import StreamingProvider
 from livestage.providers.factory import build_provider
+from livestage.providers.local import endpoints as local_signalling
 from livestage.streams import endpoints as streams_endpoints
 from livestage.streams import pages as streams_pages
 from livestage.tracking import endpoints as tracking_endpoints
@@ -76,7 +77,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        chosen = provider if provider is not None else build_provider(settings)
+        chosen = provider if provider is not None else build_provider(settings, clock=clock)
         ctx = AppContext(
             settings=settings,
             engine=engine,
@@ -88,6 +89,7 @@ def create_app(
         try:
             await ensure_migrated(ctx)
             app.state.ctx = ctx
+            local_signalling.attach(ctx)
             worker = ctx.start_worker()
             try:
                 yield
@@ -111,6 +113,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(csrf_protect)])
     app.include_router(tracking_endpoints.webhook_router)
+    # A WebSocket authenticated by its join token (no cookie), so no CSRF dependency.
+    app.include_router(local_signalling.router)
     return app
 
 

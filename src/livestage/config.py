@@ -4,10 +4,30 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-insecure-change-me"
+
+
+class IceServer(BaseModel):
+    """One RTCIceServer handed to browsers (local provider). TURN credentials reach browsers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: str | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _ice_urls(cls, value: str | list[str]) -> str | list[str]:
+        for url in [value] if isinstance(value, str) else value:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise ValueError(f"ICE server URLs start with stun:, turn: or turns: (got {url!r})")
+        if not value:
+            raise ValueError("an ICE server needs at least one URL")
+        return value
 
 
 class Settings(BaseSettings):
@@ -28,7 +48,11 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, ge=1)
     token_expiring_soon_hours: int = Field(default=72, ge=1)
 
-    provider: Literal["auto", "hms", "local"] = "auto"
+    # auto: 100ms when its credentials are set, else local; none: no server-side provider.
+    provider: Literal["auto", "hms", "local", "none"] = "auto"
+    local_viewer_cap: int = Field(default=16, ge=1, le=500)
+    # JSON list of RTCIceServer objects; [] = host candidates only (same network / loopback).
+    ice_servers: list[IceServer] = Field(default_factory=list)
     hms_access_key: str = ""
     hms_app_secret: SecretStr = SecretStr("")
     hms_management_token: SecretStr = SecretStr("")
@@ -73,6 +97,15 @@ class Settings(BaseSettings):
     @property
     def hms_configured(self) -> bool:
         return bool(self.hms_access_key and self.hms_app_secret.get_secret_value())
+
+    @property
+    def hms_any_credential(self) -> bool:
+        """Any 100ms credential at all (the automatic choice of the local provider needs none)."""
+        return bool(
+            self.hms_access_key
+            or self.hms_app_secret.get_secret_value()
+            or self.hms_management_token.get_secret_value()
+        )
 
     @property
     def secret_keys(self) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ def hms_credentials() -> tuple[str, str]:
 @pytest.fixture
 def live_server_settings(hms_credentials: tuple[str, str]) -> dict[str, Any]:
     access_key, app_secret = hms_credentials
-    return {"provider": "local", "hms_access_key": access_key, "hms_app_secret": app_secret}
+    return {"provider": "none", "hms_access_key": access_key, "hms_app_secret": app_secret}
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def settings_overrides() -> dict[str, Any]:
     return {
         "hms_access_key": KEY,
         "hms_app_secret": SECRET,
-        "provider": "local",
+        "provider": "none",
         "log_level": "DEBUG",
         "session_ttl_hours": 720,
     }

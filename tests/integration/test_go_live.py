@@ -251,6 +251,9 @@ class TestRoomCode:
             "token": None,
             "room_code": code,
             "token_endpoint": f"{emulator.auth_url}/token",
+            "provider": "hms",
+            "signal_url": None,
+            "ice_servers": [],
         }
 
     @pytest.mark.parametrize(

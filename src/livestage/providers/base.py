@@ -1,4 +1,4 @@
-"""The video-provider interface, owned by our domain. `hms` (100ms) implements it.
+"""The video-provider interface, owned by our domain. `hms` (100ms) and `local` implement it.
 
 Providers never touch the database. Every failure they raise is a `ProviderError`: `transient`
 tells the caller a retry later may succeed; `message` is written for a person and never carries
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class ProviderError(Exception):
@@ -110,3 +110,21 @@ class StreamingProvider(Protocol):
     async def stop_hls(self, room_id: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BrowserSignalling(Protocol):
+    """A provider whose browsers signal through livestage itself (the local provider): what
+    go-live hands the page besides the token, and the viewer cap."""
+
+    name: str
+
+    @property
+    def viewer_cap(self) -> int: ...
+
+    @property
+    def ice_servers(self) -> list[dict[str, Any]]: ...
+
+    def signal_path(self, room_id: str) -> str: ...
+
+    def connected_viewers(self, room_id: str) -> int: ...

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,11 @@ class JoinInfo(BaseModel):
     token: str | None = None
     room_code: str | None = None
     token_endpoint: str | None = None
+    # "hms": join with the 100ms SDK. "local": open the WebSocket at `signal_url` (a path on
+    # this server), send {"type": "join", "token": ...}, use `ice_servers` for RTCPeerConnection.
+    provider: str = "hms"
+    signal_url: str | None = None
+    ice_servers: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class GoLiveResponse(BaseModel):

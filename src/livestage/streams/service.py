@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +27,12 @@ from livestage.influencers.service import InvalidRoomCodeError, TokenPolicy, roo
 from livestage.influencers.service import influencer as influencer_service
 from livestage.kit.crypto import SecretBox
 from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User
-from livestage.providers.base import ProviderError, StreamingProvider, WebhookTarget
+from livestage.providers.base import (
+    BrowserSignalling,
+    ProviderError,
+    StreamingProvider,
+    WebhookTarget,
+)
 from livestage.streams import lifecycle
 from livestage.streams.repository import StreamRepository
 from livestage.streams.schemas import JoinInfo
@@ -54,6 +60,13 @@ class RoomCodeRequired(LivestageError):
             "open Rooms, pick your room, and copy the code for the broadcaster role."
         )
         self.problems = problems
+
+
+class StreamFull(Conflict):
+    problem = "stream_full"
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"This stream is full ({cap} viewers). Try again in a moment.")
 
 
 class NoActiveStream(NotFound):
@@ -221,6 +234,7 @@ class StreamService:
             room_id=room.id,
             user_id=token.user_id,
             user_name=influencer.user.display_name,
+            **_provider_fields(provider, room.id),
         )
         return stream, join
 
@@ -254,6 +268,11 @@ class StreamService:
     async def _check_room_code(self, config: GoLiveConfig, code: str) -> str | None:
         if config.provider is None:
             return None
+        if isinstance(config.provider, BrowserSignalling):
+            raise InvalidRoomCodeError(
+                "Room codes are a 100ms feature and this server streams with its local "
+                "provider: use Start Streaming, it needs no code."
+            )
         try:
             resolved = await config.provider.resolve_room_code(code)
         except ProviderError as error:
@@ -294,7 +313,11 @@ class StreamService:
             if join is None:
                 raise Conflict("Your stream is open but the admin-set token is no longer valid.")
             return join
-        if config.provider is None or stream.room_id is None:
+        if (
+            config.provider is None
+            or stream.room_id is None
+            or stream.provider != config.provider.name
+        ):
             raise ServiceUnavailable("The video provider is not configured any more.")
         token = config.provider.mint_join_token(
             room_id=stream.room_id, role=config.broadcaster_role, user_id=str(influencer.user_id)
@@ -306,6 +329,7 @@ class StreamService:
             room_id=stream.room_id,
             user_id=token.user_id,
             user_name=influencer.user.display_name,
+            **_provider_fields(config.provider, stream.room_id),
         )
 
     async def _record_start(
@@ -440,12 +464,21 @@ class StreamService:
         influencer, stream = await self.watch(session, handle, config=config)
         if stream is None or stream.status not in (StreamStatus.starting, StreamStatus.live):
             raise NotFound(f"@{influencer.handle} is not live right now.")
-        if config.provider is None or stream.room_id is None:
+        provider = config.provider
+        if provider is None or stream.room_id is None:
             raise ServiceUnavailable(
                 "This stream can only be watched where the server has 100ms credentials."
             )
+        if stream.provider != provider.name:
+            raise ServiceUnavailable(
+                f"This stream runs on the {stream.provider!r} provider, which this server "
+                "is not using any more."
+            )
+        if isinstance(provider, BrowserSignalling):
+            if provider.connected_viewers(stream.room_id) >= provider.viewer_cap:
+                raise StreamFull(provider.viewer_cap)
         viewer_id = f"viewer-{secrets.token_hex(8)}"
-        token = config.provider.mint_join_token(
+        token = provider.mint_join_token(
             room_id=stream.room_id, role=config.viewer_role, user_id=viewer_id
         )
         return JoinInfo(
@@ -455,7 +488,19 @@ class StreamService:
             room_id=stream.room_id,
             user_id=viewer_id,
             user_name="Viewer",
+            **_provider_fields(provider, stream.room_id),
         )
+
+
+def _provider_fields(provider: StreamingProvider, room_id: str) -> dict[str, Any]:
+    """How the browser reaches the provider: the 100ms SDK, or livestage's own signalling."""
+    if isinstance(provider, BrowserSignalling):
+        return {
+            "provider": provider.name,
+            "signal_url": provider.signal_path(room_id),
+            "ice_servers": provider.ice_servers,
+        }
+    return {"provider": provider.name}
 
 
 def _admin_token_problem(status: TokenStatus, problem: str | None) -> str:

@@ -70,6 +70,12 @@ class InboxWriter:
                     await tracking_service.ingest(session, p.source, p.payload, now=self.clock())
                     for p in batch
                 ]
+        except asyncio.CancelledError:
+            # Stopped mid-write: nobody may wait forever for this batch (a caller retrying
+            # stores through `store()`'s direct path; duplicates are no-ops).
+            for pending in batch:
+                pending.done.cancel()
+            raise
         except Exception as error:
             log.exception("tracking.inbox_write_failed", events=len(batch))
             for pending in batch:
