@@ -44,6 +44,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     sock = bind_loopback()
     settings = make_settings(
         fresh_sqlite_url(tmp_path),
+        provider="local",
         public_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
         cookie_secure=False,
         local_viewer_cap=CAP,

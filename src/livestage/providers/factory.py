@@ -6,14 +6,15 @@ from livestage.providers.base import StreamingProvider
 
 
 def build_provider(settings: Settings, *, clock: Clock = utc_now) -> StreamingProvider | None:
-    """`local` when chosen, or by default when no 100ms credential is set at all; 100ms when
-    its credentials are configured; None (no server-side provider) for `none` or a partial
-    100ms configuration (an admin-set token or a room code can still be used)."""
+    """`local` when chosen; 100ms when its credentials are configured; otherwise None (no
+    server-side provider: an admin-set token or a room code can still be used).
+
+    `auto` does not pick `local` yet: the pages cannot join a local room until the browser side
+    of the local provider exists, and a default that answers Start Streaming with a join the
+    page cannot use would be worse than today's room-code fallback."""
     if settings.provider == "none":
         return None
-    if settings.provider == "local" or (
-        settings.provider == "auto" and not settings.hms_any_credential
-    ):
+    if settings.provider == "local":
         from livestage.providers.local.provider import LocalProvider
 
         return LocalProvider.from_settings(settings, clock=clock)

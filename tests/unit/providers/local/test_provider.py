@@ -124,8 +124,10 @@ class TestSettings:
 
 
 class TestFactory:
-    def test_local_when_no_100ms_credential_is_set(self) -> None:
-        assert isinstance(build_provider(_settings()), LocalProvider)
+    def test_auto_without_100ms_credentials_has_no_provider_until_the_pages_support_local(
+        self,
+    ) -> None:
+        assert build_provider(_settings()) is None
 
     @pytest.mark.asyncio
     async def test_100ms_when_its_credentials_are_set(self) -> None:
