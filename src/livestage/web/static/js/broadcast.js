@@ -1,18 +1,18 @@
 import { api, formatElapsed, pageConfig, show } from "./api.js";
-import { connect, tokenFor } from "./hms.js";
+import { provider } from "./room.js";
 import { follow } from "./live-updates.js";
 
 const config = pageConfig();
 const $ = (id) => document.getElementById(id);
 const startForm = $("start-form");
 const codeForm = $("code-form");
-let hms = null;
+let room = null;
 let startedAt = null;
-let watching = false;
+let elapsedTimer = null;
 let details = { title: "", description: "" };
-// The viewer count: the server's (from provider webhooks, authoritative), or what the SDK sees in
-// the room when that is more (a join the webhook has not reported yet, or webhooks not reaching
-// the server at all). The participants list is the SDK's.
+// The viewer count: the server's (from provider events, authoritative), or what the room shows
+// this page when that is more (a join the server has not reported yet, or webhooks not reaching
+// the server at all). The participants list is the room's.
 let streamId = config.current ? config.current.id : null;
 let serverUpdate = null;
 let sdkViewers = 0;
@@ -28,15 +28,17 @@ function setProblem(text) {
 }
 
 async function join(result) {
-  hms = hms || (await connect(config.sdkUrl));
   setStatus("Joining your room…");
   streamId = result.stream.id;
-  const authToken = await tokenFor(hms, result.join);
-  await hms.actions.join({
-    userName: result.join.user_name,
-    authToken,
-    settings: { isAudioMuted: false, isVideoMuted: false },
-    rememberDeviceSelection: true,
+  const rooms = await provider(result.join);
+  room = await rooms.broadcast(result.join, {
+    sdkUrl: config.sdkUrl,
+    video: $("preview"),
+    refreshJoin: async () => (await api("/api/streams", details)).join,
+    onPeers: renderPeers,
+    onDevices: renderDevices,
+    onControls: renderControls,
+    onState: onRoomState,
   });
   const stream = await api("/api/streams/current/joined");
   streamId = stream.id;
@@ -46,35 +48,33 @@ async function join(result) {
   show(codeForm, false);
   show($("stage"), true);
   setStatus(`You are live: ${stream.title}`);
-  watchRoom();
+  elapsedTimer = elapsedTimer || setInterval(renderElapsed, 1000);
 }
 
-function watchRoom() {
-  // Once per page: going live again after End Stream reuses the same store and subscriptions.
-  if (watching) return;
-  watching = true;
-  const { sdk, store, actions } = hms;
-  store.subscribe((peer) => {
-    if (peer && peer.videoTrack) actions.attachVideo(peer.videoTrack, $("preview"));
-  }, sdk.selectLocalPeer);
-  store.subscribe((peers) => renderPeers(peers || []), sdk.selectPeers);
-  store.subscribe((on) => ($("toggle-audio").textContent = on ? "Mute" : "Unmute"), sdk.selectIsLocalAudioEnabled);
-  store.subscribe((on) => ($("toggle-video").textContent = on ? "Camera off" : "Camera on"), sdk.selectIsLocalVideoEnabled);
-  store.subscribe((devices) => renderDevices(devices), sdk.selectDevices);
-  store.subscribe((connected) => {
-    if (connected === false && startedAt) setStatus("Disconnected: reconnecting…");
-  }, sdk.selectIsConnectedToRoom);
-  setInterval(() => {
-    if (startedAt) $("elapsed").textContent = formatElapsed((Date.now() - startedAt.getTime()) / 1000);
-  }, 1000);
+function renderElapsed() {
+  if (startedAt) $("elapsed").textContent = formatElapsed((Date.now() - startedAt.getTime()) / 1000);
 }
 
-function renderPeers(peers) {
-  const others = peers.filter((p) => !p.isLocal);
-  sdkViewers = others.filter((p) => p.roleName !== config.broadcasterRole).length;
+function onRoomState(state, detail) {
+  if (!startedAt) return;
+  if (state === "reconnecting") setStatus("Disconnected: reconnecting…");
+  else if (state === "live") setStatus(`You are live: ${details.title}`);
+  else if (state === "replaced") finish(detail, { left: true });
+  else if (state === "ended") finish("Your stream has ended.");
+  else if (state === "failed") setProblem(detail);
+}
+
+function renderControls(on) {
+  $("toggle-audio").textContent = on.audio ? "Mute" : "Unmute";
+  $("toggle-video").textContent = on.video ? "Camera off" : "Camera on";
+  $("toggle-screen").textContent = on.screen ? "Stop sharing" : "Share screen";
+}
+
+function renderPeers(others) {
+  sdkViewers = others.filter((p) => p.role !== config.broadcasterRole).length;
   renderViewers();
   $("participants").replaceChildren(
-    ...others.map((p) => Object.assign(document.createElement("li"), { textContent: `${p.name} (${p.roleName})` })),
+    ...others.map((p) => Object.assign(document.createElement("li"), { textContent: `${p.name} (${p.role})` })),
   );
 }
 
@@ -91,10 +91,13 @@ function onServerUpdate(update) {
   if (over && update.stream_id === streamId && !ending) finish("Your stream has ended.");
 }
 
-async function finish(message) {
+async function finish(message, { left = false } = {}) {
   if (!startedAt) return; // not live on this page, or already finished
   startedAt = null;
-  await hms.actions.leave();
+  sdkViewers = 0;
+  const leaving = room;
+  room = null;
+  if (!left) await leaving.leave();
   show($("stage"), false);
   show(startForm, true);
   setStatus(message);
@@ -142,22 +145,18 @@ codeForm.addEventListener("submit", (event) => {
   start(event, "/api/streams/room-code", { code });
 });
 
-$("toggle-audio").addEventListener("click", () => {
-  hms.actions.setLocalAudioEnabled(!hms.store.getState(hms.sdk.selectIsLocalAudioEnabled));
-});
-$("toggle-video").addEventListener("click", () => {
-  hms.actions.setLocalVideoEnabled(!hms.store.getState(hms.sdk.selectIsLocalVideoEnabled));
-});
+$("toggle-audio").addEventListener("click", () => room && room.setAudio(!room.controls().audio));
+$("toggle-video").addEventListener("click", () => room && room.setVideo(!room.controls().video));
 $("toggle-screen").addEventListener("click", async () => {
+  if (!room) return;
   try {
-    const sharing = hms.store.getState(hms.sdk.selectIsLocalScreenShared);
-    await hms.actions.setScreenShareEnabled(!sharing);
+    await room.setScreenShare(!room.controls().screen);
   } catch (error) {
     setProblem(`Screen sharing is not available: ${error.message}`);
   }
 });
-$("camera").addEventListener("change", (e) => hms.actions.setVideoSettings({ deviceId: e.target.value }));
-$("microphone").addEventListener("change", (e) => hms.actions.setAudioSettings({ deviceId: e.target.value }));
+$("camera").addEventListener("change", (e) => room && room.useCamera(e.target.value));
+$("microphone").addEventListener("change", (e) => room && room.useMicrophone(e.target.value));
 $("end").addEventListener("click", async () => {
   $("end").disabled = true;
   ending = true;
@@ -171,7 +170,7 @@ $("end").addEventListener("click", async () => {
     $("end").disabled = false;
   }
 });
-window.addEventListener("beforeunload", () => hms && hms.actions.leave());
+window.addEventListener("beforeunload", () => room && room.leave());
 follow(config.handle, onServerUpdate);
 // The button stays disabled until the handlers above exist, so an early click cannot submit the
 // form natively (a page reload instead of going live).

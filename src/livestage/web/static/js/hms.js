@@ -1,15 +1,111 @@
-// The 100ms browser SDK, loaded from the configured URL (LIVESTAGE_HMS_SDK_URL).
-export async function connect(sdkUrl) {
+// The 100ms provider of the room interface (room.js): the 100ms browser SDK, loaded from the
+// configured URL (LIVESTAGE_HMS_SDK_URL). One SDK store per page, subscribed once; going live
+// again after End Stream reuses it, and the subscriptions report to the current room's callbacks.
+let hms = null;
+let current = null;
+
+const SELECTORS = {
+  localPeer: "selectLocalPeer",
+  peers: "selectPeers",
+  audio: "selectIsLocalAudioEnabled",
+  video: "selectIsLocalVideoEnabled",
+  screen: "selectIsLocalScreenShared",
+  devices: "selectDevices",
+  connected: "selectIsConnectedToRoom",
+};
+
+async function load(sdkUrl) {
+  if (hms) return hms;
   const sdk = await import(sdkUrl);
-  const hms = new sdk.HMSReactiveStore();
-  hms.triggerOnSubscribe();
-  return { sdk, store: hms.getStore(), actions: hms.getActions() };
+  const reactive = new sdk.HMSReactiveStore();
+  reactive.triggerOnSubscribe();
+  hms = { sdk, store: reactive.getStore(), actions: reactive.getActions() };
+  for (const [name, selector] of Object.entries(SELECTORS)) {
+    hms.store.subscribe((value) => current && current[name] && current[name](value), sdk[selector]);
+  }
+  return hms;
 }
 
-export async function tokenFor(hms, join) {
+// A room's callbacks start after its join, with the state as it is then (as a subscription made
+// at that moment would report it).
+function follow(handlers) {
+  current = handlers;
+  for (const [name, handler] of Object.entries(handlers)) {
+    handler(hms.store.getState(hms.sdk[SELECTORS[name]]));
+  }
+}
+
+function describe(peer) {
+  return { id: peer.id, name: peer.name, role: peer.roleName };
+}
+
+async function authToken(actions, join) {
   if (join.kind === "token") return join.token;
-  return hms.actions.getAuthTokenByRoomCode(
+  return actions.getAuthTokenByRoomCode(
     { roomCode: join.room_code, userId: join.user_id },
     { endpoint: join.token_endpoint },
   );
+}
+
+export async function broadcast(join, options) {
+  const { sdk, store, actions } = await load(options.sdkUrl);
+  const token = await authToken(actions, join);
+  const controls = () => ({
+    audio: store.getState(sdk.selectIsLocalAudioEnabled),
+    video: store.getState(sdk.selectIsLocalVideoEnabled),
+    screen: store.getState(sdk.selectIsLocalScreenShared),
+  });
+  const handlers = {
+    localPeer: (peer) => peer && peer.videoTrack && actions.attachVideo(peer.videoTrack, options.video),
+    peers: (peers) => options.onPeers((peers || []).filter((p) => !p.isLocal).map(describe)),
+    audio: () => options.onControls(controls()),
+    video: () => options.onControls(controls()),
+    screen: () => options.onControls(controls()),
+    devices: (devices) => devices && options.onDevices(devices),
+    connected: (connected) => connected === false && options.onState("reconnecting"),
+  };
+  await actions.join({
+    userName: join.user_name,
+    authToken: token,
+    settings: { isAudioMuted: false, isVideoMuted: false },
+    rememberDeviceSelection: true,
+  });
+  follow(handlers);
+  return {
+    setAudio: (on) => actions.setLocalAudioEnabled(on),
+    setVideo: (on) => actions.setLocalVideoEnabled(on),
+    setScreenShare: (on) => actions.setScreenShareEnabled(on),
+    useCamera: (deviceId) => actions.setVideoSettings({ deviceId }),
+    useMicrophone: (deviceId) => actions.setAudioSettings({ deviceId }),
+    controls,
+    leave: async () => {
+      current = null;
+      await actions.leave();
+    },
+  };
+}
+
+export async function watch(join, options) {
+  const { actions } = await load(options.sdkUrl);
+  const handlers = {
+    peers: (peers) => {
+      const list = peers || [];
+      const host = list.find((p) => p.roleName === options.broadcasterRole);
+      if (host && host.videoTrack) actions.attachVideo(host.videoTrack, options.video);
+      options.onPeers(list.filter((p) => !p.isLocal).map(describe));
+      options.onState(host ? "live" : "waiting");
+    },
+  };
+  await actions.join({
+    userName: join.user_name,
+    authToken: join.token,
+    settings: { isAudioMuted: true, isVideoMuted: true },
+  });
+  follow(handlers);
+  return {
+    leave: async () => {
+      current = null;
+      await actions.leave();
+    },
+  };
 }

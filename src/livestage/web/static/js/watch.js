@@ -1,51 +1,90 @@
 import { api, pageConfig, show } from "./api.js";
-import { connect } from "./hms.js";
 import { follow } from "./live-updates.js";
+import { provider } from "./room.js";
 
 const config = pageConfig();
 const $ = (id) => document.getElementById(id);
-let hms = null;
+const joinPath = `/api/watch/${encodeURIComponent(config.handle)}/join`;
+let room = null;
 let ended = false;
-// The viewer count is the server's (provider webhooks, authoritative); what the SDK sees in the
-// room only raises it while a join has not been reported yet.
+// The viewer count is the server's (provider events, authoritative); what the room shows this
+// page only raises it while a join has not been reported yet.
 let serverViewers = null;
-let sdkViewers = 0;
+let roomViewers = 0;
 
 function renderViewers() {
-  $("viewers").textContent = String(Math.max(serverViewers ?? 0, sdkViewers));
+  $("viewers").textContent = String(Math.max(serverViewers ?? 0, roomViewers));
+}
+
+function setStatus(text) {
+  $("status").textContent = text;
 }
 
 async function watch() {
   try {
-    const join = await api(`/api/watch/${encodeURIComponent(config.handle)}/join`);
+    const join = await api(joinPath);
     if (ended) return;
-    hms = await connect(config.sdkUrl);
-    await hms.actions.join({
-      userName: join.user_name,
-      authToken: join.token,
-      settings: { isAudioMuted: true, isVideoMuted: true },
+    const rooms = await provider(join);
+    room = await rooms.watch(join, {
+      sdkUrl: config.sdkUrl,
+      video: $("player"),
+      broadcasterRole: config.broadcasterRole,
+      refreshJoin: () => api(joinPath),
+      onPeers: (others) => {
+        if (ended) return;
+        roomViewers = others.filter((p) => p.role !== config.broadcasterRole).length + 1;
+        renderViewers();
+      },
+      onState: onRoomState,
     });
     if (ended) {
-      await hms.actions.leave();
+      await room.leave();
       return;
     }
-    $("status").textContent = "Live";
-    hms.store.subscribe((peers) => {
-      if (ended) return;
-      const list = peers || [];
-      const host = list.find((p) => p.roleName === config.broadcasterRole);
-      if (host && host.videoTrack) hms.actions.attachVideo(host.videoTrack, $("player"));
-      $("status").textContent = host ? "Live" : "Waiting for the stream to start…";
-      sdkViewers = list.filter((p) => p.roleName !== config.broadcasterRole).length;
-      renderViewers();
-    }, hms.sdk.selectPeers);
-    window.addEventListener("beforeunload", () => hms.actions.leave());
+    window.addEventListener("beforeunload", () => room && room.leave());
   } catch (error) {
     if (ended) return;
-    $("status").textContent = "";
-    $("problem").textContent = error.message;
-    show($("problem"), true);
+    if (error.code === "stream_full" || error.state === "full") showFull(error.message);
+    else if (error.state === "ended") showEnded();
+    else showProblem(error.message);
   }
+}
+
+function onRoomState(state, detail) {
+  if (ended) return;
+  if (state === "live") setStatus("Live");
+  else if (state === "waiting") setStatus("Waiting for the stream to start…");
+  else if (state === "reconnecting") setStatus("Connection lost: reconnecting…");
+  else if (state === "muted") show($("unmute"), true);
+  else if (state === "ended") showEnded();
+  else if (state === "full") showFull(detail);
+  else if (state === "failed") showProblem(detail);
+}
+
+function showProblem(message) {
+  setStatus("");
+  $("problem").textContent = message;
+  show($("problem"), true);
+}
+
+// The room has as many viewers as it takes: say so kindly, and offer to try again.
+function showFull(message) {
+  if (ended) return;
+  ended = true;
+  if (room) room.leave();
+  setStatus("");
+  $("player").remove();
+  $("watching").remove();
+  show($("unmute"), false);
+  const again = Object.assign(document.createElement("button"), { type: "button", textContent: "Try again" });
+  again.addEventListener("click", () => location.reload());
+  $("full").replaceChildren(
+    Object.assign(document.createElement("strong"), { textContent: "This stream is full. " }),
+    message || "Every seat is taken right now. Try again in a moment.",
+    " ",
+    again,
+  );
+  show($("full"), true);
 }
 
 // The stream this page shows has ended: say so in place of the player, and leave the room.
@@ -55,9 +94,10 @@ async function showEnded() {
   $("status").textContent =
     `The stream “${config.title}” has ended. Follow @${config.handle} and come back for the next one.`;
   show($("problem"), false);
+  show($("unmute"), false);
   $("player").remove();
   $("watching").remove();
-  if (hms) await hms.actions.leave();
+  if (room) await room.leave();
 }
 
 // A new stream started while this page shows an older one (or nothing): offer it.
@@ -88,5 +128,9 @@ function onServerUpdate(update) {
   }
 }
 
+$("unmute")?.addEventListener("click", () => {
+  $("player").muted = false;
+  show($("unmute"), false);
+});
 follow(config.handle, onServerUpdate);
 if (config.live) watch();
