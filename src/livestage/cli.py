@@ -226,12 +226,14 @@ def serve(
 def up(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Quick start: migrate, create the demo admin and influencer, print their sign-in, serve."""
     from livestage.demo import ensure_demo_accounts
+    from livestage.providers.factory import describe_choice
 
     settings = Settings()
     migrations.upgrade(settings.database_url)
     demo = asyncio.run(ensure_demo_accounts(settings))
     typer.echo(demo.describe(base_url=f"http://{host}:{port}"))
     typer.echo(totp.terminal_qr(demo.admin_provisioning_uri))
+    typer.echo(describe_choice(settings))
     serve(host=host, port=port)
 
 

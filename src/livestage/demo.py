@@ -37,6 +37,7 @@ class DemoAccounts:
                 f"             (current code: {totp.code_at(self.admin_totp_secret, utc_now())})",
                 f"  influencer {base_url}/login",
                 f"             email {DEMO_INFLUENCER}  password {self.influencer_password}",
+                f"  viewers    {base_url}/watch/{DEMO_HANDLE}",
             ]
         )
 

@@ -6,15 +6,14 @@ from livestage.providers.base import StreamingProvider
 
 
 def build_provider(settings: Settings, *, clock: Clock = utc_now) -> StreamingProvider | None:
-    """`local` when chosen; 100ms when its credentials are configured; otherwise None (no
-    server-side provider: an admin-set token or a room code can still be used).
-
-    `auto` does not pick `local` yet: the pages cannot join a local room until the browser side
-    of the local provider exists, and a default that answers Start Streaming with a join the
-    page cannot use would be worse than today's room-code fallback."""
+    """`auto`: 100ms when its credentials are configured, the embedded local provider when no
+    100ms credential is set at all. A partial 100ms configuration (say, only a management token)
+    is a 100ms user's, so it gets no provider rather than a silent switch to local: the admin-set
+    token and room-code fallbacks still work, and `livestage hms check` says what is missing.
+    `none`: no server-side provider."""
     if settings.provider == "none":
         return None
-    if settings.provider == "local":
+    if _local_chosen(settings):
         from livestage.providers.local.provider import LocalProvider
 
         return LocalProvider.from_settings(settings, clock=clock)
@@ -23,3 +22,27 @@ def build_provider(settings: Settings, *, clock: Clock = utc_now) -> StreamingPr
     from livestage.providers.hms.provider import HmsProvider
 
     return HmsProvider.from_settings(settings)
+
+
+def describe_choice(settings: Settings) -> str:
+    """One line for the person starting the server: which provider Start Streaming will use."""
+    if settings.provider == "none":
+        return "provider: none (influencers go live with an admin-set token or a room code)"
+    if _local_chosen(settings):
+        return (
+            "provider: local (no 100ms account needed: video goes browser to browser, "
+            "signalled by this server; set LIVESTAGE_HMS_ACCESS_KEY and "
+            "LIVESTAGE_HMS_APP_SECRET to use 100ms)"
+        )
+    if settings.hms_configured:
+        return "provider: 100ms (rooms and tokens made automatically)"
+    return (
+        "provider: none (the 100ms configuration is incomplete: set both "
+        "LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET; `livestage hms check` tells more)"
+    )
+
+
+def _local_chosen(settings: Settings) -> bool:
+    return settings.provider == "local" or (
+        settings.provider == "auto" and not settings.hms_any_credential
+    )

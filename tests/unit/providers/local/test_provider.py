@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from livestage.config import Settings
 from livestage.providers.base import BrowserSignalling, ProviderError
-from livestage.providers.factory import build_provider
+from livestage.providers.factory import build_provider, describe_choice
 from livestage.providers.hms.provider import HmsProvider
 from livestage.providers.local.provider import LocalProvider, room_id_for
 from livestage.providers.local.tokens import derive_signing_key
@@ -124,10 +124,8 @@ class TestSettings:
 
 
 class TestFactory:
-    def test_auto_without_100ms_credentials_has_no_provider_until_the_pages_support_local(
-        self,
-    ) -> None:
-        assert build_provider(_settings()) is None
+    def test_auto_without_100ms_credentials_is_local(self) -> None:
+        assert isinstance(build_provider(_settings()), LocalProvider)
 
     @pytest.mark.asyncio
     async def test_100ms_when_its_credentials_are_set(self) -> None:
@@ -145,4 +143,18 @@ class TestFactory:
 
     def test_a_partial_100ms_configuration_is_not_replaced_by_local(self) -> None:
         assert build_provider(_settings(hms_management_token="eyJ.x.y")) is None
+
+    @pytest.mark.parametrize(
+        ("overrides", "start"),
+        [
+            ({}, "provider: local (no 100ms account needed"),
+            ({"hms_access_key": "k" * 24, "hms_app_secret": "s" * 32}, "provider: 100ms"),
+            ({"hms_access_key": "k" * 24}, "provider: none (the 100ms configuration is incomplete"),
+            ({"provider": "none"}, "provider: none (influencers go live with an admin-set"),
+        ],
+    )
+    def test_the_person_starting_the_server_is_told_the_choice(
+        self, overrides: dict[str, str], start: str
+    ) -> None:
+        assert describe_choice(_settings(**overrides)).startswith(start)
         assert build_provider(_settings(provider="hms")) is None
