@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livestage import __version__, migrate
 from livestage.accounts import endpoints as accounts_endpoints
@@ -96,6 +98,7 @@ def create_app(
             finally:
                 await worker.stop()
                 await ctx.inbox.stop()
+                await ctx.joins.stop()
         finally:
             if chosen is not None and provider is None:
                 await chosen.aclose()
@@ -108,7 +111,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.middleware("http")(_cookie_and_security_headers(settings))
+    app.add_middleware(CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(csrf_protect)])
@@ -118,26 +121,47 @@ def create_app(
     return app
 
 
-def _cookie_and_security_headers(
-    settings: Settings,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        token = getattr(request.state, "new_csrf_cookie", None)
-        if token is not None:
-            response.set_cookie(
-                CSRF_COOKIE,
-                token,
-                httponly=True,
-                secure=settings.cookie_secure,
-                samesite="strict",
-                path="/",
-            )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+)
 
-    return middleware
+
+class CookieAndSecurityHeaders:
+    """Pure ASGI (not `app.middleware("http")`): adds the headers as the response starts, so
+    responses, streaming ones included, pass through without being re-wrapped per request."""
+
+    def __init__(self, app: ASGIApp, *, cookie_secure: bool) -> None:
+        self.app, self.cookie_secure = app, cookie_secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                token = scope.get("state", {}).get("new_csrf_cookie")
+                if token is not None:
+                    headers.append("set-cookie", self._csrf_cookie(token))
+                present = {key for key, _ in message["headers"]}
+                for key, value in SECURITY_HEADERS:
+                    if key not in present:
+                        message["headers"].append((key, value))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _csrf_cookie(self, token: str) -> str:
+        cookie = Response()
+        cookie.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            secure=self.cookie_secure,
+            samesite="strict",
+            path="/",
+        )
+        return cookie.headers["set-cookie"]

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from livestage.models import LiveStream
+from livestage.models import LiveStream, ViewerJoin
 from livestage.web.context import AppContext
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
@@ -104,6 +104,23 @@ class TestAutomatic:
         assert peer["role"] == "broadcaster"
         joined = await creator_client.post("/api/streams/current/joined")
         assert joined.json()["status"] == "live"
+
+    async def test_going_live_again_asks_for_the_room_and_its_codes_together(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
+    ) -> None:
+        first = (await creator_client.post("/api/streams", json=START)).json()
+        await creator_client.post("/api/streams/current/end")
+        before = len(emulator.control.requests(path_prefix="/v2/"))
+        emulator.control.queue_fault(kind="latency", seconds=0.3, count=10)
+        started = asyncio.get_running_loop().time()
+        again = await creator_client.post("/api/streams", json=START)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert again.status_code == 201, again.text
+        assert again.json()["stream"]["room_id"] == first["stream"]["room_id"]
+        assert set(again.json()["stream"]["room_codes"]) == {"broadcaster", "viewer"}
+        calls = emulator.control.requests(path_prefix="/v2/")[before:]
+        assert len(calls) == 2
+        assert elapsed < 0.55  # two calls of 0.3 s each, at the same time
 
     async def test_second_click_returns_the_same_stream(
         self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
@@ -308,6 +325,29 @@ class TestEndAndWatch:
         assert emulator.app_secret not in page.text
         missing = await creator_client.get("/watch/nobody")
         assert missing.status_code == 404
+
+    async def test_every_join_is_recorded_as_a_join_intent(
+        self, creator_client: httpx.AsyncClient, ctx: AppContext
+    ) -> None:
+        body = (await creator_client.post("/api/streams", json=START)).json()
+        viewers = set()
+        for _ in range(3):
+            response = await creator_client.post("/api/watch/alice/join")
+            assert response.status_code == 200
+            viewers.add(response.json()["user_id"])
+        await ctx.joins.flush()
+        async with ctx.sessionmaker() as session:
+            rows = (await session.scalars(select(ViewerJoin))).all()
+        assert {r.viewer_id for r in rows} == viewers
+        assert {str(r.stream_id) for r in rows} == {body["stream"]["id"]}
+
+    async def test_a_viewer_cannot_join_once_the_stream_ended(
+        self, creator_client: httpx.AsyncClient
+    ) -> None:
+        await creator_client.post("/api/streams", json=START)
+        assert (await creator_client.post("/api/watch/alice/join")).status_code == 200
+        await creator_client.post("/api/streams/current/end")
+        assert (await creator_client.post("/api/watch/alice/join")).status_code == 404
 
 
 class TestAdminRoomCodeGeneration:

@@ -130,9 +130,16 @@ async def live_now(session: DbSession) -> list[LiveEntry]:
 
 
 @router.post("/watch/{handle}/join")
-async def viewer_join(handle: str, session: DbSession, ctx: Ctx) -> JoinInfo:
+async def viewer_join(handle: str, session: DbSession, ctx: Ctx, now: Now) -> JoinInfo:
     """A viewer token minted on the server for the live room (viewer role, random user id)."""
-    return await stream_service.viewer_join(session, handle, config=ctx.go_live_config)
+    return await stream_service.viewer_join(
+        session,
+        handle,
+        config=ctx.go_live_config,
+        cache=ctx.watch_cache,
+        joins=ctx.joins,
+        now=now,
+    )
 
 
 @router.post("/admin/influencers/{influencer_id}/stream/end", tags=["admin: influencers"])

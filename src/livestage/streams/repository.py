@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livestage.models import Influencer, LiveStream
+from livestage.models import Influencer, LiveStream, ViewerJoin
 from livestage.models.live_stream import ACTIVE_STATUSES, StreamStatus
 
 
@@ -64,3 +65,17 @@ class StreamRepository:
             select(Influencer).where(Influencer.id == influencer_id).with_for_update(of=Influencer)
         )
         return await self.session.scalar(statement)
+
+
+class ViewerJoinRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """One multi-row INSERT for a whole batch of join intents."""
+        if rows:
+            await self.session.execute(insert(ViewerJoin), rows)
+
+    async def count(self, stream_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(ViewerJoin.stream_id == stream_id)
+        return int(await self.session.scalar(statement) or 0)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -30,10 +33,13 @@ from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrateg
 from livestage.providers.base import (
     BrowserSignalling,
     ProviderError,
+    Room,
+    RoomCode,
     StreamingProvider,
     WebhookTarget,
 )
 from livestage.streams import lifecycle
+from livestage.streams.joins import JoinIntent, JoinRecorder, Watchable, WatchCache
 from livestage.streams.repository import StreamRepository
 from livestage.streams.schemas import JoinInfo
 
@@ -202,14 +208,7 @@ class StreamService:
             )
             return None, None
         try:
-            room = await provider.ensure_room(
-                name=room_name_for(influencer.handle),
-                description=f"livestage room of @{influencer.handle}",
-                webhook=config.webhook,
-            )
-            # Remember the room at once: if a later call fails, the record still names it.
-            influencer.hms_room_id, influencer.hms_room_name = room.id, room.name
-            codes = await provider.ensure_room_codes(room.id)
+            room, codes = await self._room_and_codes(provider, influencer, config)
             token = provider.mint_join_token(
                 room_id=room.id, role=config.broadcaster_role, user_id=str(influencer.user_id)
             )
@@ -237,6 +236,28 @@ class StreamService:
             **_provider_fields(provider, room.id),
         )
         return stream, join
+
+    async def _room_and_codes(
+        self, provider: StreamingProvider, influencer: Influencer, config: GoLiveConfig
+    ) -> tuple[Room, list[RoomCode]]:
+        """Ensure the room and its codes. When the influencer's room is known (every go-live
+        after the first) both calls go out together: one provider round trip, not two."""
+        known = influencer.hms_room_id
+        ensure_room = provider.ensure_room(
+            name=room_name_for(influencer.handle),
+            description=f"livestage room of @{influencer.handle}",
+            webhook=config.webhook,
+        )
+        if known is None:
+            room = await ensure_room
+            codes = None
+        else:
+            room, codes = await _gather_or_raise(ensure_room, provider.ensure_room_codes(known))
+        # Remember the room at once: if a later call fails, the record still names it.
+        influencer.hms_room_id, influencer.hms_room_name = room.id, room.name
+        if codes is None or room.id != known:
+            codes = await provider.ensure_room_codes(room.id)
+        return room, codes
 
     def _with_admin_token(
         self, influencer: Influencer, config: GoLiveConfig, problems: list[str], now: datetime
@@ -459,37 +480,64 @@ class StreamService:
         return influencer, stream or await repository.get_latest(influencer.id)
 
     async def viewer_join(
-        self, session: AsyncSession, handle: str, *, config: GoLiveConfig
+        self,
+        session: AsyncSession,
+        handle: str,
+        *,
+        config: GoLiveConfig,
+        cache: WatchCache,
+        joins: JoinRecorder,
+        now: datetime,
     ) -> JoinInfo:
-        influencer, stream = await self.watch(session, handle, config=config)
-        if stream is None or stream.status not in (StreamStatus.starting, StreamStatus.live):
-            raise NotFound(f"@{influencer.handle} is not live right now.")
+        """Check the stream is live and may be watched, mint a viewer token, record the intent."""
+        watchable = await cache.get(handle, partial(self._watchable, session, handle))
+        if not watchable.live or watchable.stream_id is None:
+            raise NotFound(f"@{watchable.handle} is not live right now.")
         provider = config.provider
-        if provider is None or stream.room_id is None:
+        if provider is None or watchable.room_id is None:
             raise ServiceUnavailable(
                 "This stream can only be watched where the server has 100ms credentials."
             )
-        if stream.provider != provider.name:
+        if watchable.provider != provider.name:
             raise ServiceUnavailable(
-                f"This stream runs on the {stream.provider!r} provider, which this server "
+                f"This stream runs on the {watchable.provider!r} provider, which this server "
                 "is not using any more."
             )
         if isinstance(provider, BrowserSignalling):
-            if provider.connected_viewers(stream.room_id) >= provider.viewer_cap:
+            if provider.connected_viewers(watchable.room_id) >= provider.viewer_cap:
                 raise StreamFull(provider.viewer_cap)
         viewer_id = f"viewer-{secrets.token_hex(8)}"
         token = provider.mint_join_token(
-            room_id=stream.room_id, role=config.viewer_role, user_id=viewer_id
+            room_id=watchable.room_id, role=config.viewer_role, user_id=viewer_id
         )
+        joins.record(JoinIntent(watchable.stream_id, viewer_id, now))
         return JoinInfo(
             kind="token",
             token=token.token,
             role=token.role,
-            room_id=stream.room_id,
+            room_id=watchable.room_id,
             user_id=viewer_id,
             user_name="Viewer",
-            **_provider_fields(provider, stream.room_id),
+            **_provider_fields(provider, watchable.room_id),
         )
+
+    async def _watchable(self, session: AsyncSession, handle: str) -> Watchable:
+        influencer = await influencer_service.get_by_handle(session, handle)
+        stream = await StreamRepository(session).get_active(influencer.id)
+        if stream is None:
+            return Watchable(influencer.handle, None, False, None, None)
+        live = stream.status in (StreamStatus.starting, StreamStatus.live)
+        return Watchable(influencer.handle, stream.id, live, stream.room_id, stream.provider)
+
+
+async def _gather_or_raise(
+    first: Awaitable[Room], second: Awaitable[list[RoomCode]]
+) -> tuple[Room, list[RoomCode] | None]:
+    """Both at once; the first's failure wins, a failure of the second alone means "ask again"."""
+    room, codes = await asyncio.gather(first, second, return_exceptions=True)
+    if isinstance(room, BaseException):
+        raise room
+    return room, None if isinstance(codes, BaseException) else codes
 
 
 def _provider_fields(provider: StreamingProvider, room_id: str) -> dict[str, Any]:

@@ -2,13 +2,17 @@
 
 One process serves its own subscribers; several processes would share updates through Redis
 pub/sub (LIVESTAGE_REDIS_URL), with this class as the local end.
+
+An update is encoded once, as the SSE frame every subscriber sends: with thousands of pages on
+one stream, encoding per subscriber was most of the cost of a change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,20 +21,31 @@ QUEUE_SIZE = 16
 
 class LiveBroker:
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
+        self._listeners: list[Callable[[str], object]] = []
+
+    def on_publish(self, listener: Callable[[str], object]) -> None:
+        """Call `listener(key)` on every publish (caches of per-stream state drop the key)."""
+        self._listeners.append(listener)
 
     def publish(self, key: str, message: dict[str, Any]) -> int:
         """Deliver to every subscriber of `key`; a slow one keeps only the newest messages."""
+        for listener in self._listeners:
+            listener(key)
         queues = self._subscribers.get(key, set())
+        if not queues:
+            return 0
+        frame = sse_frame(message)
         for queue in queues:
             if queue.full():
                 queue.get_nowait()
-            queue.put_nowait(message)
+            queue.put_nowait(frame)
         return len(queues)
 
     @asynccontextmanager
-    async def subscribe(self, key: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+    async def subscribe(self, key: str) -> AsyncIterator[asyncio.Queue[bytes]]:
+        """A queue of SSE frames (`sse_frame`) for `key`'s updates."""
+        queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers[key].add(queue)
         try:
             yield queue
@@ -43,3 +58,8 @@ class LiveBroker:
         if key is not None:
             return len(self._subscribers.get(key, ()))
         return sum(len(queues) for queues in self._subscribers.values())
+
+
+def sse_frame(message: dict[str, Any]) -> bytes:
+    """One server-sent event named `stream` carrying `message` as JSON."""
+    return b"event: stream\ndata: " + json.dumps(message).encode() + b"\n\n"

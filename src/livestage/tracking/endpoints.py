@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from livestage.errors import BadRequest, LivestageError, NotFound
 from livestage.influencers.repository import InfluencerRepository
 from livestage.streams.repository import StreamRepository
+from livestage.tracking.broker import sse_frame
 from livestage.tracking.events import EnvelopeError, parse_envelope
 from livestage.tracking.updates import live_update
 from livestage.tracking.verification import WebhookVerificationError, verify_webhook
 from livestage.web.deps import Ctx, DbSession, client_ip
+from livestage.web.sse import EventStream
 
 router = APIRouter(tags=["tracking"])
 # No session cookie, no CSRF: 100ms authenticates with the secret header instead.
@@ -72,26 +73,10 @@ async def live_state(handle: str, session: DbSession) -> dict[str, Any]:
 async def live_events(handle: str, session: DbSession, ctx: Ctx) -> Response:
     """Server-sent events: the current state, then every change (status, viewer count)."""
     first = await _snapshot(session, handle)
-    key = first["handle"]
-
-    async def stream() -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        closes_at = loop.time() + STREAM_LIFETIME_SECONDS
-        async with ctx.broker.subscribe(key) as queue:
-            yield f"retry: {RECONNECT_MILLISECONDS}\n" + _sse(first)
-            while (left := closes_at - loop.time()) > 0:
-                try:
-                    update = await asyncio.wait_for(
-                        queue.get(), timeout=min(HEARTBEAT_SECONDS, left)
-                    )
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield _sse(update)
-
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
-
-
-def _sse(message: dict[str, Any]) -> str:
-    return f"event: stream\ndata: {json.dumps(message)}\n\n"
+    retry = f"retry: {RECONNECT_MILLISECONDS}\n".encode()
+    return EventStream(
+        retry + sse_frame(first),
+        partial(ctx.broker.subscribe, first["handle"]),
+        heartbeat=HEARTBEAT_SECONDS,
+        lifetime=STREAM_LIFETIME_SECONDS,
+    )

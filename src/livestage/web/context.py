@@ -15,6 +15,7 @@ from livestage.influencers.service import TokenPolicy
 from livestage.kit.crypto import SecretBox
 from livestage.kit.time import Clock, utc_now
 from livestage.providers.base import StreamingProvider, WebhookTarget
+from livestage.streams.joins import JoinRecorder, WatchCache
 from livestage.streams.service import GoLiveConfig
 from livestage.tracking.broker import LiveBroker
 from livestage.tracking.inbox import InboxWriter
@@ -45,9 +46,13 @@ class AppContext:
     broker: LiveBroker = field(default_factory=LiveBroker)
     worker: TrackingWorker | None = None
     inbox: InboxWriter = field(init=False)
+    watch_cache: WatchCache = field(default_factory=WatchCache)
+    joins: JoinRecorder = field(init=False)
 
     def __post_init__(self) -> None:
         self.inbox = InboxWriter(self.sessionmaker, clock=self.clock)
+        self.joins = JoinRecorder(self.sessionmaker)
+        self.broker.on_publish(self.watch_cache.invalidate)
 
     @property
     def tracking_config(self) -> TrackingConfig:
@@ -78,6 +83,7 @@ class AppContext:
             reconcile_seconds=self.settings.reconcile_interval_seconds,
         )
         self.inbox.start()
+        self.joins.start()
         if self.settings.worker_enabled:
             self.worker.start()
             self.worker.notify()

@@ -28,7 +28,9 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 CSRF_EXEMPT_PREFIXES = ("/webhooks/",)
 
 
-def get_ctx(request: Request) -> AppContext:
+# Dependencies are `async def` even when they never await: FastAPI runs plain `def` ones in a
+# worker thread, a round trip that cost every request more than the work itself (bench/).
+async def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -57,7 +59,7 @@ async def get_db_session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-def get_now(ctx: Ctx) -> datetime:
+async def get_now(ctx: Ctx) -> datetime:
     return ctx.clock()
 
 
@@ -116,7 +118,7 @@ CurrentAdmin = Annotated[User, Depends(_require(UserRole.admin))]
 CurrentInfluencer = Annotated[User, Depends(_require(UserRole.influencer))]
 
 
-def get_actor(request: Request, user_session: OptionalUserSession) -> Actor:
+async def get_actor(request: Request, user_session: OptionalUserSession) -> Actor:
     return Actor(user_session.user if user_session else None, client_ip(request))
 
 
@@ -157,7 +159,7 @@ async def csrf_protect(request: Request, user_session: OptionalUserSession) -> N
         raise CsrfRejected()
 
 
-def get_provider(ctx: Ctx) -> StreamingProvider | None:
+async def get_provider(ctx: Ctx) -> StreamingProvider | None:
     return ctx.provider
 
 

@@ -1,0 +1,151 @@
+"""bench/results/latest.json (one flat object) and latest.md (every figure, its target, its
+ratio)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    target: str = ""
+    # value (or the figures) → (ratio to the target, met?)
+    check: Callable[[dict[str, Any]], tuple[float, bool]] | None = None
+    unit: str = ""
+
+
+def _at_least(key: str, goal: float) -> Callable[[dict[str, Any]], tuple[float, bool]]:
+    return lambda f: (f[key] / goal, f[key] >= goal)
+
+
+def _at_most(key: str, goal: float) -> Callable[[dict[str, Any]], tuple[float, bool]]:
+    return lambda f: (f[key] / goal if goal else float(f[key]), f[key] <= goal)
+
+
+ROWS = [
+    Row("join_rps", "Viewer join", "≥ 4× reference, ≥ 50 % of ceiling", unit="req/s"),
+    Row("join_vs_node", "  join ÷ Node reference (same run)", "≥ 4", _at_least("join_vs_node", 4)),
+    Row(
+        "join_vs_ceiling",
+        "  join ÷ ceiling (same run)",
+        "≥ 0.5",
+        _at_least("join_vs_ceiling", 0.5),
+    ),
+    Row("join_p50_ms", "  join p50 latency", "reported", unit="ms"),
+    Row("join_p99_ms", "  join p99 latency", "reported", unit="ms"),
+    Row("join_errors", "  join non-2xx / socket errors", "0", _at_most("join_errors", 0)),
+    Row("join_recorded", "  join intents stored after the run", "= joins served"),
+    Row("join_ceiling_rps", "Ceiling: GET /healthz, same stack", "", unit="req/s"),
+    Row("join_ceiling_p99_ms", "  ceiling p99", "", unit="ms"),
+    Row("join_node_reference_rps", "Node.js Express + jsonwebtoken", "", unit="req/s"),
+    Row("join_node_reference_p99_ms", "  Node p99", "", unit="ms"),
+    Row("webhook_eps", "Webhook ingestion (acked once durable)", "≥ 50 % of ceiling", unit="ev/s"),
+    Row(
+        "webhook_vs_ceiling",
+        "  webhooks ÷ ceiling (same run)",
+        "≥ 0.5",
+        _at_least("webhook_vs_ceiling", 0.5),
+    ),
+    Row("webhook_p99_ms", "  webhook p99 latency", "reported", unit="ms"),
+    Row("webhook_ceiling_rps", "  ceiling, same load generator", "", unit="req/s"),
+    Row("webhook_acked", "  events acknowledged", ""),
+    Row("webhook_stored", "  events stored", "= acknowledged"),
+    Row("webhook_lost", "  lost", "0", _at_most("webhook_lost", 0)),
+    Row("webhook_doubled", "  doubled", "0", _at_most("webhook_doubled", 0)),
+    Row("webhook_unprocessed", "  left unprocessed", "0", _at_most("webhook_unprocessed", 0)),
+    Row(
+        "golive_overhead_p50_ms",
+        "Go-live own overhead p50 (0 ms provider)",
+        "",
+        unit="ms",
+    ),
+    Row(
+        "golive_overhead_p99_ms",
+        "Go-live own overhead p99 (0 ms provider)",
+        "≤ 15 ms",
+        _at_most("golive_overhead_p99_ms", 15),
+        "ms",
+    ),
+    Row("golive_overhead_100ms_p50_ms", "  overhead p50, 100 ms provider", "", unit="ms"),
+    Row(
+        "golive_overhead_100ms_p99_ms",
+        "  overhead p99, 100 ms provider",
+        "≤ 15 ms",
+        _at_most("golive_overhead_100ms_p99_ms", 15),
+        "ms",
+    ),
+    Row("golive_first_p50_ms_at_100ms", "  first go-live p50, 100 ms provider", "", unit="ms"),
+    Row("golive_repeat_p50_ms_at_100ms", "  repeat go-live p50, 100 ms provider", "", unit="ms"),
+    Row("golive_first_sequential_calls", "  sequential provider calls, first", "reported"),
+    Row(
+        "golive_repeat_sequential_calls",
+        "  sequential provider calls, repeat",
+        "≤ 1",
+        _at_most("golive_repeat_sequential_calls", 1),
+    ),
+    Row("golive_first_total_calls", "  provider calls in all, first", ""),
+    Row("golive_repeat_total_calls", "  provider calls in all, repeat", ""),
+    Row("fanout_clients", "Fan-out: connected SSE viewers", "5,000 (full run)"),
+    Row("fanout_p50_ms", "  delivery p50", "", unit="ms"),
+    Row("fanout_p99_ms", "  delivery p99", "≤ 1 s", _at_most("fanout_p99_ms", 1000), "ms"),
+    Row("fanout_max_ms", "  delivery max", "", unit="ms"),
+    Row("fanout_rss_mb", "  server RSS", "≤ 300 MB", _at_most("fanout_rss_mb", 300), "MB"),
+    Row("fanout_rss_idle_mb", "  server RSS before the viewers", "", unit="MB"),
+]
+
+
+def flatten(by_db: dict[str, dict[str, Any]], *, primary: str) -> dict[str, Any]:
+    """The primary variant's figures unprefixed (the contract's keys), every variant prefixed."""
+    flat: dict[str, Any] = dict(by_db[primary])
+    for kind, figures in by_db.items():
+        flat.update({f"{kind}_{key}": value for key, value in figures.items()})
+    return {key: _rounded(value) for key, value in flat.items()}
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3 if abs(value) < 10 else 1)
+    return value
+
+
+def _show(value: Any, unit: str) -> str:
+    if isinstance(value, float):
+        text = f"{value:,.2f}" if abs(value) < 10 else f"{value:,.0f}"
+    else:
+        text = f"{value:,}"
+    return f"{text} {unit}".strip()
+
+
+def markdown(result: dict[str, Any], by_db: dict[str, dict[str, Any]], kinds: list[str]) -> str:
+    lines = [
+        "# livestage performance bench",
+        "",
+        f"- date: {result['date']}",
+        f"- machine: {result['machine']}",
+        f"- mode: {result['mode']}: medians of {result['repeats']} runs of "
+        f"{result['seconds_per_run']:g} s each; ratios are taken within the same run",
+        "- server (livestage, one uvicorn worker; PostgreSQL; emulator; Node peer) on core "
+        "0, load generators (wrk, Python asyncio) on core 1",
+        f"- reproduce: `.venv/bin/python -m bench{' --quick' if result['mode'] == 'quick' else ''}"
+        f" --db {'both' if len(kinds) > 1 else kinds[0]}`",
+        "",
+        "Ratio is value ÷ target (≥ 1 is good for floors, ≤ 1 for ceilings).",
+        "",
+    ]
+    header = "| Figure | " + " | ".join(f"{k}" for k in kinds) + " | Target | Ratio | Met |"
+    lines += [header, "|" + "---|" * (len(kinds) + 4)]
+    for row in ROWS:
+        if not all(row.key in by_db[k] for k in kinds):
+            continue
+        values = " | ".join(_show(by_db[k][row.key], row.unit) for k in kinds)
+        ratio, met = "", ""
+        if row.check is not None:
+            checks = [row.check(by_db[k]) for k in kinds]
+            ratio = " / ".join(f"{r:.2f}" for r, _ in checks)
+            met = " / ".join("yes" if ok else "**no**" for _, ok in checks)
+        lines.append(f"| {row.label} | {values} | {row.target} | {ratio} | {met} |")
+    return "\n".join(lines) + "\n"

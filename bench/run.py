@@ -1,0 +1,119 @@
+"""The performance bench: one command, four scenarios, results in bench/results/latest.{md,json}.
+
+.venv/bin/python -m bench [--quick] [--db sqlite|postgresql|both] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import harness, loadgen, report, scenarios
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS: dict[str, Callable[[scenarios.Bed], dict[str, float]]] = {
+    "join": scenarios.viewer_join,
+    "webhooks": scenarios.webhooks,
+    "golive": scenarios.go_live,
+    "fanout": scenarios.fan_out,
+}
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs (under a minute)")
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgresql", "both"],
+        default=None,
+        help="database variant(s); default: both, or sqlite with --quick",
+    )
+    parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.* are written")
+    return parser.parse_args()
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {system}"
+
+
+def _versions() -> dict[str, str]:
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    wrk = "wrk " + (shutil.which("wrk") and "4.x" or "missing")
+    return {"node": node, "wrk": wrk}
+
+
+def run_variant(
+    kind: str, profile: scenarios.Profile, only: list[str], logs: Path
+) -> dict[str, Any]:
+    database = harness.create_database(kind)
+    bed_logs = logs / kind
+    bed_logs.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    try:
+        keys = {"access_key": secrets.token_hex(12), "app_secret": secrets.token_hex(32)}
+        with harness.emulator(**keys, log=bed_logs / "emulator.log") as emu:
+            bed = scenarios.Bed(database, profile, bed_logs, emu.base_url, **keys)
+            for name in only:
+                began = time.monotonic()
+                print(f"[{kind}] {name} …", flush=True)
+                figures.update(SCENARIOS[name](bed))
+                print(f"[{kind}] {name} done in {time.monotonic() - began:.0f} s", flush=True)
+    finally:
+        database.drop()
+    return figures
+
+
+def main() -> None:
+    args = _arguments()
+    harness.pin_self_to_load_core()
+    harness.raise_fd_limit()
+    loadgen.install_fast_loop()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed for the join scenario: apt-get install wrk")
+    kinds = {
+        "both": ["sqlite", "postgresql"],
+        None: ["sqlite"] if args.quick else ["sqlite", "postgresql"],
+    }.get(args.db, [args.db])
+    profile = scenarios.Profile.of(args.quick)
+    began = time.monotonic()
+    logs = Path(tempfile.mkdtemp(prefix="livestage-bench-logs-"))
+    by_db = {kind: run_variant(kind, profile, args.only, logs) for kind in kinds}
+    result = report.flatten(by_db, primary=kinds[0])
+    result.update(
+        machine=machine(),
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+        mode="quick" if args.quick else "full",
+        repeats=profile.repeats,
+        seconds_per_run=profile.seconds,
+        databases=",".join(kinds),
+        bench_seconds=round(time.monotonic() - began, 1),
+        **_versions(),
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    (args.out / "latest.md").write_text(report.markdown(result, by_db, kinds))
+    print(report.markdown(result, by_db, kinds))
+    print(f"logs: {logs}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,488 @@
+"""The four scenarios of the performance contract. Each starts its own `livestage serve`, drives
+it from this (load-core) process or from wrk, and returns plain figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from bench import harness, loadgen
+from bench.seed import LiveChannel, seed_live_streams
+from livestage.audit.service import Actor
+from livestage.config import Settings
+from livestage.db import create_engine, create_sessionmaker, transaction
+from livestage.influencers.service import influencer as influencer_service
+from livestage.kit.time import utc_now
+from livestage.web.context import WEBHOOK_SECRET_HEADER, webhook_secret
+from livestage.web.deps import CSRF_COOKIE, CSRF_HEADER
+
+CONNECTIONS = 64
+WEBHOOK_CONNECTIONS = 32
+PROVIDER_LATENCY_S = 0.1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How long and how big: the full run, or `--quick` (same figures, shorter runs)."""
+
+    seconds: float
+    repeats: int
+    live_streams: int
+    golive_influencers: int
+    fanout_clients: int
+    fanout_changes: int
+
+    @classmethod
+    def of(cls, quick: bool) -> Profile:
+        if quick:
+            return cls(2, 1, 50, 4, 1000, 2)
+        return cls(8, 3, 200, 20, 5000, 5)
+
+
+@dataclass
+class Bed:
+    """One database variant's test bed: database, keys, the emulator, where logs go."""
+
+    database: harness.Database
+    profile: Profile
+    logs: Path
+    emulator_url: str
+    access_key: str
+    app_secret: str
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    channels: list[LiveChannel] | None = None
+
+    def server(self, name: str, **env: str) -> Any:
+        config = harness.ServerConfig(
+            self.database,
+            self.secret_key,
+            {
+                "LIVESTAGE_PROVIDER": "hms",
+                "LIVESTAGE_HMS_ACCESS_KEY": self.access_key,
+                "LIVESTAGE_HMS_APP_SECRET": self.app_secret,
+                "LIVESTAGE_HMS_API_URL": f"{self.emulator_url}/v2",
+                "LIVESTAGE_HMS_AUTH_URL": f"{self.emulator_url}/auth/v2",
+                **env,
+            },
+        )
+        return harness.livestage_server(config, self.logs / f"{self.database.kind}-{name}.log")
+
+    def live_channels(self) -> list[LiveChannel]:
+        if self.channels is None:
+            self.channels = seed_live_streams(self.database.url, self.profile.live_streams)
+        return self.channels
+
+    @property
+    def webhook_secret(self) -> str:
+        settings = Settings(_env_file=None, secret_key=self.secret_key)  # type: ignore[call-arg]
+        return webhook_secret(settings)
+
+
+# 1. Flash-crowd viewer join ------------------------------------------------------------------
+
+
+def _lua_list(values: list[str]) -> str:
+    return "{" + ",".join(json.dumps(v) for v in values) + "}"
+
+
+def _csrf_pairs(base_url: str, count: int) -> list[str]:
+    """What each viewer's browser holds after loading the watch page: its pre-login CSRF cookie,
+    sent back as cookie and header with the join."""
+    tokens = []
+    with httpx.Client(base_url=base_url) as client:
+        for _ in range(count):
+            response = client.get("/api/auth/csrf")
+            tokens.append(response.json()["csrf_token"])
+            client.cookies.clear()
+    return tokens
+
+
+def join_script(handles: list[str], tokens: list[str]) -> str:
+    return f"""
+local handles = {_lua_list(handles)}
+local tokens = {_lua_list(tokens)}
+local i = 0
+request = function()
+  i = i + 1
+  local token = tokens[(i % #tokens) + 1]
+  local headers = {{["Cookie"] = "{CSRF_COOKIE}=" .. token, ["{CSRF_HEADER}"] = token}}
+  return wrk.format("POST", "/api/watch/" .. handles[(i % #handles) + 1] .. "/join", headers, "")
+end
+"""
+
+
+def node_script(rooms: list[str]) -> str:
+    return f"""
+local rooms = {_lua_list(rooms)}
+local i = 0
+request = function()
+  i = i + 1
+  local body = '{{"room_id":"' .. rooms[(i % #rooms) + 1] .. '","role":"viewer"}}'
+  return wrk.format("POST", "/api/token", {{["Content-Type"] = "application/json"}}, body)
+end
+"""
+
+
+def viewer_join(bed: Bed) -> dict[str, float]:
+    channels = bed.live_channels()
+    seconds = bed.profile.seconds
+    samples: dict[str, list[harness.WrkResult]] = {"join": [], "ceiling": [], "node": []}
+    with (
+        bed.server("join") as server,
+        harness.node_token_server(
+            bed.access_key, bed.app_secret, bed.logs / "node-token-server.log"
+        ) as node,
+    ):
+        tokens = _csrf_pairs(server.base_url, 64)
+        join = join_script([c.handle for c in channels], tokens)
+        node_lua = node_script([c.room_id for c in channels])
+        for _ in range(bed.profile.repeats):
+            samples["ceiling"].append(
+                harness.wrk(
+                    server.base_url + "/healthz",
+                    seconds=seconds,
+                    connections=CONNECTIONS,
+                    script="",
+                )
+            )
+            samples["join"].append(
+                harness.wrk(server.base_url, seconds=seconds, connections=CONNECTIONS, script=join)
+            )
+            samples["node"].append(
+                harness.wrk(
+                    node.base_url, seconds=seconds, connections=CONNECTIONS, script=node_lua
+                )
+            )
+        joins_recorded = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
+    errors = sum(r.errors for r in samples["join"])
+    return {
+        "join_rps": _median(r.rps for r in samples["join"]),
+        "join_p50_ms": _median(r.p50_ms for r in samples["join"]),
+        "join_p99_ms": _median(r.p99_ms for r in samples["join"]),
+        "join_errors": errors,
+        "join_requests": sum(r.requests for r in samples["join"]),
+        "join_recorded": joins_recorded,
+        "join_ceiling_rps": _median(r.rps for r in samples["ceiling"]),
+        "join_ceiling_p99_ms": _median(r.p99_ms for r in samples["ceiling"]),
+        "join_node_reference_rps": _median(r.rps for r in samples["node"]),
+        "join_node_reference_p99_ms": _median(r.p99_ms for r in samples["node"]),
+        "join_vs_node": _median(
+            j.rps / n.rps for j, n in zip(samples["join"], samples["node"], strict=True)
+        ),
+        "join_vs_ceiling": _median(
+            j.rps / c.rps for j, c in zip(samples["join"], samples["ceiling"], strict=True)
+        ),
+    }
+
+
+# 2. Webhook ingestion -------------------------------------------------------------------------
+
+
+def _webhook_request(host: str, secret: str, rooms: list[str], run: str) -> Any:
+    started = datetime.now(UTC)
+    head = {WEBHOOK_SECRET_HEADER: secret, "Content-Type": "application/json"}
+
+    def make(i: int) -> bytes:
+        at = started.isoformat().replace("+00:00", "Z")
+        kind = "peer.join.success" if i % 2 == 0 else "peer.leave.success"
+        data = {
+            "room_id": rooms[(i // 2) % len(rooms)],
+            "session_id": "s" * 24,
+            "peer_id": f"{run}-peer-{i // 2}",
+            "user_id": f"u{i // 2}",
+            "role": "viewer",
+            "joined_at": at,
+        }
+        if i % 2:
+            data["left_at"] = at
+        event = {"version": "2.0", "id": str(uuid.uuid4()), "type": kind, "timestamp": at}
+        body = json.dumps({**event, "data": data}).encode()
+        return loadgen.build_request("POST", "/webhooks/100ms", host, head, body)
+
+    return make
+
+
+def webhooks(bed: Bed) -> dict[str, float]:
+    rooms = [c.room_id for c in bed.live_channels()]
+    seconds = bed.profile.seconds
+    rates, ceilings, p99s = [], [], []
+    acked = errors = 0
+    with bed.server("webhooks") as server:
+        host = server.base_url.removeprefix("http://")
+        healthz = loadgen.build_request("GET", "/healthz", host, {}, b"")
+        for repeat in range(bed.profile.repeats):
+            ceiling = asyncio.run(
+                loadgen.closed_loop(
+                    server.base_url,
+                    lambda _: healthz,
+                    connections=WEBHOOK_CONNECTIONS,
+                    seconds=seconds,
+                )
+            )
+            make = _webhook_request(host, bed.webhook_secret, rooms, f"r{repeat}")
+            result = asyncio.run(
+                loadgen.closed_loop(
+                    server.base_url, make, connections=WEBHOOK_CONNECTIONS, seconds=seconds
+                )
+            )
+            ceilings.append(ceiling.rps)
+            rates.append(result.rps)
+            p99s.append(loadgen.percentile(result.latencies, 0.99) * 1000)
+            acked += result.ok
+            errors += result.errors
+        counts = _wait_processed(bed.database.url)
+    stored, distinct = counts["stored"], counts["distinct"]
+    return {
+        "webhook_eps": _median(rates),
+        "webhook_p99_ms": _median(p99s),
+        "webhook_ceiling_rps": _median(ceilings),
+        "webhook_vs_ceiling": _median(r / c for r, c in zip(rates, ceilings, strict=True)),
+        "webhook_acked": acked,
+        "webhook_errors": errors,
+        "webhook_stored": stored,
+        "webhook_lost": acked - min(stored, distinct),
+        "webhook_doubled": stored - distinct,
+        "webhook_unprocessed": counts["pending"],
+        "webhook_peers": counts["peers"],
+    }
+
+
+def _wait_processed(url: str, seconds: float = 180) -> dict[str, int]:
+    deadline = time.monotonic() + seconds
+    while True:
+        counts = asyncio.run(_event_counts(url))
+        if counts["pending"] == 0 or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.25)
+
+
+async def _event_counts(url: str) -> dict[str, int]:
+    engine = create_engine(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    try:
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT count(*), count(DISTINCT external_id),"
+                        " count(*) - count(processed_at) FROM provider_events"
+                    )
+                )
+            ).one()
+            peers = (await connection.execute(text("SELECT count(*) FROM stream_peers"))).scalar()
+    finally:
+        await engine.dispose()
+    return {"stored": row[0], "distinct": row[1], "pending": row[2], "peers": peers or 0}
+
+
+def _count(url: str, sql: str) -> int:
+    async def count() -> int:
+        settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as connection:
+                return int((await connection.execute(text(sql))).scalar() or 0)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(count())
+    except Exception:  # the table may not exist (an older schema)
+        return -1
+
+
+# 3. Go-live latency ----------------------------------------------------------------------------
+
+
+async def _create_influencers(url: str, prefix: str, count: int) -> list[tuple[str, str]]:
+    engine = create_engine(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    accounts = []
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            for i in range(count):
+                password = secrets.token_urlsafe(12)
+                await influencer_service.create(
+                    session,
+                    Actor(None, None),
+                    email=f"{prefix}{i}@bench.test",
+                    name=f"{prefix}{i}",
+                    handle=f"{prefix}{i}",
+                    password=password,
+                    now=utc_now(),
+                )
+                accounts.append((f"{prefix}{i}@bench.test", password))
+    finally:
+        await engine.dispose()
+    return accounts
+
+
+def _login(client: httpx.Client, email: str, password: str) -> None:
+    token = client.get("/api/auth/csrf").json()["csrf_token"]
+    response = client.post(
+        "/api/auth/login",
+        json={"email": email, "password": password, "role": "influencer"},
+        headers={CSRF_HEADER: token},
+    )
+    response.raise_for_status()
+    client.headers[CSRF_HEADER] = response.json()["csrf_token"]
+
+
+def _provider_calls(emulator: httpx.Client) -> int:
+    log = emulator.get("/_emulator/requests").json()["data"]
+    return sum(1 for r in log if r["path"].startswith("/v2/"))
+
+
+def _timed(client: httpx.Client, path: str) -> float:
+    start = time.perf_counter()
+    client.post(path, json={"title": "bench", "description": ""}).raise_for_status()
+    return time.perf_counter() - start
+
+
+def _go_live_round(
+    server: harness.Process, emulator: httpx.Client, accounts: list[tuple[str, str]]
+) -> dict[str, list[float]]:
+    """Each influencer: first go-live (new room), end, go live again (room known)."""
+    found: dict[str, list[float]] = {
+        "first": [],
+        "repeat": [],
+        "first_calls": [],
+        "repeat_calls": [],
+    }
+    for email, password in accounts:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            _login(client, email, password)
+            for phase in ("first", "repeat"):
+                before = _provider_calls(emulator)
+                found[phase].append(_timed(client, "/api/streams"))
+                found[f"{phase}_calls"].append(_provider_calls(emulator) - before)
+                client.post("/api/streams/current/end").raise_for_status()
+    return found
+
+
+def go_live(bed: Bed) -> dict[str, float]:
+    count = bed.profile.golive_influencers
+    fast = asyncio.run(_create_influencers(bed.database.url, "fast", count))
+    slow = asyncio.run(_create_influencers(bed.database.url, "slow", count))
+    with bed.server("golive") as server, httpx.Client(base_url=bed.emulator_url) as emulator:
+        emulator.delete("/_emulator/faults")
+        at_zero = _go_live_round(server, emulator, fast)
+        fault = {
+            "kind": "latency",
+            "seconds": PROVIDER_LATENCY_S,
+            "path_prefix": "/v2",
+            "count": 1_000_000,
+        }
+        emulator.post("/_emulator/faults", json=fault).raise_for_status()
+        try:
+            at_100 = _go_live_round(server, emulator, slow)
+        finally:
+            emulator.delete("/_emulator/faults")
+    sequential = {
+        phase: round(
+            (statistics.median(at_100[phase]) - statistics.median(at_zero[phase]))
+            / PROVIDER_LATENCY_S
+        )
+        for phase in ("first", "repeat")
+    }
+    own_zero = [s * 1000 for s in at_zero["first"] + at_zero["repeat"]]
+    own_100 = [
+        (s - sequential[phase] * PROVIDER_LATENCY_S) * 1000
+        for phase in ("first", "repeat")
+        for s in at_100[phase]
+    ]
+    return {
+        "golive_overhead_p50_ms": loadgen.percentile(own_zero, 0.5),
+        "golive_overhead_p99_ms": loadgen.percentile(own_zero, 0.99),
+        "golive_overhead_100ms_p50_ms": loadgen.percentile(own_100, 0.5),
+        "golive_overhead_100ms_p99_ms": loadgen.percentile(own_100, 0.99),
+        "golive_first_p50_ms_at_0ms": statistics.median(at_zero["first"]) * 1000,
+        "golive_repeat_p50_ms_at_0ms": statistics.median(at_zero["repeat"]) * 1000,
+        "golive_first_p50_ms_at_100ms": statistics.median(at_100["first"]) * 1000,
+        "golive_repeat_p50_ms_at_100ms": statistics.median(at_100["repeat"]) * 1000,
+        "golive_first_sequential_calls": sequential["first"],
+        "golive_repeat_sequential_calls": sequential["repeat"],
+        "golive_first_total_calls": statistics.median(at_zero["first_calls"]),
+        "golive_repeat_total_calls": statistics.median(at_zero["repeat_calls"]),
+    }
+
+
+# 4. Live-count fan-out -------------------------------------------------------------------------
+
+
+async def _fan_out(
+    server: harness.Process, channel: LiveChannel, secret: str, clients: int, changes: int
+) -> tuple[list[float], int, float]:
+    base_url = server.base_url
+    path = f"/api/live/{channel.handle}/events"
+    gate = asyncio.Semaphore(200)
+
+    async def connect() -> loadgen.SseClient:
+        async with gate:
+            return await loadgen.SseClient.connect(base_url, path)
+
+    viewers = await asyncio.gather(*(connect() for _ in range(clients)))
+    rss = harness.rss_mb(server.pid)
+    delays: list[float] = []
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for change in range(1, changes + 1):
+            waiting = [asyncio.ensure_future(v.wait_for_viewers(change)) for v in viewers]
+            await asyncio.sleep(0.2)  # every reader is parked on its socket
+            sent = time.perf_counter()
+            response = await client.post(
+                "/webhooks/100ms",
+                json=_peer_join(channel.room_id, f"fan-{change}"),
+                headers={WEBHOOK_SECRET_HEADER: secret},
+            )
+            response.raise_for_status()
+            arrived = await asyncio.wait_for(asyncio.gather(*waiting), timeout=60)
+            delays += [(t - sent) * 1000 for t in arrived]
+            rss = max(rss, harness.rss_mb(server.pid))
+    for viewer in viewers:
+        viewer.close()
+    return delays, len(viewers), rss
+
+
+def _peer_join(room_id: str, peer: str) -> dict[str, Any]:
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    data = {
+        "room_id": room_id,
+        "session_id": "f" * 24,
+        "peer_id": peer,
+        "user_id": peer,
+        "role": "viewer",
+        "joined_at": at,
+    }
+    event = {"version": "2.0", "id": str(uuid.uuid4()), "type": "peer.join.success"}
+    return {**event, "timestamp": at, "data": data}
+
+
+def fan_out(bed: Bed) -> dict[str, float]:
+    channel = bed.live_channels()[-1]
+    clients = bed.profile.fanout_clients
+    with bed.server("fanout") as server:
+        rss_idle = harness.rss_mb(server.pid)
+        delays, connected, rss = asyncio.run(
+            _fan_out(server, channel, bed.webhook_secret, clients, bed.profile.fanout_changes)
+        )
+    return {
+        "fanout_clients": connected,
+        "fanout_p50_ms": loadgen.percentile(delays, 0.5),
+        "fanout_p99_ms": loadgen.percentile(delays, 0.99),
+        "fanout_max_ms": max(delays),
+        "fanout_rss_mb": rss,
+        "fanout_rss_idle_mb": rss_idle,
+    }
+
+
+def _median(values: Any) -> float:
+    return float(statistics.median(list(values)))

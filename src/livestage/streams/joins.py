@@ -1,0 +1,134 @@
+"""The viewer join hot path: which stream a handle can be watched on (cached briefly), and the
+join intents, written in batches.
+
+A flash crowd sends thousands of joins a second to a few streams. Looking the stream up in the
+database for each, and committing one row per join, would make SQLite's single writer the
+limit. Instead a stream's watchable state is cached for at most `ttl` seconds (and dropped at
+once when this process announces a change), and join intents are buffered and inserted by one
+background task, many rows per transaction. The trade-off, chosen on purpose: intents are
+analytics, not money, so a crash loses at most the last flush interval of them, while the
+viewer's token never waits for a commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from livestage.db import transaction
+from livestage.streams.repository import ViewerJoinRepository
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class Watchable:
+    """What a join needs to know about a handle, as plain values (no session attached)."""
+
+    handle: str
+    stream_id: uuid.UUID | None
+    live: bool
+    room_id: str | None
+    provider: str | None
+
+
+class WatchCache:
+    def __init__(self, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self._clock = ttl, clock
+        self._entries: dict[str, tuple[float, Watchable]] = {}
+
+    async def get(self, handle: str, load: Callable[[], Awaitable[Watchable]]) -> Watchable:
+        key = handle.lower()
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        found = await load()
+        self._entries[key] = (now + self.ttl, found)
+        return found
+
+    def invalidate(self, handle: str) -> None:
+        self._entries.pop(handle.lower(), None)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinIntent:
+    stream_id: uuid.UUID
+    viewer_id: str
+    requested_at: datetime
+
+
+class JoinRecorder:
+    """Buffers join intents and inserts them in batches from one background task."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        interval: float = 0.25,
+        max_pending: int = 100_000,
+    ) -> None:
+        self.sessionmaker, self.interval, self.max_pending = sessionmaker, interval, max_pending
+        self._pending: list[JoinIntent] = []
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def record(self, intent: JoinIntent) -> None:
+        if len(self._pending) >= self.max_pending:
+            # The database has been unreachable for a while: keep serving joins.
+            self.dropped += 1
+            return
+        self._pending.append(intent)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def flush(self) -> int:
+        """Insert everything buffered so far in one transaction; returns how many rows."""
+        batch, self._pending = self._pending, []
+        if not batch:
+            return 0
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "stream_id": i.stream_id,
+                "viewer_id": i.viewer_id,
+                "requested_at": i.requested_at,
+            }
+            for i in batch
+        ]
+        try:
+            async with transaction(self.sessionmaker) as session:
+                await ViewerJoinRepository(session).add_many(rows)
+        except asyncio.CancelledError:
+            self._pending[:0] = batch
+            raise
+        except Exception:
+            log.exception("streams.join_intents_write_failed", rows=len(rows))
+            return 0
+        return len(rows)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from livestage.streams.joins import JoinIntent, JoinRecorder, Watchable, WatchCache
+
+pytestmark = pytest.mark.asyncio
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _loader(calls: list[str], live: bool = True) -> Any:
+    async def load() -> Watchable:
+        calls.append("load")
+        return Watchable("alice", uuid.uuid4(), live, "room", "hms")
+
+    return load
+
+
+async def test_cache_answers_from_memory_until_the_ttl_passes() -> None:
+    ticks, calls = Ticks(), []
+    cache = WatchCache(ttl=5, clock=ticks)
+    first = await cache.get("Alice", _loader(calls))
+    ticks.now = 4.9
+    assert await cache.get("alice", _loader(calls)) is first
+    ticks.now = 5.1
+    assert await cache.get("alice", _loader(calls)) is not first
+    assert calls == ["load", "load"]
+
+
+async def test_an_announced_change_drops_the_entry_at_once() -> None:
+    calls: list[str] = []
+    cache = WatchCache(ttl=60)
+    await cache.get("alice", _loader(calls))
+    cache.invalidate("ALICE")
+    await cache.get("alice", _loader(calls, live=False))
+    assert calls == ["load", "load"]
+
+
+async def test_recorder_keeps_serving_when_its_buffer_is_full() -> None:
+    recorder = JoinRecorder(sessionmaker=None, max_pending=2)  # type: ignore[arg-type]
+    intent = JoinIntent(uuid.uuid4(), "viewer-1", datetime.now(UTC))
+    for _ in range(3):
+        recorder.record(intent)
+    assert recorder.pending == 2
+    assert recorder.dropped == 1
