@@ -13,6 +13,8 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from livestage.models import ProviderEvent, StreamPeer, ViewerSample
+from livestage.tracking import service
+from livestage.tracking.events import Kind
 from livestage.web.context import WEBHOOK_SECRET_HEADER, AppContext
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import FakeClock, InfluencerAccount, create_influencer, login_influencer
@@ -131,6 +133,36 @@ class TestIngest:
             stored = await session.scalar(select(func.count()).select_from(ProviderEvent))
         assert stored == len(events)
         assert in_order_samples is None
+
+    async def test_an_event_that_fails_to_apply_does_not_hold_up_the_rest_of_its_batch(
+        self,
+        client: httpx.AsyncClient,
+        ctx: AppContext,
+        stream: dict[str, Any],
+        clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        join = service.HANDLERS[Kind.peer_join]
+
+        async def refuse_v3(*args: Any) -> None:
+            if args[2].text("user_id") == "v3":
+                raise RuntimeError("cannot apply this one")
+            await join(*args)
+
+        monkeypatch.setitem(service.HANDLERS, Kind.peer_join, refuse_v3)
+        _, events = _script(stream, clock)
+        await _deliver(client, ctx, events)
+        facts = await _facts(client, ctx, stream["id"])
+        # Every other event of the batch was applied; v3's leave carries its join time, so
+        # even v3 is counted.
+        assert {k: facts[k] for k in TRUTH} == TRUTH
+        assert facts["peers"] == 6
+        async with ctx.sessionmaker() as session:
+            stored = list(await session.scalars(select(ProviderEvent)))
+        failed = [e for e in stored if e.error]
+        assert [e.payload["data"]["user_id"] for e in failed] == ["v3"]
+        assert failed[0].attempts == 1 and failed[0].processed_at is None
+        assert all(e.processed_at is not None for e in stored if not e.error)
 
     async def test_duplicate_delivery_is_acknowledged_and_not_stored_twice(
         self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock

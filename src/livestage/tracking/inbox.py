@@ -66,10 +66,8 @@ class InboxWriter:
     async def _write(self, batch: list[_Pending]) -> None:
         try:
             async with transaction(self.sessionmaker) as session:
-                results = [
-                    await tracking_service.ingest(session, p.source, p.payload, now=self.clock())
-                    for p in batch
-                ]
+                events = [(p.source, p.payload) for p in batch]
+                results = await tracking_service.ingest_many(session, events, now=self.clock())
         except asyncio.CancelledError:
             # Stopped mid-write: nobody may wait forever for this batch (a caller retrying
             # stores through `store()`'s direct path; duplicates are no-ops).

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -14,6 +14,13 @@ from livestage.models.live_stream import ACTIVE_STATUSES
 
 # Provider clocks and ours differ a little; an event may carry a time just before the stream row.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+class PeerSpan(NamedTuple):
+    user_id: str
+    is_broadcaster: bool
+    joined_at: datetime | None
+    left_at: datetime | None
 
 
 class EventRepository:
@@ -31,6 +38,21 @@ class EventRepository:
         )
         result = await self.session.execute(statement)
         return bool(getattr(result, "rowcount", 0))
+
+    async def insert_many_if_absent(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Store events in one statement, skipping (source, external_id) pairs already there;
+        returns the pairs that were new."""
+        if not rows:
+            return set()
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(ProviderEvent)
+            .values([{"id": uuid.uuid4(), **row} for row in rows])
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(ProviderEvent.source, ProviderEvent.external_id)
+        )
+        return {(r.source, r.external_id) for r in await self.session.execute(statement)}
 
     async def claim_unprocessed(self, limit: int) -> list[ProviderEvent]:
         statement = (
@@ -90,6 +112,16 @@ class TrackingRepository:
             .order_by(StreamPeer.joined_at, StreamPeer.peer_id)
         )
         return list(await self.session.scalars(statement))
+
+    async def peer_spans(self, stream_id: uuid.UUID) -> list[PeerSpan]:
+        """Who was in the stream when: only the columns the figures need (no ORM objects:
+        a stream with thousands of peers is recomputed often). Pending changes are flushed
+        first: the rows must say what the session's peers say."""
+        await self.session.flush()
+        statement = select(
+            StreamPeer.user_id, StreamPeer.is_broadcaster, StreamPeer.joined_at, StreamPeer.left_at
+        ).where(StreamPeer.stream_id == stream_id)
+        return [PeerSpan(*row) for row in await self.session.execute(statement)]
 
     async def close_open_peers(self, stream_id: uuid.UUID, at: datetime, reason: str) -> None:
         await self.session.execute(

@@ -18,7 +18,7 @@ from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus
 from livestage.streams import lifecycle
 from livestage.tracking import analytics
 from livestage.tracking.events import RECORDING_KINDS, Envelope, Kind, parse_envelope
-from livestage.tracking.repository import EventRepository, TrackingRepository
+from livestage.tracking.repository import EventRepository, PeerSpan, TrackingRepository
 
 log = structlog.get_logger()
 MAX_ATTEMPTS = 5
@@ -37,29 +37,98 @@ class BatchResult:
     touched: set[uuid.UUID] = field(default_factory=set)
 
 
+def _event_row(source: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    envelope = parse_envelope(payload)
+    return {
+        "source": source,
+        "external_id": envelope.id,
+        "type": envelope.type,
+        "payload": payload,
+        "occurred_at": envelope.timestamp,
+        "received_at": now,
+    }
+
+
 class TrackingService:
     async def ingest(
         self, session: AsyncSession, source: str, payload: dict[str, Any], *, now: datetime
     ) -> bool:
         """Store the raw event once (duplicates are no-ops). True when it was new."""
-        envelope = parse_envelope(payload)
-        return await EventRepository(session).insert_if_absent(
-            {
-                "source": source,
-                "external_id": envelope.id,
-                "type": envelope.type,
-                "payload": payload,
-                "occurred_at": envelope.timestamp,
-                "received_at": now,
-            }
-        )
+        return await EventRepository(session).insert_if_absent(_event_row(source, payload, now))
+
+    async def ingest_many(
+        self, session: AsyncSession, events: list[tuple[str, dict[str, Any]]], *, now: datetime
+    ) -> list[bool]:
+        """Store raw events in one statement; for each, True when it was new (the first of
+        several copies in the same batch counts as the new one)."""
+        rows = [_event_row(source, payload, now) for source, payload in events]
+        new = await EventRepository(session).insert_many_if_absent(rows)
+        stored = []
+        for row in rows:
+            key = (row["source"], row["external_id"])
+            stored.append(key in new)
+            new.discard(key)
+        return stored
 
     async def process_pending(
-        self, session: AsyncSession, config: TrackingConfig, *, now: datetime, limit: int = 200
+        self,
+        session: AsyncSession,
+        config: TrackingConfig,
+        *,
+        now: datetime,
+        limit: int = 200,
+        recompute: bool = True,
     ) -> BatchResult:
-        """Apply a batch of stored events, then recompute the streams they touched."""
+        """Apply a batch of stored events, then (unless told not to: the caller will) recompute
+        the streams they touched."""
+        repository = EventRepository(session)
+        result = await self._apply_all(
+            session, await repository.claim_unprocessed(limit), config, now=now
+        )
+        if result is None:
+            # The rollback expired what the batch had loaded: load it again.
+            events = await repository.claim_unprocessed(limit)
+            result = await self._apply_each(session, events, config, now=now)
+        if recompute:
+            for stream_id in result.touched:
+                await self.recompute(session, stream_id, config, now=now)
+        return result
+
+    async def _apply_all(
+        self,
+        session: AsyncSession,
+        events: list[ProviderEvent],
+        config: TrackingConfig,
+        *,
+        now: datetime,
+    ) -> BatchResult | None:
+        """The whole batch under one savepoint: the common case, half the statements of one
+        savepoint per event. None when any event failed (nothing of the batch is kept)."""
         result = BatchResult()
-        for event in await EventRepository(session).claim_unprocessed(limit):
+        try:
+            async with session.begin_nested():
+                for event in events:
+                    stream_id = await self._apply(session, event, config)
+                    event.processed_at, event.stream_id, event.error = now, stream_id, None
+                    result.processed += 1
+                    if stream_id is not None:
+                        result.touched.add(stream_id)
+                await session.flush()
+        except Exception:
+            return None
+        return result
+
+    async def _apply_each(
+        self,
+        session: AsyncSession,
+        events: list[ProviderEvent],
+        config: TrackingConfig,
+        *,
+        now: datetime,
+    ) -> BatchResult:
+        """One savepoint per event, so one bad event cannot block the others."""
+        result = BatchResult()
+        for event in events:
             try:
                 async with session.begin_nested():
                     stream_id = await self._apply(session, event, config)
@@ -75,8 +144,6 @@ class TrackingService:
             result.processed += 1
             if stream_id is not None:
                 result.touched.add(stream_id)
-        for stream_id in result.touched:
-            await self.recompute(session, stream_id, config, now=now)
         return result
 
     async def _apply(
@@ -106,7 +173,7 @@ class TrackingService:
         if stream is None:
             return None
         repository = TrackingRepository(session)
-        peers = await repository.peers(stream_id)
+        peers = await repository.peer_spans(stream_id)
         viewers = [
             analytics.Interval(p.user_id, p.joined_at, p.left_at)
             for p in peers
@@ -147,7 +214,7 @@ def _event_time(envelope: Envelope) -> datetime | None:
     return envelope.timestamp
 
 
-def _broadcaster_away_since(peers: list[StreamPeer]) -> datetime | None:
+def _broadcaster_away_since(peers: list[PeerSpan]) -> datetime | None:
     broadcasters = [p for p in peers if p.is_broadcaster and p.joined_at is not None]
     if not broadcasters or any(p.left_at is None for p in broadcasters):
         return None

@@ -27,7 +27,15 @@ from livestage.tracking.service import tracking as tracking_service
 from livestage.tracking.updates import live_update
 
 log = structlog.get_logger()
-BATCH = 200
+# Events applied per transaction. On SQLite a transaction holds the one write lock, and webhook
+# acknowledgements wait behind it: short transactions keep ingestion flowing under load.
+BATCH = 64
+# After a wake-up, wait this long so a burst of events is applied (and its streams recomputed
+# and announced) once, not once per event.
+COALESCE_SECONDS = 0.02
+# Under a flood of events a stream's figures are recomputed (and announced) at most this often;
+# a quiet stream's first event is recomputed at once.
+RECOMPUTE_SECONDS = 0.25
 
 
 class TrackingWorker:
@@ -47,6 +55,8 @@ class TrackingWorker:
         self.poll_seconds, self.reconcile_seconds = poll_seconds, reconcile_seconds
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._dirty: set[Any] = set()
+        self._recomputed_at: dict[Any, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -66,18 +76,48 @@ class TrackingWorker:
         self._wake.set()
 
     async def drain(self) -> int:
-        """Process every stored event; returns how many were applied."""
+        """Process every stored event and bring the figures of every stream they touched up
+        to date; returns how many were applied."""
+        return await self._drain(settle=True)
+
+    async def _drain(self, *, settle: bool) -> int:
         async with self._lock:
             total = 0
             while True:
                 async with transaction(self.sessionmaker) as session:
+                    now = self.clock()
                     result = await tracking_service.process_pending(
-                        session, self.config, now=self.clock(), limit=BATCH
+                        session, self.config, now=now, limit=BATCH, recompute=False
                     )
-                    await self._publish(session, result.touched)
+                    self._dirty |= result.touched
+                    last = result.processed + result.failed < BATCH
+                    due = self._due(settle=settle and last)
+                    for stream_id in due:
+                        await tracking_service.recompute(session, stream_id, self.config, now=now)
+                    await self._publish(session, due)
+                self._recomputed(due)
                 total += result.processed
-                if result.processed + result.failed < BATCH:
+                if last:
                     return total
+
+    def _due(self, *, settle: bool) -> set[Any]:
+        """The dirty streams to recompute now: all when settling, else those not recomputed
+        within RECOMPUTE_SECONDS."""
+        at = asyncio.get_running_loop().time()
+        if settle:
+            return set(self._dirty)
+        last = self._recomputed_at
+        return {s for s in self._dirty if at - last.get(s, -RECOMPUTE_SECONDS) >= RECOMPUTE_SECONDS}
+
+    def _recomputed(self, streams: set[Any]) -> None:
+        """After the commit: only then are these streams' figures really up to date."""
+        at = asyncio.get_running_loop().time()
+        self._dirty -= streams
+        for stream_id in streams:
+            self._recomputed_at[stream_id] = at
+        if len(self._recomputed_at) > 10_000:
+            stale = at - RECOMPUTE_SECONDS
+            self._recomputed_at = {k: v for k, v in self._recomputed_at.items() if v > stale}
 
     async def end_after_grace(self) -> list[LiveStream]:
         async with self._lock, transaction(self.sessionmaker) as session:
@@ -94,12 +134,19 @@ class TrackingWorker:
             return report
 
     async def _events_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        graced_at = loop.time()
         while True:
+            wait = min(self.poll_seconds, RECOMPUTE_SECONDS) if self._dirty else self.poll_seconds
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+                await asyncio.sleep(COALESCE_SECONDS)
             self._wake.clear()
-            await _logged(self.drain)
-            await _logged(self.end_after_grace)
+            await _logged(partial(self._drain, settle=False))
+            if loop.time() - graced_at >= self.poll_seconds:
+                graced_at = loop.time()
+                await _logged(self.end_after_grace)
 
     async def _reconcile_loop(self) -> None:
         while True:
