@@ -23,6 +23,7 @@ from livestage.influencers import endpoints as influencers_api
 from livestage.influencers import pages as influencers_pages
 from livestage.kit.crypto import SecretBox
 from livestage.kit.time import Clock, utc_now
+from livestage.kit.waits import close_ledger, open_ledger, waited_seconds
 from livestage.logging import configure_logging
 from livestage.providers.base import StreamingProvider
 from livestage.providers.factory import build_provider
@@ -32,7 +33,7 @@ from livestage.streams import pages as streams_pages
 from livestage.tracking import endpoints as tracking_endpoints
 from livestage.web import system
 from livestage.web.context import AppContext
-from livestage.web.deps import CSRF_COOKIE, csrf_protect
+from livestage.web.deps import CSRF_COOKIE, csrf_protect, viewer_csrf_protect
 from livestage.web.errors import install_error_handlers
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -115,6 +116,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(csrf_protect)])
+    app.include_router(streams_endpoints.watch_router, dependencies=[Depends(viewer_csrf_protect)])
     app.include_router(tracking_endpoints.webhook_router)
     # A WebSocket authenticated by its join token (no cookie), so no CSRF dependency.
     app.include_router(local_signalling.router)
@@ -130,7 +132,10 @@ SECURITY_HEADERS = (
 
 class CookieAndSecurityHeaders:
     """Pure ASGI (not `app.middleware("http")`): adds the headers as the response starts, so
-    responses, streaming ones included, pass through without being re-wrapped per request."""
+    responses, streaming ones included, pass through without being re-wrapped per request.
+
+    Also `Server-Timing: provider;dur=…` on responses that waited on 100ms (kit/waits.py), so
+    a browser's developer tools, and the bench, tell 100ms's time from livestage's own."""
 
     def __init__(self, app: ASGIApp, *, cookie_secure: bool) -> None:
         self.app, self.cookie_secure = app, cookie_secure
@@ -150,9 +155,15 @@ class CookieAndSecurityHeaders:
                 for key, value in SECURITY_HEADERS:
                     if key not in present:
                         message["headers"].append((key, value))
+                if waited := waited_seconds():
+                    headers.append("server-timing", f"provider;dur={waited * 1000:.1f}")
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        ledger = open_ledger()
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            close_ledger(ledger)
 
     def _csrf_cookie(self, token: str) -> str:
         cookie = Response()

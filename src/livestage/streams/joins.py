@@ -41,9 +41,14 @@ class Watchable:
 
 
 class WatchCache:
+    """A handle's watchable state for `ttl` seconds. Concurrent misses for one handle share a
+    single load: when an entry expires under a flash crowd, one query refills it, not one per
+    waiting viewer."""
+
     def __init__(self, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self._clock = ttl, clock
         self._entries: dict[str, tuple[float, Watchable]] = {}
+        self._loading: dict[str, asyncio.Future[Watchable]] = {}
 
     async def get(self, handle: str, load: Callable[[], Awaitable[Watchable]]) -> Watchable:
         key = handle.lower()
@@ -51,12 +56,31 @@ class WatchCache:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
-        found = await load()
-        self._entries[key] = (now + self.ttl, found)
+        if (pending := self._loading.get(key)) is not None:
+            return await asyncio.shield(pending)
+        pending = asyncio.get_running_loop().create_future()
+        self._loading[key] = pending
+        try:
+            found = await load()
+        except BaseException as error:
+            pending.set_exception(error)
+            pending.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        finally:
+            current = self._loading.get(key) is pending
+            if current:
+                del self._loading[key]
+        if current:  # not invalidated while loading
+            self._entries[key] = (now + self.ttl, found)
+        pending.set_result(found)
         return found
 
     def invalidate(self, handle: str) -> None:
-        self._entries.pop(handle.lower(), None)
+        key = handle.lower()
+        self._entries.pop(key, None)
+        # A load that started before the change may return the old state: let it answer its
+        # waiters, but not be cached.
+        self._loading.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage.audit.service import Actor, audit
 from livestage.errors import (
@@ -481,7 +481,7 @@ class StreamService:
 
     async def viewer_join(
         self,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         handle: str,
         *,
         config: GoLiveConfig,
@@ -490,7 +490,7 @@ class StreamService:
         now: datetime,
     ) -> JoinInfo:
         """Check the stream is live and may be watched, mint a viewer token, record the intent."""
-        watchable = await cache.get(handle, partial(self._watchable, session, handle))
+        watchable = await cache.get(handle, partial(self._watchable, sessionmaker, handle))
         if not watchable.live or watchable.stream_id is None:
             raise NotFound(f"@{watchable.handle} is not live right now.")
         provider = config.provider
@@ -521,9 +521,13 @@ class StreamService:
             **_provider_fields(provider, watchable.room_id),
         )
 
-    async def _watchable(self, session: AsyncSession, handle: str) -> Watchable:
-        influencer = await influencer_service.get_by_handle(session, handle)
-        stream = await StreamRepository(session).get_active(influencer.id)
+    async def _watchable(
+        self, sessionmaker: async_sessionmaker[AsyncSession], handle: str
+    ) -> Watchable:
+        """Read-only, in a session of its own (the join path holds no request session)."""
+        async with sessionmaker() as session:
+            influencer = await influencer_service.get_by_handle(session, handle)
+            stream = await StreamRepository(session).get_active(influencer.id)
         if stream is None:
             return Watchable(influencer.handle, None, False, None, None)
         live = stream.status in (StreamStatus.starting, StreamStatus.live)

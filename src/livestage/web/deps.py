@@ -159,6 +159,20 @@ async def csrf_protect(request: Request, user_session: OptionalUserSession) -> N
         raise CsrfRejected()
 
 
+async def viewer_csrf_protect(request: Request, ctx: Ctx, now: Now) -> None:
+    """`csrf_protect` for the viewer join, the flash-crowd path. An anonymous viewer (the
+    usual case) is checked against the pre-login cookie without a database session, and so
+    without waiting for SQLite's writer; a signed-in viewer's session is looked up read-only."""
+    expected = request.cookies.get(CSRF_COOKIE)
+    if raw := request.cookies.get(SESSION_COOKIE):
+        async with ctx.sessionmaker() as session:
+            record = await account_service.resolve_session(session, raw, now=now)
+        expected = record.csrf_token if record else expected
+    submitted = request.headers.get(CSRF_HEADER)
+    if not expected or not submitted or not constant_time_equals(expected, submitted):
+        raise CsrfRejected()
+
+
 async def get_provider(ctx: Ctx) -> StreamingProvider | None:
     return ctx.provider
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,59 @@ async def test_an_announced_change_drops_the_entry_at_once() -> None:
     cache.invalidate("ALICE")
     await cache.get("alice", _loader(calls, live=False))
     assert calls == ["load", "load"]
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def slow() -> Watchable:
+        calls.append("load")
+        await release.wait()
+        return Watchable("alice", uuid.uuid4(), True, "room", "hms")
+
+    cache = WatchCache(ttl=5)
+    waiters = [asyncio.create_task(cache.get("alice", slow)) for _ in range(50)]
+    await asyncio.sleep(0)
+    release.set()
+    answers = await asyncio.gather(*waiters)
+    assert calls == ["load"]
+    assert len({id(a) for a in answers}) == 1
+
+
+async def test_a_load_overtaken_by_a_change_answers_but_is_not_cached() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def slow() -> Watchable:
+        calls.append("load")
+        await release.wait()
+        return Watchable("alice", uuid.uuid4(), True, "room", "hms")
+
+    cache = WatchCache(ttl=60)
+    stale = asyncio.create_task(cache.get("alice", slow))
+    await asyncio.sleep(0)
+    cache.invalidate("alice")  # the stream ended while the old state was being read
+    release.set()
+    assert (await stale).live
+    ended = await cache.get("alice", _loader(calls, live=False))
+    assert not ended.live
+    assert calls == ["load", "load"]
+
+
+async def test_a_failed_load_fails_its_waiters_and_is_retried() -> None:
+    async def broken() -> Watchable:
+        await asyncio.sleep(0)
+        raise RuntimeError("database down")
+
+    cache = WatchCache(ttl=5)
+    results = await asyncio.gather(
+        cache.get("alice", broken), cache.get("alice", broken), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    calls: list[str] = []
+    assert (await cache.get("alice", _loader(calls))).live
+    assert calls == ["load"]
 
 
 async def test_recorder_keeps_serving_when_its_buffer_is_full() -> None:

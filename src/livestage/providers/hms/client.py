@@ -15,6 +15,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from livestage.kit.time import Clock, rfc3339, utc_now
+from livestage.kit.waits import waiting
 from livestage.providers.hms.errors import (
     HmsError,
     HmsResponseError,
@@ -451,9 +452,10 @@ class HmsClient:
         if content is not None:
             headers["Content-Type"] = "application/json"
         try:
-            return await self._http.request(
-                method, path, params=params, content=content, headers=headers
-            )
+            with waiting():
+                return await self._http.request(
+                    method, path, params=params, content=content, headers=headers
+                )
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             return HmsTransientError.from_exception(exc, method=method, path=path)
         except httpx.TransportError as exc:
