@@ -48,14 +48,21 @@ async def test_an_announced_change_drops_the_entry_at_once() -> None:
     assert calls == ["load", "load"]
 
 
-async def test_concurrent_misses_share_one_load() -> None:
-    calls: list[str] = []
-    release = asyncio.Event()
+def _held_loader(calls: list[str], release: asyncio.Event) -> Any:
+    """A load that takes until `release` is set."""
 
-    async def slow() -> Watchable:
+    async def load() -> Watchable:
         calls.append("load")
         await release.wait()
         return Watchable("alice", uuid.uuid4(), True, "room", "hms")
+
+    return load
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+    slow = _held_loader(calls, release)
 
     cache = WatchCache(ttl=5)
     waiters = [asyncio.create_task(cache.get("alice", slow)) for _ in range(50)]
@@ -69,11 +76,7 @@ async def test_concurrent_misses_share_one_load() -> None:
 async def test_a_load_overtaken_by_a_change_answers_but_is_not_cached() -> None:
     calls: list[str] = []
     release = asyncio.Event()
-
-    async def slow() -> Watchable:
-        calls.append("load")
-        await release.wait()
-        return Watchable("alice", uuid.uuid4(), True, "room", "hms")
+    slow = _held_loader(calls, release)
 
     cache = WatchCache(ttl=60)
     stale = asyncio.create_task(cache.get("alice", slow))
