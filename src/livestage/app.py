@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -134,8 +135,9 @@ class CookieAndSecurityHeaders:
     """Pure ASGI (not `app.middleware("http")`): adds the headers as the response starts, so
     responses, streaming ones included, pass through without being re-wrapped per request.
 
-    Also `Server-Timing: provider;dur=…` on responses that waited on 100ms (kit/waits.py), so
-    a browser's developer tools, and the bench, tell 100ms's time from livestage's own."""
+    Also `Server-Timing: provider;dur=…, app;dur=…` on responses that waited on 100ms
+    (kit/waits.py): the wait, and the whole time in the app until the response started, so a
+    browser's developer tools, and the bench, tell 100ms's time from livestage's own."""
 
     def __init__(self, app: ASGIApp, *, cookie_secure: bool) -> None:
         self.app, self.cookie_secure = app, cookie_secure
@@ -156,9 +158,14 @@ class CookieAndSecurityHeaders:
                     if key not in present:
                         message["headers"].append((key, value))
                 if waited := waited_seconds():
-                    headers.append("server-timing", f"provider;dur={waited * 1000:.1f}")
+                    spent = time.perf_counter() - started
+                    headers.append(
+                        "server-timing",
+                        f"provider;dur={waited * 1000:.1f}, app;dur={spent * 1000:.1f}",
+                    )
             await send(message)
 
+        started = time.perf_counter()
         ledger = open_ledger()
         try:
             await self.app(scope, receive, send_with_headers)
