@@ -101,6 +101,7 @@ def create_app(
                 await worker.stop()
                 await ctx.inbox.stop()
                 await ctx.joins.stop()
+                await ctx.broker.stop()
         finally:
             if chosen is not None and provider is None:
                 await chosen.aclose()

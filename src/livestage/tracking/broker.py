@@ -10,6 +10,7 @@ one stream, encoding per subscriber was most of the cost of a change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -17,12 +18,34 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 QUEUE_SIZE = 16
+KEEP_ALIVE = b": keep-alive\n\n"
 
 
 class LiveBroker:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
         self._listeners: list[Callable[[str], object]] = []
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    def start(self, *, heartbeat_seconds: float) -> None:
+        """Every `heartbeat_seconds`, a keep-alive comment to every subscriber: one timer for
+        all open pages, instead of a timeout per page around every wait for an update."""
+        self._heartbeat = asyncio.create_task(self._beat(heartbeat_seconds))
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+
+    async def _beat(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            for queues in self._subscribers.values():
+                for queue in queues:
+                    if not queue.full():
+                        queue.put_nowait(KEEP_ALIVE)
 
     def on_publish(self, listener: Callable[[str], object]) -> None:
         """Call `listener(key)` on every publish (caches of per-stream state drop the key)."""

@@ -23,7 +23,6 @@ router = APIRouter(tags=["tracking"])
 # No session cookie, no CSRF: 100ms authenticates with the secret header instead.
 webhook_router = APIRouter(tags=["tracking"])
 MAX_WEBHOOK_BYTES = 1_000_000
-HEARTBEAT_SECONDS = 15.0
 # Each event stream ends after a while and the browser reconnects (EventSource does so by
 # itself): connections never pin a worker that is shutting down or being redeployed.
 STREAM_LIFETIME_SECONDS = 300.0
@@ -77,6 +76,5 @@ async def live_events(handle: str, session: DbSession, ctx: Ctx) -> Response:
     return EventStream(
         retry + sse_frame(first),
         partial(ctx.broker.subscribe, first["handle"]),
-        heartbeat=HEARTBEAT_SECONDS,
         lifetime=STREAM_LIFETIME_SECONDS,
     )

@@ -35,6 +35,10 @@ def webhook_secret(settings: Settings) -> str:
     return hmac.new(key, b"livestage-hms-webhook", hashlib.sha256).hexdigest()
 
 
+# Open event streams get a keep-alive comment this often (proxies close idle connections).
+SSE_HEARTBEAT_SECONDS = 15.0
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -84,6 +88,7 @@ class AppContext:
         )
         self.inbox.start()
         self.joins.start()
+        self.broker.start(heartbeat_seconds=SSE_HEARTBEAT_SECONDS)
         if self.settings.worker_enabled:
             self.worker.start()
             self.worker.notify()

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from livestage.tracking.broker import LiveBroker, sse_frame
-from livestage.web.sse import KEEP_ALIVE, EventStream
+from livestage.tracking.broker import KEEP_ALIVE, LiveBroker, sse_frame
+from livestage.web.sse import EventStream
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,11 +42,9 @@ class Client:
             await asyncio.wait_for(self.arrived.wait(), 2)
 
 
-def stream(broker: LiveBroker, *, heartbeat: float = 10, lifetime: float = 10) -> EventStream:
+def stream(broker: LiveBroker, *, lifetime: float = 10) -> EventStream:
     first = sse_frame({"handle": "alice", "viewers": 0})
-    return EventStream(
-        first, partial(broker.subscribe, "alice"), heartbeat=heartbeat, lifetime=lifetime
-    )
+    return EventStream(first, partial(broker.subscribe, "alice"), lifetime=lifetime)
 
 
 async def test_the_current_state_then_every_change_in_order() -> None:
@@ -79,12 +77,19 @@ async def test_a_disconnect_ends_the_stream_and_its_subscription() -> None:
     assert client.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
 
 
-async def test_quiet_streams_get_keep_alives_and_end_after_their_lifetime() -> None:
-    broker, client = LiveBroker(), Client()
-    response = stream(broker, heartbeat=0.05, lifetime=0.3)
-    await asyncio.wait_for(response(scope={}, receive=client.receive, send=client.send), 2)
-    assert client.body.count(KEEP_ALIVE) >= 3
-    assert client.sent[-1]["more_body"] is False
+async def test_the_brokers_keep_alives_reach_every_page_and_end_it_after_its_lifetime() -> None:
+    broker, pages = LiveBroker(), [Client(), Client()]
+    broker.start(heartbeat_seconds=0.05)
+    try:
+        served = [
+            stream(broker, lifetime=0.3)(scope={}, receive=p.receive, send=p.send) for p in pages
+        ]
+        await asyncio.wait_for(asyncio.gather(*served), 2)
+    finally:
+        await broker.stop()
+    for page in pages:
+        assert page.body.count(KEEP_ALIVE) >= 3
+        assert page.sent[-1]["more_body"] is False
     assert broker.subscriber_count() == 0
 
 
