@@ -31,11 +31,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "livestage_read_only"
+
+
 def _begin_immediate(connection: Any) -> None:
     """SQLite has one writer. A DEFERRED transaction that reads and then writes fails at once
     with "database is locked" when another writer got in between; IMMEDIATE takes the write
-    lock up front, so concurrent requests and the worker wait (busy_timeout) instead."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    lock up front, so concurrent requests and the worker wait (busy_timeout) instead.
+
+    Read-only sessions (`create_read_sessionmaker`) begin DEFERRED: in WAL mode they never
+    wait for the writer, where IMMEDIATE would put them in the busy handler's unfair queue."""
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -49,6 +56,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads outside a request's transaction (the viewer join's lookups); they
+    must not write."""
+    return create_sessionmaker(engine.execution_options(**{READ_ONLY: True}))
 
 
 _gates: WeakKeyDictionary[AsyncEngine, asyncio.Lock] = WeakKeyDictionary()

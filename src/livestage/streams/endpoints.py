@@ -139,7 +139,7 @@ watch_router = APIRouter(prefix="/api", tags=["streams"])
 async def viewer_join(handle: str, ctx: Ctx, now: Now) -> JoinInfo:
     """A viewer token minted on the server for the live room (viewer role, random user id)."""
     return await stream_service.viewer_join(
-        ctx.sessionmaker,
+        ctx.read_sessionmaker,
         handle,
         config=ctx.go_live_config,
         cache=ctx.watch_cache,

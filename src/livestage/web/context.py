@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from livestage.accounts.throttle import ThrottlePolicy
 from livestage.config import Settings
+from livestage.db import create_read_sessionmaker
 from livestage.influencers.service import TokenPolicy
 from livestage.kit.crypto import SecretBox
 from livestage.kit.time import Clock, utc_now
@@ -50,10 +51,12 @@ class AppContext:
     broker: LiveBroker = field(default_factory=LiveBroker)
     worker: TrackingWorker | None = None
     inbox: InboxWriter = field(init=False)
+    read_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
     watch_cache: WatchCache = field(default_factory=WatchCache)
     joins: JoinRecorder = field(init=False)
 
     def __post_init__(self) -> None:
+        self.read_sessionmaker = create_read_sessionmaker(self.engine)
         self.inbox = InboxWriter(self.sessionmaker, clock=self.clock)
         self.joins = JoinRecorder(self.sessionmaker)
         self.broker.on_publish(self.watch_cache.invalidate)

@@ -165,7 +165,7 @@ async def viewer_csrf_protect(request: Request, ctx: Ctx, now: Now) -> None:
     without waiting for SQLite's writer; a signed-in viewer's session is looked up read-only."""
     expected = request.cookies.get(CSRF_COOKIE)
     if raw := request.cookies.get(SESSION_COOKIE):
-        async with ctx.sessionmaker() as session:
+        async with ctx.read_sessionmaker() as session:
             record = await account_service.resolve_session(session, raw, now=now)
         expected = record.csrf_token if record else expected
     submitted = request.headers.get(CSRF_HEADER)
