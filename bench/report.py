@@ -38,7 +38,7 @@ ROWS = [
     Row("join_p50_ms", "  join p50 latency", "reported", unit="ms"),
     Row("join_p99_ms", "  join p99 latency", "reported", unit="ms"),
     Row("join_errors", "  join non-2xx / socket errors", "0", _at_most("join_errors", 0)),
-    Row("join_recorded", "  join intents stored after the run", "= joins served"),
+    Row("join_recorded", "  join intents stored by the measured runs", "= joins served"),
     Row("join_ceiling_rps", "Ceiling: GET /healthz, same stack", "", unit="req/s"),
     Row("join_ceiling_p99_ms", "  ceiling p99", "", unit="ms"),
     Row("join_node_reference_rps", "Node.js Express + jsonwebtoken", "", unit="req/s"),
