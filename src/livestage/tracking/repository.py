@@ -27,18 +27,6 @@ class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_if_absent(self, values: dict[str, Any]) -> bool:
-        """Store an event unless (source, external_id) is already there; True if it was new."""
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(ProviderEvent)
-            .values(id=uuid.uuid4(), **values)
-            .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        )
-        result = await self.session.execute(statement)
-        return bool(getattr(result, "rowcount", 0))
-
     async def insert_many_if_absent(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
         """Store events in one statement, skipping (source, external_id) pairs already there;
         returns the pairs that were new."""

@@ -54,7 +54,8 @@ class TrackingService:
         self, session: AsyncSession, source: str, payload: dict[str, Any], *, now: datetime
     ) -> bool:
         """Store the raw event once (duplicates are no-ops). True when it was new."""
-        return await EventRepository(session).insert_if_absent(_event_row(source, payload, now))
+        (stored,) = await self.ingest_many(session, [(source, payload)], now=now)
+        return stored
 
     async def ingest_many(
         self, session: AsyncSession, events: list[tuple[str, dict[str, Any]]], *, now: datetime
