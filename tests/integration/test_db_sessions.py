@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import text
 
 from livestage.config import Settings
 from livestage.db import create_engine, create_read_sessionmaker, create_sessionmaker, transaction
+from livestage.kit.tasks import uncancelled
 
 pytestmark = pytest.mark.asyncio
 
@@ -32,5 +34,43 @@ async def test_a_read_session_answers_while_a_write_transaction_is_open(tmp_path
             assert seen == 1  # the committed row; the open transaction's is not visible
         async with create_read_sessionmaker(engine)() as reader:
             assert await reader.scalar(text("SELECT count(*) FROM t")) == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_stopped_writer_never_leaves_sqlites_write_lock_held(tmp_path: Path) -> None:
+    """Cancelling a transaction midway (twice: a stop, then a shutdown's timeout) made
+    SQLAlchemy abandon the driver connection with its transaction open, so the next writer
+    waited out the busy timeout: the background loops run each transaction `uncancelled`."""
+    path = tmp_path / "db.sqlite"
+    settings = Settings(_env_file=None, env="test", database_url=f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(settings)
+    writes = create_sessionmaker(engine)
+
+    async def insert_then_read() -> None:
+        async with transaction(writes) as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+            for _ in range(20):
+                await session.execute(text("SELECT count(*) FROM t"))
+
+    try:
+        async with transaction(writes) as session:
+            await session.execute(text("CREATE TABLE t (n INTEGER)"))
+        for attempt in range(20):
+            stopped = asyncio.create_task(uncancelled(insert_then_read()))
+            await asyncio.sleep(0.001 * (attempt % 5))
+            stopped.cancel()
+            await asyncio.sleep(0)
+            stopped.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stopped
+            other = sqlite3.connect(path, timeout=0)  # no busy wait: the lock is free or not
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+        async with create_read_sessionmaker(engine)() as reader:
+            assert await reader.scalar(text("SELECT count(*) FROM t")) == 20  # none cut short
     finally:
         await engine.dispose()

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -122,9 +124,22 @@ class LiveServer:
         self._thread.join(timeout=10)
         self._socket.close()
         if self._thread.is_alive():
-            raise LiveServerError("the live server did not stop within 10 s")
+            raise LiveServerError(
+                "the live server did not stop within 10 s; where it was:\n" + self._where()
+            )
         if self._failure is not None and not isinstance(self._failure, SystemExit):
             raise LiveServerError("the live server crashed") from self._failure
+
+    def _where(self) -> str:
+        """The server thread's stack and its loop's pending tasks, to tell what hangs."""
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        lines = traceback.format_stack(frame) if frame is not None else []
+        loop = self._loop
+        if loop is not None:
+            for task in asyncio.all_tasks(loop):
+                lines.append(f"task {task.get_name()}:\n")
+                lines.extend(_awaiting(task.get_coro()))
+        return "".join(lines)
 
     def _serve(self) -> None:
         try:
@@ -135,6 +150,23 @@ class LiveServer:
             self._failure = exc
         finally:
             self._loop = None
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """The chain of awaits a suspended coroutine is in, outermost first."""
+    lines = []
+    while coro is not None:
+        frame = next(
+            (f for a in ("cr_frame", "gi_frame", "ag_frame") if (f := getattr(coro, a, None))),
+            None,
+        )
+        if frame is not None:
+            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}\n")
+        coro = next(
+            (c for a in ("cr_await", "gi_yieldfrom", "ag_await") if (c := getattr(coro, a, None))),
+            None,
+        )
+    return lines
 
 
 def bind_loopback() -> socket.socket:

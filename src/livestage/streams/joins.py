@@ -19,11 +19,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage.db import transaction
+from livestage.kit.tasks import uncancelled
 from livestage.streams.repository import ViewerJoinRepository
 
 log = structlog.get_logger()
@@ -142,15 +144,15 @@ class JoinRecorder:
             for i in batch
         ]
         try:
-            async with transaction(self.sessionmaker) as session:
-                await ViewerJoinRepository(session).add_many(rows)
-        except asyncio.CancelledError:
-            self._pending[:0] = batch
-            raise
+            await uncancelled(self._insert(rows))
         except Exception:
             log.exception("streams.join_intents_write_failed", rows=len(rows))
             return 0
         return len(rows)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        async with transaction(self.sessionmaker) as session:
+            await ViewerJoinRepository(session).add_many(rows)
 
     async def _run(self) -> None:
         while True:

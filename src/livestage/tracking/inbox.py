@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage.db import transaction
+from livestage.kit.tasks import uncancelled
 from livestage.kit.time import Clock
 from livestage.tracking.service import tracking as tracking_service
 
@@ -50,30 +51,28 @@ class InboxWriter:
     async def store(self, source: str, payload: dict[str, Any]) -> bool:
         """Wait until the event is committed; True when it was new, False for a duplicate."""
         if self._task is None or self._task.done():
-            async with transaction(self.sessionmaker) as session:
-                return await tracking_service.ingest(session, source, payload, now=self.clock())
+            return await uncancelled(self._store_now(source, payload))
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(source, payload, done))
         return await done
+
+    async def _store_now(self, source: str, payload: dict[str, Any]) -> bool:
+        async with transaction(self.sessionmaker) as session:
+            return await tracking_service.ingest(session, source, payload, now=self.clock())
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._write(batch)
+            # A stop waits for the batch in hand: its callers get their answer.
+            await uncancelled(self._write(batch))
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
             async with transaction(self.sessionmaker) as session:
                 events = [(p.source, p.payload) for p in batch]
                 results = await tracking_service.ingest_many(session, events, now=self.clock())
-        except asyncio.CancelledError:
-            # Stopped mid-write: nobody may wait forever for this batch (a caller retrying
-            # stores through `store()`'s direct path; duplicates are no-ops).
-            for pending in batch:
-                pending.done.cancel()
-            raise
         except Exception as error:
             log.exception("tracking.inbox_write_failed", events=len(batch))
             for pending in batch:

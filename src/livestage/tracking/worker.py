@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage.db import transaction
 from livestage.kit.db import on_commit
+from livestage.kit.tasks import uncancelled
 from livestage.kit.time import Clock
 from livestage.models import LiveStream
 from livestage.providers.base import StreamingProvider
@@ -168,6 +169,6 @@ class TrackingWorker:
 
 async def _logged(work: Callable[[], Awaitable[object]]) -> None:
     try:
-        await work()
+        await uncancelled(work())
     except Exception:  # the loop must survive any one failure; the next tick retries
         log.exception("tracking.worker_error")

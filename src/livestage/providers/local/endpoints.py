@@ -222,7 +222,7 @@ async def _refuse(websocket: WebSocket, refusal: Refused) -> None:
 
 async def _live_room_name(ctx: AppContext, room_id: str) -> str | None:
     """The room's name when a local stream is starting or live in it; None otherwise."""
-    async with ctx.sessionmaker() as session:
+    async with ctx.read_sessionmaker() as session:
         row = (
             await session.execute(
                 select(LiveStream.id, LiveStream.room_name)

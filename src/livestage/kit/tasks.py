@@ -1,0 +1,34 @@
+"""Background work that a stop never cuts in half.
+
+Cancelling a task in the middle of a database transaction is not safe on SQLite: SQLAlchemy
+treats the cancellation as an exit, invalidates the connection and, when a second cancellation
+arrives while it closes it, abandons the driver's connection with its transaction still open.
+That connection keeps SQLite's one write lock, and every later writer waits out the busy
+timeout. So the background loops (inbox writer, tracking worker, join recorder) run each unit
+of work through `uncancelled`: a stop lands between transactions, never inside one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def uncancelled(work: Awaitable[T]) -> T:
+    """Await `work` to its end even when the caller is cancelled meanwhile; the caller's
+    cancellation is raised once `work` has finished."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.cancelled():
+            raise  # the work itself was cancelled, not only its caller
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([task])
+    failure = None if task.cancelled() else task.exception()
+    raise asyncio.CancelledError from failure
