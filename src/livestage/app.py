@@ -31,6 +31,7 @@ from livestage.providers.factory import build_provider
 from livestage.providers.local import endpoints as local_signalling
 from livestage.streams import endpoints as streams_endpoints
 from livestage.streams import pages as streams_pages
+from livestage.streams.join_fast_path import ViewerJoinFastPath
 from livestage.tracking import endpoints as tracking_endpoints
 from livestage.web import system
 from livestage.web.context import AppContext
@@ -114,6 +115,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added first, so it runs inside CookieAndSecurityHeaders (same headers on its responses).
+    app.add_middleware(ViewerJoinFastPath)
     app.add_middleware(CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:

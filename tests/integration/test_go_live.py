@@ -11,10 +11,12 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from sqlalchemy import func, select
+from starlette.types import Receive, Scope, Send
 
 from livestage.models import LiveStream, ViewerJoin
+from livestage.streams.join_fast_path import ViewerJoinFastPath
 from livestage.web.context import AppContext
-from livestage.web.deps import CSRF_HEADER
+from livestage.web.deps import CSRF_HEADER, SESSION_COOKIE
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
     FakeClock,
@@ -387,6 +389,69 @@ class TestEndAndWatch:
         async with ctx.sessionmaker() as session:
             rows = (await session.scalars(select(ViewerJoin))).all()
         assert [r.viewer_id for r in rows] == [joined.json()["user_id"]]
+
+    async def test_the_anonymous_fast_path_answers_like_the_signed_in_route(
+        self, creator_client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        """Anonymous joins are served by `ViewerJoinFastPath`, signed-in ones by the FastAPI
+        route: the same bodies, errors and headers either way."""
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as viewer:
+            token = await csrf_token(viewer)
+            headers = {CSRF_HEADER: token}
+            offline = [
+                await c.post("/api/watch/alice/join", headers=h)
+                for c, h in ((viewer, headers), (creator_client, {}))
+            ]
+            assert [r.status_code for r in offline] == [404, 404]
+            assert (
+                offline[0].json()
+                == offline[1].json()
+                == {"detail": "@alice is not live right now."}
+            )
+            await creator_client.post("/api/streams", json=START)
+            anonymous = await viewer.post("/api/watch/ALICE/join", headers=headers)
+            signed_in = await creator_client.post("/api/watch/alice/join")
+            refused = await viewer.post("/api/watch/alice/join", headers={CSRF_HEADER: "x"})
+        assert anonymous.status_code == signed_in.status_code == 200
+        assert anonymous.json().keys() == signed_in.json().keys()
+        assert {k: v for k, v in anonymous.json().items() if k not in ("token", "user_id")} == {
+            k: v for k, v in signed_in.json().items() if k not in ("token", "user_id")
+        }
+        assert anonymous.json()["user_id"] != signed_in.json()["user_id"]
+        for response in (anonymous, signed_in, refused, *offline):
+            assert response.headers["content-type"] == "application/json"
+            assert response.headers["x-content-type-options"] == "nosniff"
+        assert refused.status_code == 403
+        assert "CSRF check failed" in refused.json()["detail"]
+
+    async def test_the_fast_path_takes_anonymous_joins_only(self, app: FastAPI) -> None:
+        passed_on: list[tuple[str, str]] = []
+
+        async def rest_of_the_app(scope: Scope, receive: Receive, send: Send) -> None:
+            passed_on.append((scope["method"], scope["path"]))
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        fast_path = ViewerJoinFastPath(rest_of_the_app)
+
+        async def with_app(scope: Scope, receive: Receive, send: Send) -> None:
+            await fast_path({**scope, "app": app}, receive, send)
+
+        transport = httpx.ASGITransport(app=with_app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+            anonymous = await client.post("/api/watch/alice/join")
+            await client.post("/api/watch/alice/join", headers={"cookie": f"{SESSION_COOKIE}=s"})
+            await client.get("/api/watch/alice/join")
+            await client.post("/api/watch/alice/join/more")
+            await client.post("/api/streams")
+        assert anonymous.status_code == 403  # answered by the fast path: no CSRF token
+        assert passed_on == [
+            ("POST", "/api/watch/alice/join"),
+            ("GET", "/api/watch/alice/join"),
+            ("POST", "/api/watch/alice/join/more"),
+            ("POST", "/api/streams"),
+        ]
 
     async def test_a_viewer_cannot_join_once_the_stream_ended(
         self, creator_client: httpx.AsyncClient

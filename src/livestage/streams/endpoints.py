@@ -137,7 +137,10 @@ watch_router = APIRouter(prefix="/api", tags=["streams"])
 
 @watch_router.post("/watch/{handle}/join")
 async def viewer_join(handle: str, ctx: Ctx, now: Now) -> JoinInfo:
-    """A viewer token minted on the server for the live room (viewer role, random user id)."""
+    """A viewer token minted on the server for the live room (viewer role, random user id).
+
+    Anonymous viewers are answered by `ViewerJoinFastPath` before this route; it serves
+    signed-in viewers and documents the endpoint."""
     return await stream_service.viewer_join(
         ctx.read_sessionmaker,
         handle,

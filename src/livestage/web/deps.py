@@ -155,10 +155,10 @@ async def csrf_protect(request: Request, user_session: OptionalUserSession) -> N
     ):
         value = (await request.form()).get(CSRF_FIELD)
         submitted = value if isinstance(value, str) else None
-    _check_csrf(expected, submitted)
+    check_csrf(expected, submitted)
 
 
-def _check_csrf(expected: str | None, submitted: str | None) -> None:
+def check_csrf(expected: str | None, submitted: str | None) -> None:
     if not expected or not submitted or not constant_time_equals(expected, submitted):
         raise CsrfRejected()
 
@@ -172,7 +172,7 @@ async def viewer_csrf_protect(request: Request, ctx: Ctx, now: Now) -> None:
         async with ctx.read_sessionmaker() as session:
             record = await account_service.resolve_session(session, raw, now=now)
         expected = record.csrf_token if record else expected
-    _check_csrf(expected, request.headers.get(CSRF_HEADER))
+    check_csrf(expected, request.headers.get(CSRF_HEADER))
 
 
 async def get_provider(ctx: Ctx) -> StreamingProvider | None:
