@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -37,6 +38,7 @@ from livestage.web import system
 from livestage.web.context import AppContext
 from livestage.web.deps import CSRF_COOKIE, csrf_protect, viewer_csrf_protect
 from livestage.web.errors import install_error_handlers
+from livestage.web.headers import SECURITY_HEADERS
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -55,6 +57,19 @@ ROUTERS: tuple[APIRouter, ...] = (
     analytics_endpoints.router,
     analytics_pages.router,
 )
+
+
+class LivestageApp(FastAPI):
+    """FastAPI, with the viewer join's fast path (anonymous joins, the flash-crowd path)
+    answered before the middleware stack, routing and dependency injection."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._viewer_joins = ViewerJoinFastPath(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        await self._viewer_joins(scope, receive, send)
 
 
 class DatabaseNotMigrated(RuntimeError):
@@ -109,14 +124,12 @@ def create_app(
             await engine.dispose()
 
     configure_logging(settings.log_level, json=settings.log_json)
-    app = FastAPI(
+    app = LivestageApp(
         title="livestage",
         version=__version__,
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # Added first, so it runs inside CookieAndSecurityHeaders (same headers on its responses).
-    app.add_middleware(ViewerJoinFastPath)
     app.add_middleware(CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
@@ -126,13 +139,6 @@ def create_app(
     # A WebSocket authenticated by its join token (no cookie), so no CSRF dependency.
     app.include_router(local_signalling.router)
     return app
-
-
-SECURITY_HEADERS = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-)
 
 
 class CookieAndSecurityHeaders:

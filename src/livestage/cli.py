@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -211,6 +212,12 @@ def serve(
     """Serve the web app with uvicorn."""
     import uvicorn
 
+    import livestage.app  # noqa: F401  (imported here so the freeze below covers it)
+
+    # Modules, classes and functions live as long as the process: keep them out of the
+    # cyclic collector's full passes, which otherwise walk them all (latency spikes, bench/).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         "livestage.app:create_app",
         factory=True,
@@ -219,6 +226,8 @@ def serve(
         reload=reload,
         workers=workers,
         timeout_graceful_shutdown=5,
+        # LIVESTAGE_LOG_LEVEL governs uvicorn's loggers too (WARNING: no access log).
+        log_level=Settings().log_level.lower(),
     )
 
 

@@ -20,7 +20,7 @@ from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_cod
 from livestage.influencers.schemas import InfluencerRead, TokenInfo
 from livestage.kit.crypto import DecryptionError, SecretBox
 from livestage.models import Influencer, UserRole
-from livestage.providers.base import BrowserSignalling, ProviderError, StreamingProvider
+from livestage.providers.base import ProviderError, StreamingProvider, browser_signalling
 
 HANDLE = re.compile(r"^[a-z0-9_]{3,32}$")
 
@@ -307,7 +307,7 @@ class InfluencerService:
         self, provider: StreamingProvider | None, code: str
     ) -> None:
         # Room codes are 100ms's: only a 100ms provider can check one.
-        if provider is None or isinstance(provider, BrowserSignalling):
+        if provider is None or browser_signalling(provider) is not None:
             return
         try:
             await provider.resolve_room_code(code)
@@ -326,7 +326,7 @@ class InfluencerService:
         broadcaster_role: str,
         now: datetime,
     ) -> Influencer:
-        if provider is None or isinstance(provider, BrowserSignalling):
+        if provider is None or browser_signalling(provider) is not None:
             raise ServiceUnavailable(
                 "Auto-generating a room code needs 100ms credentials: set "
                 "LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET, or type a code "

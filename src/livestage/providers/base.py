@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 
 class ProviderError(Exception):
@@ -128,3 +128,18 @@ class BrowserSignalling(Protocol):
     def signal_path(self, room_id: str) -> str: ...
 
     def connected_viewers(self, room_id: str) -> int: ...
+
+
+_SIGNALS_IN_BROWSER: dict[type, bool] = {}
+
+
+def browser_signalling(provider: object) -> BrowserSignalling | None:
+    """`provider` when its browsers signal through livestage, else None.
+
+    The answer is kept per class: `isinstance` against a runtime-checkable Protocol inspects
+    every member on each call, and the viewer join asks on every request."""
+    kind = type(provider)
+    signals = _SIGNALS_IN_BROWSER.get(kind)
+    if signals is None:
+        signals = _SIGNALS_IN_BROWSER[kind] = isinstance(provider, BrowserSignalling)
+    return cast(BrowserSignalling, provider) if signals else None

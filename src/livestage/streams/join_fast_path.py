@@ -21,10 +21,11 @@ from livestage.streams.service import stream as stream_service
 from livestage.web.context import AppContext
 from livestage.web.deps import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, check_csrf
 from livestage.web.errors import UNEXPECTED, error_body
+from livestage.web.headers import SECURITY_HEADERS
 
 log = structlog.get_logger()
 JOIN_PATH = re.compile(r"/api/watch/([^/]+)/join")
-JSON_HEADERS = [(b"content-type", b"application/json")]
+JSON_HEADERS = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
 
 
 class ViewerJoinFastPath:

@@ -31,12 +31,12 @@ from livestage.influencers.service import influencer as influencer_service
 from livestage.kit.crypto import SecretBox
 from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User
 from livestage.providers.base import (
-    BrowserSignalling,
     ProviderError,
     Room,
     RoomCode,
     StreamingProvider,
     WebhookTarget,
+    browser_signalling,
 )
 from livestage.streams import lifecycle
 from livestage.streams.joins import JoinIntent, JoinRecorder, Watchable, WatchCache
@@ -289,7 +289,7 @@ class StreamService:
     async def _check_room_code(self, config: GoLiveConfig, code: str) -> str | None:
         if config.provider is None:
             return None
-        if isinstance(config.provider, BrowserSignalling):
+        if browser_signalling(config.provider) is not None:
             raise InvalidRoomCodeError(
                 "Room codes are a 100ms feature and this server streams with its local "
                 "provider: use Start Streaming, it needs no code."
@@ -503,9 +503,9 @@ class StreamService:
                 f"This stream runs on the {watchable.provider!r} provider, which this server "
                 "is not using any more."
             )
-        if isinstance(provider, BrowserSignalling):
-            if provider.connected_viewers(watchable.room_id) >= provider.viewer_cap:
-                raise StreamFull(provider.viewer_cap)
+        if (signalling := browser_signalling(provider)) is not None:
+            if signalling.connected_viewers(watchable.room_id) >= signalling.viewer_cap:
+                raise StreamFull(signalling.viewer_cap)
         viewer_id = f"viewer-{secrets.token_hex(8)}"
         token = provider.mint_join_token(
             room_id=watchable.room_id, role=config.viewer_role, user_id=viewer_id
@@ -546,11 +546,11 @@ async def _gather_or_raise(
 
 def _provider_fields(provider: StreamingProvider, room_id: str) -> dict[str, Any]:
     """How the browser reaches the provider: the 100ms SDK, or livestage's own signalling."""
-    if isinstance(provider, BrowserSignalling):
+    if (signalling := browser_signalling(provider)) is not None:
         return {
-            "provider": provider.name,
-            "signal_url": provider.signal_path(room_id),
-            "ice_servers": provider.ice_servers,
+            "provider": signalling.name,
+            "signal_url": signalling.signal_path(room_id),
+            "ice_servers": signalling.ice_servers,
         }
     return {"provider": provider.name}
 

@@ -13,7 +13,7 @@ import httpx
 import structlog
 
 from livestage.config import Settings
-from livestage.kit.time import Clock, from_epoch, utc_now
+from livestage.kit.time import Clock, utc_now
 from livestage.providers.base import (
     ActiveSession,
     HlsStream,
@@ -39,6 +39,7 @@ from livestage.providers.hms.tokens import (
     TokenBuildError,
     TokenSource,
     mint_auth_token,
+    token_expiry,
     unverified_claims,
 )
 
@@ -247,6 +248,7 @@ class HmsProvider:
                 "minting 100ms join tokens needs LIVESTAGE_HMS_ACCESS_KEY and "
                 "LIVESTAGE_HMS_APP_SECRET; a dashboard management token cannot sign them"
             )
+        now = self._clock()
         try:
             token = mint_auth_token(
                 access_key=self._access_key,
@@ -255,11 +257,11 @@ class HmsProvider:
                 role=role,
                 user_id=user_id,
                 ttl=self._join_token_ttl,
-                now=self._clock(),
+                now=now,
             )
         except TokenBuildError as exc:
             raise ProviderError(f"cannot mint a 100ms join token: {exc}") from exc
-        expires_at = from_epoch(unverified_claims(token)["exp"])
+        expires_at = token_expiry(ttl=self._join_token_ttl, now=now)
         return JoinToken(token, room_id, role, user_id, expires_at)
 
     async def set_room_enabled(self, room_id: str, enabled: bool) -> Room:

@@ -70,9 +70,7 @@ def _mint(
 ) -> str:
     _require(access_key=access_key, app_secret=app_secret)
     seconds = _ttl_seconds(ttl)
-    if now.tzinfo is None:
-        raise TokenBuildError("now must be timezone-aware")
-    issued_at = int((now - CLOCK_SKEW).timestamp())
+    issued_at = _issued_at(now)
     claims: dict[str, Any] = {
         "access_key": access_key,
         "type": token_type,
@@ -84,6 +82,17 @@ def _mint(
         "exp": issued_at + seconds,
     }
     return jwt.encode(claims, app_secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
+
+
+def token_expiry(*, ttl: timedelta, now: datetime) -> datetime:
+    """The `exp` of a token minted at `now` for `ttl`, without decoding the token."""
+    return from_epoch(_issued_at(now) + _ttl_seconds(ttl))
+
+
+def _issued_at(now: datetime) -> int:
+    if now.tzinfo is None:
+        raise TokenBuildError("now must be timezone-aware")
+    return int((now - CLOCK_SKEW).timestamp())
 
 
 def _require(**values: str) -> None:

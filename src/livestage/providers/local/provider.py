@@ -23,7 +23,7 @@ from livestage.providers.base import (
     RoomCode,
     WebhookTarget,
 )
-from livestage.providers.hms.tokens import TokenBuildError, expiry_of
+from livestage.providers.hms.tokens import TokenBuildError, token_expiry
 from livestage.providers.local import tokens
 from livestage.providers.local.signalling import EventSink, SignallingHub
 
@@ -132,6 +132,7 @@ class LocalProvider:
         raise ProviderError("room codes are a 100ms feature; the local provider needs none")
 
     def mint_join_token(self, *, room_id: str, role: str, user_id: str) -> JoinToken:
+        now = self.clock()
         try:
             token = tokens.mint_join_token(
                 signing_key=self._signing_keys[0],
@@ -139,12 +140,11 @@ class LocalProvider:
                 role=role,
                 user_id=user_id,
                 ttl=self.join_token_ttl,
-                now=self.clock(),
+                now=now,
             )
         except TokenBuildError as exc:
             raise ProviderError(f"cannot mint a local join token: {exc}") from exc
-        expires_at = expiry_of(token)
-        assert expires_at is not None
+        expires_at = token_expiry(ttl=self.join_token_ttl, now=now)
         return JoinToken(token, room_id, role, user_id, expires_at)
 
     def is_room_enabled(self, room_id: str) -> bool:

@@ -17,6 +17,7 @@ from livestage.providers.hms.tokens import (
     TokenBuildError,
     mint_auth_token,
     mint_management_token,
+    token_expiry,
 )
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -141,6 +142,23 @@ class TestMintAuthToken:
 
     def test_build_error_is_a_value_error(self) -> None:
         assert issubclass(TokenBuildError, ValueError)
+
+    @pytest.mark.parametrize("ttl", [timedelta(seconds=1), timedelta(hours=4), timedelta(days=3)])
+    def test_the_expiry_is_known_without_decoding(
+        self, access_key: str, app_secret: str, ttl: timedelta
+    ) -> None:
+        now = NOW + timedelta(microseconds=654_321)
+        token = mint_auth_token(
+            access_key=access_key,
+            app_secret=app_secret,
+            room_id="r",
+            role="viewer",
+            user_id="u",
+            ttl=ttl,
+            now=now,
+        )
+        claims = jwt.decode(token, app_secret, algorithms=["HS256"], options={"verify_exp": False})
+        assert token_expiry(ttl=ttl, now=now) == datetime.fromtimestamp(claims["exp"], UTC)
 
 
 class TestMintManagementToken:
