@@ -36,7 +36,7 @@ from livestage.streams.join_fast_path import ViewerJoinFastPath
 from livestage.tracking import endpoints as tracking_endpoints
 from livestage.web import system
 from livestage.web.context import AppContext
-from livestage.web.deps import CSRF_COOKIE, csrf_protect, viewer_csrf_protect
+from livestage.web.deps import CSRF_COOKIE, csrf_protect
 from livestage.web.errors import install_error_handlers
 from livestage.web.headers import SECURITY_HEADERS
 
@@ -134,7 +134,6 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(csrf_protect)])
-    app.include_router(streams_endpoints.watch_router, dependencies=[Depends(viewer_csrf_protect)])
     app.include_router(tracking_endpoints.webhook_router)
     # A WebSocket authenticated by its join token (no cookie), so no CSRF dependency.
     app.include_router(local_signalling.router)

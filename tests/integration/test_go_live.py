@@ -440,13 +440,16 @@ class TestEndAndWatch:
 
         transport = httpx.ASGITransport(app=with_app)
         async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
-            anonymous = await client.post("/api/watch/alice/join")
-            await client.post("/api/watch/alice/join", headers={"cookie": f"{SESSION_COOKIE}=s"})
+            anonymous = await client.post("/api/watch/alice/join", headers={CSRF_HEADER: "t"})
+            await client.post("/api/watch/alice/join")
+            signed_in = {"cookie": f"{SESSION_COOKIE}=s", CSRF_HEADER: "t"}
+            await client.post("/api/watch/alice/join", headers=signed_in)
             await client.get("/api/watch/alice/join")
             await client.post("/api/watch/alice/join/more")
             await client.post("/api/streams")
-        assert anonymous.status_code == 403  # answered by the fast path: no CSRF token
+        assert anonymous.status_code == 403  # answered by the fast path: no CSRF cookie
         assert passed_on == [
+            ("POST", "/api/watch/alice/join"),
             ("POST", "/api/watch/alice/join"),
             ("GET", "/api/watch/alice/join"),
             ("POST", "/api/watch/alice/join/more"),

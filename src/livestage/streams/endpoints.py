@@ -129,13 +129,7 @@ async def live_now(session: DbSession) -> list[LiveEntry]:
     ]
 
 
-# The viewer join takes flash crowds: its own router, included without the app-wide
-# `csrf_protect` (which opens a database session per request) and with a CSRF check that needs
-# no session for anonymous viewers. It reads through a cache and records joins in batches.
-watch_router = APIRouter(prefix="/api", tags=["streams"])
-
-
-@watch_router.post("/watch/{handle}/join")
+@router.post("/watch/{handle}/join")
 async def viewer_join(handle: str, ctx: Ctx, now: Now) -> JoinInfo:
     """A viewer token minted on the server for the live room (viewer role, random user id).
 

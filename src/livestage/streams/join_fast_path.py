@@ -39,12 +39,14 @@ class ViewerJoinFastPath:
             else None
         )
         cookies = cookie_parser(_header(scope, "cookie") or "") if found else {}
-        if found is None or SESSION_COOKIE in cookies:
+        submitted = _header(scope, CSRF_HEADER) if found else None
+        # Signed-in viewers, and a token sent as a form field rather than the header: the route.
+        if found is None or submitted is None or SESSION_COOKIE in cookies:
             await self.app(scope, receive, send)
             return
         ctx: AppContext = scope["app"].state.ctx
         try:
-            check_csrf(cookies.get(CSRF_COOKIE), _header(scope, CSRF_HEADER))
+            check_csrf(cookies.get(CSRF_COOKIE), submitted)
             joined = await stream_service.viewer_join(
                 ctx.read_sessionmaker,
                 found.group(1),

@@ -144,11 +144,20 @@ class CsrfRejected(Forbidden):
         )
 
 
-async def csrf_protect(request: Request, user_session: OptionalUserSession) -> None:
-    """Every state-changing request must echo the CSRF token (form field or header)."""
+async def csrf_protect(request: Request, ctx: Ctx, now: Now) -> None:
+    """Every state-changing request must echo the CSRF token (form field or header): the
+    signed-in session's, or the pre-login cookie's.
+
+    Safe methods cost nothing: no database session is opened for them (on SQLite every
+    request session queues on the one writer). For the others the session row is read in a
+    read-only session of its own, which never waits for the writer."""
     if request.method not in UNSAFE_METHODS or request.url.path.startswith(CSRF_EXEMPT_PREFIXES):
         return
-    expected = user_session.csrf_token if user_session else request.cookies.get(CSRF_COOKIE)
+    expected = request.cookies.get(CSRF_COOKIE)
+    if raw := request.cookies.get(SESSION_COOKIE):
+        async with ctx.read_sessionmaker() as session:
+            record = await account_service.resolve_session(session, raw, now=now)
+        expected = record.csrf_token if record else expected
     submitted = request.headers.get(CSRF_HEADER)
     if submitted is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -161,18 +170,6 @@ async def csrf_protect(request: Request, user_session: OptionalUserSession) -> N
 def check_csrf(expected: str | None, submitted: str | None) -> None:
     if not expected or not submitted or not constant_time_equals(expected, submitted):
         raise CsrfRejected()
-
-
-async def viewer_csrf_protect(request: Request, ctx: Ctx, now: Now) -> None:
-    """`csrf_protect` for the viewer join, the flash-crowd path. An anonymous viewer (the
-    usual case) is checked against the pre-login cookie without a database session, and so
-    without waiting for SQLite's writer; a signed-in viewer's session is looked up read-only."""
-    expected = request.cookies.get(CSRF_COOKIE)
-    if raw := request.cookies.get(SESSION_COOKIE):
-        async with ctx.read_sessionmaker() as session:
-            record = await account_service.resolve_session(session, raw, now=now)
-        expected = record.csrf_token if record else expected
-    check_csrf(expected, request.headers.get(CSRF_HEADER))
 
 
 async def get_provider(ctx: Ctx) -> StreamingProvider | None:
