@@ -56,7 +56,7 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     room_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     room_name: Mapped[str | None] = mapped_column(String(128), default=None)
     room_codes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    session_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    session_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     hls_url: Mapped[str | None] = mapped_column(String(1024), default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)

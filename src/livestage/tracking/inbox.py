@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,15 @@ class InboxWriter:
         self.sessionmaker, self.clock = sessionmaker, clock
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._last_store = -math.inf
+        self._writing = False
+
+    def busy(self, *, quiet: float) -> bool:
+        """Whether webhooks are flowing: events wait to be written or are being written, or
+        one arrived within the last `quiet` seconds."""
+        if self._writing or not self._queue.empty():
+            return True
+        return asyncio.get_running_loop().time() - self._last_store < quiet
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -50,6 +60,7 @@ class InboxWriter:
 
     async def store(self, source: str, payload: dict[str, Any]) -> bool:
         """Wait until the event is committed; True when it was new, False for a duplicate."""
+        self._last_store = asyncio.get_running_loop().time()
         if self._task is None or self._task.done():
             return await uncancelled(self._store_now(source, payload))
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -66,7 +77,11 @@ class InboxWriter:
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             # A stop waits for the batch in hand: its callers get their answer.
-            await uncancelled(self._write(batch))
+            self._writing = True
+            try:
+                await uncancelled(self._write(batch))
+            finally:
+                self._writing = False
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,24 @@ class PeerSpan(NamedTuple):
     left_at: datetime | None
 
 
+def _insert_if_absent(insert: Any) -> Any:
+    """One statement for any batch size: executed with a list of rows, SQLAlchemy sends them
+    as multi-row VALUES ("insertmanyvalues") from one compiled, cached statement; a statement
+    with the rows inlined was compiled anew for every batch."""
+    table = cast(Table, ProviderEvent.__table__)
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(table.c.source, table.c.external_id)
+    )
+
+
+_INSERT_IF_ABSENT = {
+    "postgresql": _insert_if_absent(pg_insert),
+    "sqlite": _insert_if_absent(sqlite_insert),
+}
+
+
 class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -32,15 +50,11 @@ class EventRepository:
         returns the pairs that were new."""
         if not rows:
             return set()
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(ProviderEvent)
-            .values([{"id": uuid.uuid4(), **row} for row in rows])
-            .on_conflict_do_nothing(index_elements=["source", "external_id"])
-            .returning(ProviderEvent.source, ProviderEvent.external_id)
-        )
-        return {(r.source, r.external_id) for r in await self.session.execute(statement)}
+        statement = _INSERT_IF_ABSENT[self.session.get_bind().dialect.name]
+        parameters = [{"id": uuid.uuid4(), **row} for row in rows]
+        return {
+            (r.source, r.external_id) for r in await self.session.execute(statement, parameters)
+        }
 
     async def claim_unprocessed(self, limit: int) -> list[ProviderEvent]:
         statement = (

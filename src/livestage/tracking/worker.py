@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -22,6 +23,7 @@ from livestage.kit.time import Clock
 from livestage.models import LiveStream
 from livestage.providers.base import StreamingProvider
 from livestage.tracking.broker import LiveBroker
+from livestage.tracking.inbox import InboxWriter
 from livestage.tracking.reconciler import ReconcileReport, reconcile
 from livestage.tracking.service import TrackingConfig
 from livestage.tracking.service import tracking as tracking_service
@@ -37,6 +39,14 @@ COALESCE_SECONDS = 0.02
 # Under a flood of events a stream's figures are recomputed (and announced) at most this often;
 # a quiet stream's first event is recomputed at once.
 RECOMPUTE_SECONDS = 0.25
+# While webhooks arrive, acknowledging them has SQLite's one writer first: a batch is applied
+# once the inbox has been quiet this long, or at the latest after INGEST_FIRST_SECONDS (how
+# far live counts may lag a burst). Applying costs several times what storing does.
+INGEST_QUIET_SECONDS = 0.02
+# Recomputing a stream reads all its peers: with hundreds of streams in a burst, recomputing
+# every one in the same transaction held the writer for seconds.
+RECOMPUTE_PER_TRANSACTION = 16
+INGEST_FIRST_SECONDS = 0.5
 
 
 class TrackingWorker:
@@ -50,8 +60,10 @@ class TrackingWorker:
         provider: StreamingProvider | None,
         poll_seconds: float,
         reconcile_seconds: float,
+        inbox: InboxWriter | None = None,
     ) -> None:
         self.sessionmaker, self.config, self.clock = sessionmaker, config, clock
+        self.inbox = inbox
         self.broker, self.provider = broker, provider
         self.poll_seconds, self.reconcile_seconds = poll_seconds, reconcile_seconds
         self._wake = asyncio.Event()
@@ -85,6 +97,8 @@ class TrackingWorker:
         async with self._lock:
             total = 0
             while True:
+                if not settle:
+                    await self._let_ingestion_go_first()
                 async with transaction(self.sessionmaker) as session:
                     now = self.clock()
                     result = await tracking_service.process_pending(
@@ -101,14 +115,26 @@ class TrackingWorker:
                 if last:
                     return total
 
+    async def _let_ingestion_go_first(self) -> None:
+        if self.inbox is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + INGEST_FIRST_SECONDS
+        while self.inbox.busy(quiet=INGEST_QUIET_SECONDS) and loop.time() < deadline:
+            await asyncio.sleep(INGEST_QUIET_SECONDS)
+
     def _due(self, *, settle: bool) -> set[Any]:
-        """The dirty streams to recompute now: all when settling, else those not recomputed
-        within RECOMPUTE_SECONDS."""
+        """The dirty streams to recompute now: all when settling, else at most
+        RECOMPUTE_PER_TRANSACTION of those not recomputed within RECOMPUTE_SECONDS, the
+        longest-waiting first (the others are due in the next transaction)."""
         at = asyncio.get_running_loop().time()
         if settle:
             return set(self._dirty)
         last = self._recomputed_at
-        return {s for s in self._dirty if at - last.get(s, -RECOMPUTE_SECONDS) >= RECOMPUTE_SECONDS}
+        waited = {s: at - last.get(s, -math.inf) for s in self._dirty}
+        due = [s for s, seconds in waited.items() if seconds >= RECOMPUTE_SECONDS]
+        due.sort(key=waited.__getitem__, reverse=True)
+        return set(due[:RECOMPUTE_PER_TRANSACTION])
 
     def _recomputed(self, streams: set[Any]) -> None:
         """After the commit: only then are these streams' figures really up to date."""

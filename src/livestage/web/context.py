@@ -88,6 +88,7 @@ class AppContext:
             provider=self.provider,
             poll_seconds=self.settings.worker_poll_seconds,
             reconcile_seconds=self.settings.reconcile_interval_seconds,
+            inbox=self.inbox,
         )
         self.inbox.start()
         self.joins.start()

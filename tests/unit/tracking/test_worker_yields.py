@@ -1,0 +1,68 @@
+"""While webhooks flow, the worker lets their acknowledgements have SQLite's writer first,
+but only up to INGEST_FIRST_SECONDS: live counts lag a burst, never indefinitely."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+
+from livestage.tracking import worker as worker_module
+from livestage.tracking.broker import LiveBroker
+from livestage.tracking.inbox import InboxWriter
+from livestage.tracking.service import TrackingConfig
+from livestage.tracking.worker import TrackingWorker
+
+pytestmark = pytest.mark.asyncio
+
+
+class Inbox:
+    """Busy for the first `busy_checks` checks."""
+
+    def __init__(self, busy_checks: float) -> None:
+        self.busy_checks, self.checks = busy_checks, 0
+
+    def busy(self, *, quiet: float) -> bool:
+        self.checks += 1
+        return self.checks <= self.busy_checks
+
+
+def make_worker(inbox: Inbox) -> TrackingWorker:
+    return TrackingWorker(
+        cast(Any, None),
+        TrackingConfig(broadcaster_role="broadcaster", reconnect_grace=timedelta(seconds=60)),
+        clock=cast(Any, None),
+        broker=LiveBroker(),
+        provider=None,
+        poll_seconds=1,
+        reconcile_seconds=0,
+        inbox=cast(InboxWriter, inbox),
+    )
+
+
+async def test_applying_waits_until_the_inbox_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "INGEST_QUIET_SECONDS", 0.001)
+    inbox = Inbox(busy_checks=3)
+    await make_worker(inbox)._let_ingestion_go_first()
+    assert inbox.checks == 4
+
+
+async def test_a_flood_that_never_stops_holds_applying_back_only_so_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "INGEST_QUIET_SECONDS", 0.001)
+    monkeypatch.setattr(worker_module, "INGEST_FIRST_SECONDS", 0.05)
+    inbox = Inbox(busy_checks=float("inf"))
+    await asyncio.wait_for(make_worker(inbox)._let_ingestion_go_first(), 5)
+    assert inbox.checks >= 2
+
+
+async def test_the_inbox_is_busy_while_events_arrive_then_quiet() -> None:
+    inbox = InboxWriter(cast(Any, None), clock=cast(Any, None))
+    assert not inbox.busy(quiet=0.05)
+    inbox._last_store = asyncio.get_running_loop().time()
+    assert inbox.busy(quiet=0.05)
+    await asyncio.sleep(0.06)
+    assert not inbox.busy(quiet=0.05)
