@@ -57,6 +57,7 @@ ROWS = [
     Row("webhook_lost", "  lost", "0", _at_most("webhook_lost", 0)),
     Row("webhook_doubled", "  doubled", "0", _at_most("webhook_doubled", 0)),
     Row("webhook_unprocessed", "  left unprocessed", "0", _at_most("webhook_unprocessed", 0)),
+    Row("webhook_backlog_drain_s", "  backlog applied within, after the last run", "", unit="s"),
     Row(
         "golive_overhead_p50_ms",
         "Go-live own overhead p50 (0 ms provider)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import secrets
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -212,12 +211,6 @@ def serve(
     """Serve the web app with uvicorn."""
     import uvicorn
 
-    import livestage.app  # noqa: F401  (imported here so the freeze below covers it)
-
-    # Modules, classes and functions live as long as the process: keep them out of the
-    # cyclic collector's full passes, which otherwise walk them all (latency spikes, bench/).
-    gc.collect()
-    gc.freeze()
     uvicorn.run(
         "livestage.app:create_app",
         factory=True,
