@@ -211,9 +211,10 @@ def _webhook_request(host: str, secret: str, rooms: list[str], run: str) -> Any:
     def make(i: int) -> bytes:
         at = started.isoformat().replace("+00:00", "Z")
         kind = "peer.join.success" if i % 2 == 0 else "peer.leave.success"
+        room = rooms[(i // 2) % len(rooms)]
         data = {
-            "room_id": rooms[(i // 2) % len(rooms)],
-            "session_id": "s" * 24,
+            "room_id": room,
+            "session_id": f"session-{room}",
             "peer_id": f"{run}-peer-{i // 2}",
             "user_id": f"u{i // 2}",
             "role": "viewer",
