@@ -43,10 +43,10 @@ RECOMPUTE_SECONDS = 0.25
 # once the inbox has been quiet this long, or at the latest after INGEST_FIRST_SECONDS (how
 # far live counts may lag a burst). Applying costs several times what storing does.
 INGEST_QUIET_SECONDS = 0.02
+INGEST_FIRST_SECONDS = 0.5
 # Recomputing a stream reads all its peers: with hundreds of streams in a burst, recomputing
 # every one in the same transaction held the writer for seconds.
 RECOMPUTE_PER_TRANSACTION = 16
-INGEST_FIRST_SECONDS = 0.5
 
 
 class TrackingWorker:
