@@ -71,5 +71,9 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     total_watch_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     avg_watch_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     recordings: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    # Set in the transaction that applies an event, cleared by the recompute: the figures above
+    # are behind their peer rows. Durable, so a worker that restarts (or was killed) between
+    # the two still brings them up to date.
+    figures_stale: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
     influencer: Mapped[Influencer] = relationship(lazy="joined", innerjoin=True)

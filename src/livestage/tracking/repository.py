@@ -95,6 +95,10 @@ class TrackingRepository:
         statement = statement.order_by(LiveStream.created_at.desc()).limit(1)
         return await self.session.scalar(statement)
 
+    async def stale_stream_ids(self) -> set[uuid.UUID]:
+        rows = await self.session.scalars(select(LiveStream.id).where(LiveStream.figures_stale))
+        return set(rows)
+
     async def get_peer(self, stream_id: uuid.UUID, peer_id: str) -> StreamPeer | None:
         return await self.session.scalar(
             select(StreamPeer).where(

@@ -165,7 +165,12 @@ class TrackingService:
         if started is not None and (stream.started_at is None or started < stream.started_at):
             stream.started_at = started
         await HANDLERS.get(kind, _ignore)(repository, stream, envelope, config)
+        stream.figures_stale = True
         return stream.id
+
+    async def stale_streams(self, session: AsyncSession) -> set[uuid.UUID]:
+        """Streams whose figures are behind their peer rows (a recompute is owed)."""
+        return await TrackingRepository(session).stale_stream_ids()
 
     async def recompute(
         self, session: AsyncSession, stream_id: uuid.UUID, config: TrackingConfig, *, now: datetime
@@ -173,6 +178,7 @@ class TrackingService:
         stream = await session.get(LiveStream, stream_id)
         if stream is None:
             return None
+        stream.figures_stale = False
         repository = TrackingRepository(session)
         peers = await repository.peer_spans(stream_id)
         viewers = [

@@ -160,9 +160,16 @@ class TrackingWorker:
             await self._publish(session, {s.id for s in report.ended})
             return report
 
+    async def _owed_recomputes(self) -> None:
+        """The recomputes an earlier run of the worker left owed (it stopped or was killed
+        between applying events and recomputing their streams)."""
+        async with transaction(self.sessionmaker) as session:
+            self._dirty |= await tracking_service.stale_streams(session)
+
     async def _events_loop(self) -> None:
         loop = asyncio.get_running_loop()
         graced_at = loop.time()
+        await _logged(self._owed_recomputes)
         while True:
             wait = min(self.poll_seconds, RECOMPUTE_SECONDS) if self._dirty else self.poll_seconds
             with contextlib.suppress(TimeoutError):
