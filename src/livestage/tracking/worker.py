@@ -78,12 +78,25 @@ class TrackingWorker:
             self._tasks.append(asyncio.create_task(self._reconcile_loop()))
 
     async def stop(self) -> None:
+        """Stop the loops, then recompute the figures still owed: a stream whose last events
+        came inside the recompute throttle keeps current figures across a restart."""
+        running = bool(self._tasks)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if running and self._dirty:
+            await _logged(self._recompute_owed)
+
+    async def _recompute_owed(self) -> None:
+        async with self._lock, transaction(self.sessionmaker) as session:
+            now, owed = self.clock(), set(self._dirty)
+            for stream_id in owed:
+                await tracking_service.recompute(session, stream_id, self.config, now=now)
+            await self._publish(session, owed)
+        self._recomputed(owed)
 
     def notify(self) -> None:
         self._wake.set()
@@ -160,7 +173,7 @@ class TrackingWorker:
             await self._publish(session, {s.id for s in report.ended})
             return report
 
-    async def _owed_recomputes(self) -> None:
+    async def _pick_up_owed_recomputes(self) -> None:
         """The recomputes an earlier run of the worker left owed (it stopped or was killed
         between applying events and recomputing their streams)."""
         async with transaction(self.sessionmaker) as session:
@@ -169,7 +182,7 @@ class TrackingWorker:
     async def _events_loop(self) -> None:
         loop = asyncio.get_running_loop()
         graced_at = loop.time()
-        await _logged(self._owed_recomputes)
+        await _logged(self._pick_up_owed_recomputes)
         while True:
             wait = min(self.poll_seconds, RECOMPUTE_SECONDS) if self._dirty else self.poll_seconds
             with contextlib.suppress(TimeoutError):
