@@ -24,8 +24,8 @@ from livestage.config import Settings
 from livestage.db import READ_ONLY, create_engine, create_sessionmaker, transaction
 from livestage.influencers.service import influencer as influencer_service
 from livestage.kit.time import utc_now
-from livestage.web.context import WEBHOOK_SECRET_HEADER, webhook_secret
-from livestage.web.deps import CSRF_COOKIE, CSRF_HEADER
+from livestage.tracking.verification import WEBHOOK_SECRET_HEADER, webhook_secret
+from livestage.web.csrf import CSRF_COOKIE, CSRF_HEADER
 
 CONNECTIONS = 64
 WEBHOOK_CONNECTIONS = 32

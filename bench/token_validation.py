@@ -7,7 +7,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from livestage.influencers.auth_tokens import validate_auth_token
+from livestage.influencers.tokens import validate_auth_token
 from livestage.providers.hms.tokens import mint_auth_token
 
 ROUNDS = 5

@@ -199,7 +199,7 @@ def webhooks_replay(
 @webhooks_app.command("secret")
 def webhooks_secret() -> None:
     """The header 100ms must send (set it on the dashboard's workspace webhook if you use one)."""
-    from livestage.web.context import WEBHOOK_SECRET_HEADER, webhook_secret
+    from livestage.tracking.verification import WEBHOOK_SECRET_HEADER, webhook_secret
 
     typer.echo(f"{WEBHOOK_SECRET_HEADER}: {webhook_secret(Settings())}")
 
@@ -248,7 +248,7 @@ def emulator(
     webhook_url: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Run the local 100ms emulator (REST subset, room-code exchange, webhooks, faults)."""
-    from livestage.providers.emulator.server import run_emulator
+    from hms_emulator.server import run_emulator
 
     if not access_key or not app_secret:
         typer.secho(

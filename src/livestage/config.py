@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -117,6 +118,11 @@ class Settings(BaseSettings):
             or self.hms_app_secret.get_secret_value()
             or self.hms_management_token.get_secret_value()
         )
+
+    @property
+    def reconnect_grace(self) -> timedelta:
+        """How long a stream whose broadcaster dropped stays live, waiting for them."""
+        return timedelta(seconds=self.reconnect_grace_seconds)
 
     @property
     def secret_keys(self) -> tuple[str, ...]:

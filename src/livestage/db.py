@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from livestage.config import Settings
+from livestage.errors import LivestageError
 from livestage.kit.db import discard_after_commit, run_after_commit
 
 
@@ -64,6 +66,23 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
     return create_sessionmaker(engine.execution_options(**{READ_ONLY: True}))
 
 
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The engine and its two kinds of session, built once by the app's lifespan."""
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def open(cls, settings: Settings) -> Database:
+        engine = create_engine(settings)
+        return cls(engine, create_sessionmaker(engine), create_read_sessionmaker(engine))
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
 _gates: WeakKeyDictionary[AsyncEngine, asyncio.Lock] = WeakKeyDictionary()
 
 
@@ -83,10 +102,15 @@ def write_gate(engine: AsyncEngine | None) -> AbstractAsyncContextManager[object
 async def transaction(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """Commit when the block succeeds, roll back when it raises."""
+    """Commit when the block succeeds, roll back when it raises (but commit when the error
+    says the changes made so far must stay, `LivestageError.keeps_changes`)."""
     async with write_gate(sessionmaker.kw.get("bind")), sessionmaker() as session:
         try:
             yield session
+        except LivestageError as error:
+            await (session.commit() if error.keeps_changes else session.rollback())
+            discard_after_commit(session)
+            raise
         except BaseException:
             await session.rollback()
             discard_after_commit(session)

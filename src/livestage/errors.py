@@ -24,6 +24,14 @@ class Unauthorized(LivestageError):
     status_code = 401
 
 
+class SignInRequired(Unauthorized):
+    """Pages answer it with a redirect to `login_path`; the JSON API with a 401."""
+
+    def __init__(self, login_path: str) -> None:
+        super().__init__("Sign in to continue.")
+        self.login_path = login_path
+
+
 class Forbidden(LivestageError):
     status_code = 403
 

@@ -27,8 +27,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Locator, Page, expect
 
+from livestage.app import AppState
 from livestage.tracking.repository import EventRepository
-from livestage.web.context import AppContext
 from tests.browser.pages import AdminLoginPage
 from tests.browser.test_broadcast_and_watch import (
     FAKE_SDK,
@@ -146,8 +146,8 @@ async def admin_sign_in(page: Page, server: LiveServer, admin: AdminAccount, now
     await expect(page).to_have_url(server.url("/admin/influencers"))
 
 
-async def unprocessed_events(ctx: AppContext) -> int:
-    async with ctx.sessionmaker() as session:
+async def unprocessed_events(ctx: AppState) -> int:
+    async with ctx.database.sessionmaker() as session:
         return await EventRepository(session).count(processed=False)
 
 

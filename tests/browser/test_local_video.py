@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, Request, expect
 
+from livestage.app import AppState
 from livestage.db import transaction
 from livestage.models import Influencer, LiveStream
 from livestage.providers.local.provider import LocalProvider
 from livestage.providers.local.signalling import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED
-from livestage.web.context import AppContext
 from tests.browser.pages import AdminLoginPage, InfluencerAdminPage, InfluencersPage
 from tests.browser.test_broadcast_and_watch import GoLivePage, open_go_live
 from tests.support.browser import isolated_page
@@ -95,12 +95,12 @@ async def plays_real_frames(page: Page) -> None:
     assert await page.evaluate(f"() => {player}.videoHeight") > 0
 
 
-async def settled_stream(ctx: AppContext, stream_id: str) -> LiveStream:
+async def settled_stream(ctx: AppState, stream_id: str) -> LiveStream:
     """The stream's record once every provider event so far has been stored and applied."""
-    assert isinstance(ctx.provider, LocalProvider) and ctx.worker is not None
+    assert isinstance(ctx.provider, LocalProvider) and ctx.ingestion.worker is not None
     await ctx.provider.hub.flush()
-    await ctx.worker.drain()
-    async with transaction(ctx.sessionmaker) as session:
+    await ctx.ingestion.worker.drain()
+    async with transaction(ctx.database.sessionmaker) as session:
         found = await session.get(LiveStream, uuid.UUID(stream_id))
     assert found is not None
     return found
@@ -174,7 +174,7 @@ async def test_influencer_streams_real_video_to_two_viewers_with_the_local_provi
     assert record.end_reason == "broadcaster"
 
 
-async def drop_broadcaster(ctx: AppContext, room_id: str, code: int) -> str:
+async def drop_broadcaster(ctx: AppState, room_id: str, code: int) -> str:
     """Close the broadcaster's signalling connection from the server side; its peer id."""
     assert isinstance(ctx.provider, LocalProvider)
     hub = ctx.provider.hub
@@ -183,7 +183,7 @@ async def drop_broadcaster(ctx: AppContext, room_id: str, code: int) -> str:
     return member.peer_id
 
 
-async def broadcaster_peer(ctx: AppContext, room_id: str) -> str | None:
+async def broadcaster_peer(ctx: AppState, room_id: str) -> str | None:
     assert isinstance(ctx.provider, LocalProvider)
     hub = ctx.provider.hub
     found = [m.peer_id for m in hub.members(room_id) if m.role == hub.broadcaster_role]
@@ -233,8 +233,8 @@ async def test_a_dropped_signalling_connection_comes_back_and_the_video_goes_on(
     assert len(go_live_posts) == 2
 
 
-async def enable(ctx: AppContext, account: InfluencerAccount) -> None:
-    async with transaction(ctx.sessionmaker) as session:
+async def enable(ctx: AppState, account: InfluencerAccount) -> None:
+    async with transaction(ctx.database.sessionmaker) as session:
         found = await session.get(Influencer, account.id)
         assert found is not None
         found.streaming_enabled = True

@@ -9,8 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from livestage.app import ROUTERS
-from livestage.web.context import AppContext
+from livestage.app import ROUTERS, AppState
 from tests.support.fixtures import (
     AdminAccount,
     FakeClock,
@@ -96,7 +95,7 @@ class TestAdminLogin:
 
 class TestThrottling:
     async def test_lockout_after_repeated_failures_then_release(
-        self, client: httpx.AsyncClient, admin: AdminAccount, clock: FakeClock, ctx: AppContext
+        self, client: httpx.AsyncClient, admin: AdminAccount, clock: FakeClock, ctx: AppState
     ) -> None:
         for _ in range(ctx.settings.login_max_failures):
             response = await _api_login(client, admin.email, "wrong-password", admin.code(clock()))
@@ -169,7 +168,7 @@ def _admin_routes(app: FastAPI) -> list[tuple[str, str]]:
 
 class TestRoles:
     async def test_influencer_gets_403_on_every_admin_route(
-        self, app: FastAPI, client: httpx.AsyncClient, ctx: AppContext
+        self, app: FastAPI, client: httpx.AsyncClient, ctx: AppState
     ) -> None:
         account = await create_influencer(ctx, "mallory")
         await login_influencer(client, account)
@@ -193,7 +192,7 @@ class TestRoles:
                 assert response.headers["location"].startswith("/admin/login?next=")
 
     async def test_influencer_cannot_sign_in_as_admin(
-        self, client: httpx.AsyncClient, ctx: AppContext
+        self, client: httpx.AsyncClient, ctx: AppState
     ) -> None:
         account = await create_influencer(ctx, "eve")
         response = await _api_login(client, account.email, account.password, "123456")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from livestage.web.context import AppContext
+from livestage.app import AppState
 from tests.support.fixtures import FakeClock, create_influencer
 from tests.support.hms_tokens import auth_token, throwaway_credentials
 
@@ -29,10 +29,10 @@ def settings_overrides() -> dict[str, Any]:
     }
 
 
-async def _all_stored_text(ctx: AppContext) -> str:
+async def _all_stored_text(ctx: AppState) -> str:
     """Every value in every table, as text: what someone reading the database would see."""
     chunks = []
-    async with ctx.engine.connect() as connection:
+    async with ctx.database.engine.connect() as connection:
         tables = ["users", "influencers", "audit_log", "user_sessions", "login_throttles"]
         for table in tables:
             rows = await connection.execute(text(f"SELECT * FROM {table}"))
@@ -100,7 +100,7 @@ class TestToken:
     async def test_valid_token_is_stored_encrypted_and_shown_masked(
         self,
         admin_client: httpx.AsyncClient,
-        ctx: AppContext,
+        ctx: AppState,
         clock: FakeClock,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
@@ -125,7 +125,7 @@ class TestToken:
         assert token not in capsys.readouterr().out
         if ctx.settings.is_sqlite:
             path = ctx.settings.database_url.split("///", 1)[1]
-            await ctx.engine.dispose()
+            await ctx.database.engine.dispose()
             for suffix in ("", "-wal"):
                 try:
                     with open(path + suffix, "rb") as handle:
@@ -293,7 +293,7 @@ class TestRoomCodeAndStreaming:
         assert actions[:2] == ["streaming.enable", "streaming.disable"]
 
     async def test_pages_render_list_and_detail(
-        self, admin_client: httpx.AsyncClient, ctx: AppContext
+        self, admin_client: httpx.AsyncClient, ctx: AppState
     ) -> None:
         account = await create_influencer(ctx, "bob")
         listing = await admin_client.get("/admin/influencers")

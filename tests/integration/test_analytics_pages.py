@@ -20,7 +20,8 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from livestage.analytics.pages import format_duration, format_when_precise
-from livestage.web.context import WEBHOOK_SECRET_HEADER, AppContext
+from livestage.app import AppState
+from livestage.tracking.verification import WEBHOOK_SECRET_HEADER
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
     AdminAccount,
@@ -122,7 +123,7 @@ async def admin_web(clients: Clients, admin: AdminAccount, clock: FakeClock) -> 
     return who
 
 
-async def _influencer(clients: Clients, ctx: AppContext, handle: str) -> Browser:
+async def _influencer(clients: Clients, ctx: AppState, handle: str) -> Browser:
     account: InfluencerAccount = await create_influencer(ctx, handle)
     who = clients.new()
     await login_influencer(who.http, account)
@@ -130,12 +131,12 @@ async def _influencer(clients: Clients, ctx: AppContext, handle: str) -> Browser
 
 
 @pytest_asyncio.fixture
-async def alice(clients: Clients, ctx: AppContext) -> Browser:
+async def alice(clients: Clients, ctx: AppState) -> Browser:
     return await _influencer(clients, ctx, "alice")
 
 
 @pytest_asyncio.fixture
-async def bob(clients: Clients, ctx: AppContext) -> Browser:
+async def bob(clients: Clients, ctx: AppState) -> Browser:
     return await _influencer(clients, ctx, "bob")
 
 
@@ -151,17 +152,17 @@ async def _go_live(who: Browser, title: str) -> dict[str, Any]:
     return stream
 
 
-async def _deliver(who: Browser, ctx: AppContext, events: list[dict[str, Any]]) -> None:
-    headers = {WEBHOOK_SECRET_HEADER: ctx.webhook_secret}
+async def _deliver(who: Browser, ctx: AppState, events: list[dict[str, Any]]) -> None:
+    headers = {WEBHOOK_SECRET_HEADER: ctx.ingestion.policy.secret}
     for event in events:
         response = await who.http.post("/webhooks/100ms", json=event, headers=headers)
         assert response.status_code == 200, response.text
-    assert ctx.worker is not None
-    await ctx.worker.drain()
+    assert ctx.ingestion.worker is not None
+    await ctx.ingestion.worker.drain()
 
 
 @pytest_asyncio.fixture
-async def ended_stream(alice: Browser, ctx: AppContext, clock: FakeClock) -> dict[str, Any]:
+async def ended_stream(alice: Browser, ctx: AppState, clock: FakeClock) -> dict[str, Any]:
     """Alice's stream: 10 minutes, 5 visits by 4 viewers, peak 2, 431 s watched, then closed."""
     stream = await _go_live(alice, "Friday <jam> & friends")
     t0 = clock() + timedelta(seconds=5)
@@ -180,7 +181,7 @@ async def ended_stream(alice: Browser, ctx: AppContext, clock: FakeClock) -> dic
 
 
 @pytest_asyncio.fixture
-async def live_stream(bob: Browser, ctx: AppContext, clock: FakeClock) -> dict[str, Any]:
+async def live_stream(bob: Browser, ctx: AppState, clock: FakeClock) -> dict[str, Any]:
     """Bob's stream, live now: the host and two viewers are in the room."""
     stream = await _go_live(bob, "Bob live")
     t0 = clock()

@@ -11,12 +11,10 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from starlette.types import Receive, Scope, Send
 
+from livestage.app import AppState
 from livestage.models import LiveStream, ViewerJoin
-from livestage.streams.join_fast_path import ViewerJoinFastPath
-from livestage.web.context import AppContext
-from livestage.web.deps import CSRF_HEADER, SESSION_COOKIE
+from livestage.web.csrf import CSRF_HEADER
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
     FakeClock,
@@ -45,7 +43,7 @@ def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture
-async def creator(ctx: AppContext) -> InfluencerAccount:
+async def creator(ctx: AppState) -> InfluencerAccount:
     return await create_influencer(ctx, "alice")
 
 
@@ -62,8 +60,8 @@ def _claims(token: str, secret: str) -> dict[str, Any]:
     return claims
 
 
-async def _active_streams(ctx: AppContext) -> int:
-    async with ctx.sessionmaker() as session:
+async def _active_streams(ctx: AppState) -> int:
+    async with ctx.database.sessionmaker() as session:
         count = await session.scalar(
             select(func.count())
             .select_from(LiveStream)
@@ -167,7 +165,7 @@ class TestAutomatic:
         self,
         creator_client: httpx.AsyncClient,
         emulator: EmulatorHandle,
-        ctx: AppContext,
+        ctx: AppState,
     ) -> None:
         responses = await asyncio.gather(
             *(creator_client.post("/api/streams", json=START) for _ in range(20))
@@ -181,9 +179,9 @@ class TestAutomatic:
         assert len(rooms) == 1
 
     async def test_streaming_disabled_is_refused(
-        self, creator_client: httpx.AsyncClient, ctx: AppContext, creator: InfluencerAccount
+        self, creator_client: httpx.AsyncClient, ctx: AppState, creator: InfluencerAccount
     ) -> None:
-        async with ctx.sessionmaker() as session, session.begin():
+        async with ctx.database.sessionmaker() as session, session.begin():
             from livestage.models import Influencer
 
             found = await session.get(Influencer, creator.id)
@@ -195,7 +193,7 @@ class TestAutomatic:
         assert await _active_streams(ctx) == 0
 
     async def test_bad_input_is_refused_without_creating_anything(
-        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, ctx: AppContext
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, ctx: AppState
     ) -> None:
         for body in ({"title": ""}, {"title": "x" * 141}, {"title": 5}, {}):
             response = await creator_client.post("/api/streams", json=body)
@@ -210,14 +208,14 @@ class TestFallbacks:
         self,
         creator_client: httpx.AsyncClient,
         emulator: EmulatorHandle,
-        ctx: AppContext,
+        ctx: AppState,
         creator: InfluencerAccount,
         clock: FakeClock,
     ) -> None:
         token = auth_token(
             access_key=emulator.access_key, secret=emulator.app_secret, now=clock(), room="d" * 24
         )
-        async with ctx.sessionmaker() as session, session.begin():
+        async with ctx.database.sessionmaker() as session, session.begin():
             from livestage.audit.service import Actor
             from livestage.influencers.service import influencer as service
 
@@ -228,7 +226,7 @@ class TestFallbacks:
                 found,
                 token,
                 box=ctx.box,
-                policy=ctx.token_policy,
+                policy=ctx.influencers.token_policy,
                 now=clock(),
             )
         emulator.control.queue_fault("/v2/rooms", kind="status", status=503, count=5)
@@ -241,7 +239,7 @@ class TestFallbacks:
         assert body["stream"]["room_id"] == "d" * 24
 
     async def test_nothing_works_asks_for_a_room_code_and_says_why(
-        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, ctx: AppContext
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, ctx: AppState
     ) -> None:
         emulator.control.queue_fault("/v2/rooms", kind="status", status=503, count=5)
         response = await creator_client.post("/api/streams", json=START)
@@ -309,7 +307,7 @@ class TestRoomCode:
         [("abc-12-xyz", "looks like abc-defg-hij"), ("zzz-zzzz-zzz", "room code not found")],
     )
     async def test_bad_codes_are_refused(
-        self, creator_client: httpx.AsyncClient, code: str, words: str, ctx: AppContext
+        self, creator_client: httpx.AsyncClient, code: str, words: str, ctx: AppState
     ) -> None:
         response = await creator_client.post("/api/streams/room-code", json={**START, "code": code})
         assert response.status_code == 422
@@ -358,7 +356,7 @@ class TestEndAndWatch:
         assert missing.status_code == 404
 
     async def test_every_join_is_recorded_as_a_join_intent(
-        self, creator_client: httpx.AsyncClient, ctx: AppContext
+        self, creator_client: httpx.AsyncClient, ctx: AppState
     ) -> None:
         body = (await creator_client.post("/api/streams", json=START)).json()
         viewers = set()
@@ -366,14 +364,14 @@ class TestEndAndWatch:
             response = await creator_client.post("/api/watch/alice/join")
             assert response.status_code == 200
             viewers.add(response.json()["user_id"])
-        await ctx.joins.flush()
-        async with ctx.sessionmaker() as session:
+        await ctx.viewing.joins.flush()
+        async with ctx.database.sessionmaker() as session:
             rows = (await session.scalars(select(ViewerJoin))).all()
         assert {r.viewer_id for r in rows} == viewers
         assert {str(r.stream_id) for r in rows} == {body["stream"]["id"]}
 
     async def test_an_anonymous_viewer_joins_with_the_pre_login_csrf_token_only(
-        self, creator_client: httpx.AsyncClient, app: FastAPI, ctx: AppContext
+        self, creator_client: httpx.AsyncClient, app: FastAPI, ctx: AppState
     ) -> None:
         await creator_client.post("/api/streams", json=START)
         transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 40000))
@@ -385,16 +383,15 @@ class TestEndAndWatch:
             assert forged.status_code == 403
             joined = await viewer.post("/api/watch/alice/join", headers={CSRF_HEADER: token})
             assert joined.status_code == 200, joined.text
-        await ctx.joins.flush()
-        async with ctx.sessionmaker() as session:
+        await ctx.viewing.joins.flush()
+        async with ctx.database.sessionmaker() as session:
             rows = (await session.scalars(select(ViewerJoin))).all()
         assert [r.viewer_id for r in rows] == [joined.json()["user_id"]]
 
-    async def test_the_anonymous_fast_path_answers_like_the_signed_in_route(
+    async def test_anonymous_and_signed_in_viewers_get_the_same_answers(
         self, creator_client: httpx.AsyncClient, app: FastAPI
     ) -> None:
-        """Anonymous joins are served by `ViewerJoinFastPath`, signed-in ones by the FastAPI
-        route: the same bodies, errors and headers either way."""
+        """One route for every viewer: the same bodies, errors and headers either way."""
         transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as viewer:
             token = await csrf_token(viewer)
@@ -425,36 +422,30 @@ class TestEndAndWatch:
         assert refused.status_code == 403
         assert "CSRF check failed" in refused.json()["detail"]
 
-    async def test_the_fast_path_takes_anonymous_joins_only(self, app: FastAPI) -> None:
-        passed_on: list[tuple[str, str]] = []
-
-        async def rest_of_the_app(scope: Scope, receive: Receive, send: Send) -> None:
-            passed_on.append((scope["method"], scope["path"]))
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
-
-        fast_path = ViewerJoinFastPath(rest_of_the_app)
-
-        async def with_app(scope: Scope, receive: Receive, send: Send) -> None:
-            await fast_path({**scope, "app": app}, receive, send)
-
-        transport = httpx.ASGITransport(app=with_app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
-            anonymous = await client.post("/api/watch/alice/join", headers={CSRF_HEADER: "t"})
-            await client.post("/api/watch/alice/join")
-            signed_in = {"cookie": f"{SESSION_COOKIE}=s", CSRF_HEADER: "t"}
-            await client.post("/api/watch/alice/join", headers=signed_in)
-            await client.get("/api/watch/alice/join")
-            await client.post("/api/watch/alice/join/more")
-            await client.post("/api/streams")
-        assert anonymous.status_code == 403  # answered by the fast path: no CSRF cookie
-        assert passed_on == [
-            ("POST", "/api/watch/alice/join"),
-            ("POST", "/api/watch/alice/join"),
-            ("GET", "/api/watch/alice/join"),
-            ("POST", "/api/watch/alice/join/more"),
-            ("POST", "/api/streams"),
+    async def test_the_join_is_one_documented_route(self, app: FastAPI) -> None:
+        matching = [
+            route
+            for route in app.routes
+            if getattr(route, "path", None) == "/api/watch/{handle}/join"
         ]
+        assert len(matching) == 1
+        operation = app.openapi()["paths"]["/api/watch/{handle}/join"]["post"]
+        assert operation["parameters"][0]["name"] == "handle"
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/JoinInfo"}
+
+    async def test_a_form_posted_csrf_token_is_accepted(
+        self, creator_client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        await creator_client.post("/api/streams", json=START)
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as viewer:
+            token = await csrf_token(viewer)
+            joined = await viewer.post("/api/watch/alice/join", data={"csrf_token": token})
+            forged = await viewer.post("/api/watch/alice/join", data={"csrf_token": "x"})
+        assert joined.status_code == 200, joined.text
+        assert joined.json()["role"] == "viewer"
+        assert forged.status_code == 403
 
     async def test_a_viewer_cannot_join_once_the_stream_ended(
         self, creator_client: httpx.AsyncClient
@@ -467,7 +458,7 @@ class TestEndAndWatch:
 
 class TestAdminRoomCodeGeneration:
     async def test_auto_generate_asks_100ms_for_the_broadcaster_code(
-        self, admin_client: httpx.AsyncClient, ctx: AppContext, emulator: EmulatorHandle
+        self, admin_client: httpx.AsyncClient, ctx: AppState, emulator: EmulatorHandle
     ) -> None:
         account = await create_influencer(ctx, "carol")
         response = await admin_client.post(
@@ -482,7 +473,7 @@ class TestAdminRoomCodeGeneration:
         assert body["room_code"] in broadcaster
 
     async def test_provider_failure_is_explained_and_changes_nothing(
-        self, admin_client: httpx.AsyncClient, ctx: AppContext, emulator: EmulatorHandle
+        self, admin_client: httpx.AsyncClient, ctx: AppState, emulator: EmulatorHandle
     ) -> None:
         account = await create_influencer(ctx, "dave")
         emulator.control.queue_fault("/v2/rooms", kind="status", status=500, count=5)

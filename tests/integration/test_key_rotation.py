@@ -8,22 +8,22 @@ import pytest
 from pydantic import SecretStr
 
 from livestage.accounts.service import account as account_service
+from livestage.app import AppState
 from livestage.db import create_engine, create_sessionmaker, transaction
 from livestage.influencers.service import influencer as influencer_service
 from livestage.kit.crypto import DecryptionError, SecretBox
-from livestage.web.context import AppContext
 from tests.support.fixtures import FakeClock, create_admin, create_influencer, load_influencer
 from tests.support.hms_tokens import auth_token, throwaway_credentials
 
 pytestmark = pytest.mark.asyncio
 
 
-async def test_rotation_keeps_tokens_and_totp_readable(ctx: AppContext, clock: FakeClock) -> None:
+async def test_rotation_keeps_tokens_and_totp_readable(ctx: AppState, clock: FakeClock) -> None:
     key, secret = throwaway_credentials()
     admin = await create_admin(ctx)
     account = await create_influencer(ctx, "rota")
     token = auth_token(access_key=key, secret=secret, now=clock())
-    async with transaction(ctx.sessionmaker) as session:
+    async with transaction(ctx.database.sessionmaker) as session:
         from livestage.audit.service import Actor
 
         found = await influencer_service.get(session, account.id)
@@ -33,7 +33,7 @@ async def test_rotation_keeps_tokens_and_totp_readable(ctx: AppContext, clock: F
             found,
             token,
             box=ctx.box,
-            policy=ctx.token_policy,
+            policy=ctx.influencers.token_policy,
             now=clock(),
         )
 

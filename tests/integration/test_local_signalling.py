@@ -168,7 +168,7 @@ async def eventually(
 
 async def stream_row(server: LiveServer, stream_id: str) -> LiveStream:
     async def load() -> LiveStream:
-        async with server.ctx.sessionmaker() as session:
+        async with server.ctx.database.sessionmaker() as session:
             found = await session.get(LiveStream, uuid.UUID(stream_id))
             assert found is not None
             return found
@@ -178,7 +178,7 @@ async def stream_row(server: LiveServer, stream_id: str) -> LiveStream:
 
 async def peers(server: LiveServer) -> list[StreamPeer]:
     async def load() -> list[StreamPeer]:
-        async with server.ctx.sessionmaker() as session:
+        async with server.ctx.database.sessionmaker() as session:
             return list(await session.scalars(select(StreamPeer).order_by(StreamPeer.joined_at)))
 
     return await server.arun(load())
@@ -186,7 +186,7 @@ async def peers(server: LiveServer) -> list[StreamPeer]:
 
 async def local_events(server: LiveServer) -> list[ProviderEvent]:
     async def load() -> list[ProviderEvent]:
-        async with server.ctx.sessionmaker() as session:
+        async with server.ctx.database.sessionmaker() as session:
             statement = select(ProviderEvent).order_by(ProviderEvent.received_at)
             return list(await session.scalars(statement))
 

@@ -12,10 +12,11 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
+from livestage.app import AppState
 from livestage.models import ProviderEvent, StreamPeer, ViewerSample
 from livestage.tracking import service
 from livestage.tracking.events import Kind
-from livestage.web.context import WEBHOOK_SECRET_HEADER, AppContext
+from livestage.tracking.verification import WEBHOOK_SECRET_HEADER
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import FakeClock, InfluencerAccount, create_influencer, login_influencer
 from tests.support.hms_events import SessionScript, visit
@@ -36,7 +37,7 @@ def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture
-async def creator(ctx: AppContext) -> InfluencerAccount:
+async def creator(ctx: AppState) -> InfluencerAccount:
     return await create_influencer(ctx, "alice")
 
 
@@ -47,21 +48,17 @@ async def stream(client: httpx.AsyncClient, creator: InfluencerAccount) -> dict[
     return body
 
 
-async def _post(
-    client: httpx.AsyncClient, ctx: AppContext, event: dict[str, Any]
-) -> httpx.Response:
+async def _post(client: httpx.AsyncClient, ctx: AppState, event: dict[str, Any]) -> httpx.Response:
     return await client.post(
-        "/webhooks/100ms", json=event, headers={WEBHOOK_SECRET_HEADER: ctx.webhook_secret}
+        "/webhooks/100ms", json=event, headers={WEBHOOK_SECRET_HEADER: ctx.ingestion.policy.secret}
     )
 
 
-async def _deliver(
-    client: httpx.AsyncClient, ctx: AppContext, events: list[dict[str, Any]]
-) -> None:
+async def _deliver(client: httpx.AsyncClient, ctx: AppState, events: list[dict[str, Any]]) -> None:
     for event in events:
         assert (await _post(client, ctx, event)).status_code == 200
-    assert ctx.worker is not None
-    await ctx.worker.drain()
+    assert ctx.ingestion.worker is not None
+    await ctx.ingestion.worker.drain()
 
 
 def _script(stream: dict[str, Any], clock: FakeClock) -> tuple[SessionScript, list[dict[str, Any]]]:
@@ -88,9 +85,9 @@ TRUTH = {
 }
 
 
-async def _facts(client: httpx.AsyncClient, ctx: AppContext, stream_id: str) -> dict[str, Any]:
+async def _facts(client: httpx.AsyncClient, ctx: AppState, stream_id: str) -> dict[str, Any]:
     key = uuid.UUID(stream_id)
-    async with ctx.sessionmaker() as session:
+    async with ctx.database.sessionmaker() as session:
         peers = await session.scalar(
             select(func.count()).select_from(StreamPeer).where(StreamPeer.stream_id == key)
         )
@@ -108,7 +105,7 @@ async def _facts(client: httpx.AsyncClient, ctx: AppContext, stream_id: str) -> 
 
 class TestIngest:
     async def test_in_order_gives_the_true_numbers(
-        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
     ) -> None:
         _, events = _script(stream, clock)
         await _deliver(client, ctx, events)
@@ -119,7 +116,7 @@ class TestIngest:
         assert len(facts["samples"]) in (10, 11)
 
     async def test_shuffled_and_duplicated_gives_the_same_numbers(
-        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
     ) -> None:
         _, events = _script(stream, clock)
         chaos = [e for e in events for _ in range(random.Random(1).randint(1, 3))]
@@ -129,7 +126,7 @@ class TestIngest:
         facts = await _facts(client, ctx, stream["id"])
         assert {k: facts[k] for k in TRUTH} == TRUTH
         assert facts["peers"] == 6
-        async with ctx.sessionmaker() as session:
+        async with ctx.database.sessionmaker() as session:
             stored = await session.scalar(select(func.count()).select_from(ProviderEvent))
         assert stored == len(events)
         assert in_order_samples is None
@@ -137,7 +134,7 @@ class TestIngest:
     async def test_an_event_that_fails_to_apply_does_not_hold_up_the_rest_of_its_batch(
         self,
         client: httpx.AsyncClient,
-        ctx: AppContext,
+        ctx: AppState,
         stream: dict[str, Any],
         clock: FakeClock,
         monkeypatch: pytest.MonkeyPatch,
@@ -157,7 +154,7 @@ class TestIngest:
         # even v3 is counted.
         assert {k: facts[k] for k in TRUTH} == TRUTH
         assert facts["peers"] == 6
-        async with ctx.sessionmaker() as session:
+        async with ctx.database.sessionmaker() as session:
             stored = list(await session.scalars(select(ProviderEvent)))
         failed = [e for e in stored if e.error]
         assert [e.payload["data"]["user_id"] for e in failed] == ["v3"]
@@ -165,7 +162,7 @@ class TestIngest:
         assert all(e.processed_at is not None for e in stored if not e.error)
 
     async def test_duplicate_delivery_is_acknowledged_and_not_stored_twice(
-        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
     ) -> None:
         script = SessionScript(room_id=stream["room_id"])
         event = script.open(clock())
@@ -174,7 +171,7 @@ class TestIngest:
         assert again.json() == {"status": "ok", "duplicate": True}
 
     async def test_broadcaster_join_makes_the_stream_live(
-        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
     ) -> None:
         script = SessionScript(room_id=stream["room_id"])
         await _deliver(
@@ -187,7 +184,7 @@ class TestIngest:
 
 class TestVerification:
     async def test_missing_or_wrong_secret_is_401_and_nothing_is_stored(
-        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
     ) -> None:
         event = SessionScript(room_id=stream["room_id"]).open(clock())
         missing = await client.post("/webhooks/100ms", json=event)
@@ -195,11 +192,11 @@ class TestVerification:
             "/webhooks/100ms", json=event, headers={WEBHOOK_SECRET_HEADER: "guess"}
         )
         assert missing.status_code == wrong.status_code == 401
-        async with ctx.sessionmaker() as session:
+        async with ctx.database.sessionmaker() as session:
             assert await session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
 
-    async def test_not_an_event_is_400(self, client: httpx.AsyncClient, ctx: AppContext) -> None:
-        headers = {WEBHOOK_SECRET_HEADER: ctx.webhook_secret}
+    async def test_not_an_event_is_400(self, client: httpx.AsyncClient, ctx: AppState) -> None:
+        headers = {WEBHOOK_SECRET_HEADER: ctx.ingestion.policy.secret}
         for body in (b"not json", b"[]", b'{"id": "x"}', b'{"id": "x", "type": "t", "data": 5}'):
             response = await client.post("/webhooks/100ms", content=body, headers=headers)
             assert response.status_code == 400
@@ -207,7 +204,7 @@ class TestVerification:
 
 class TestGraceAndReconcile:
     async def test_broadcaster_back_within_grace_keeps_the_stream_live(
-        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
     ) -> None:
         script = SessionScript(room_id=stream["room_id"])
         t0 = clock()
@@ -215,12 +212,12 @@ class TestGraceAndReconcile:
         back = script.join("p2", "host", "broadcaster", t0 + timedelta(seconds=50))
         await _deliver(client, ctx, [script.open(t0), *first, back])
         clock.advance(seconds=200)
-        assert ctx.worker is not None
-        assert await ctx.worker.end_after_grace() == []
+        assert ctx.ingestion.worker is not None
+        assert await ctx.ingestion.worker.end_after_grace() == []
         assert (await client.get("/api/live/alice")).json()["status"] == "live"
 
     async def test_broadcaster_gone_past_grace_ends_the_stream(
-        self, client: httpx.AsyncClient, ctx: AppContext, stream: dict[str, Any], clock: FakeClock
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
     ) -> None:
         script = SessionScript(room_id=stream["room_id"])
         t0 = clock()
@@ -228,10 +225,10 @@ class TestGraceAndReconcile:
             client, ctx, [script.open(t0), *visit(script, "host", "broadcaster", t0, 30)]
         )
         clock.advance(seconds=61)
-        assert ctx.worker is not None
-        assert await ctx.worker.end_after_grace() == []
+        assert ctx.ingestion.worker is not None
+        assert await ctx.ingestion.worker.end_after_grace() == []
         clock.advance(seconds=30)
-        ended = await ctx.worker.end_after_grace()
+        ended = await ctx.ingestion.worker.end_after_grace()
         assert len(ended) == 1
         state = (await client.get("/api/live/alice")).json()
         assert state["status"] == "ended"
@@ -240,14 +237,14 @@ class TestGraceAndReconcile:
     async def test_reconciler_ends_a_stream_whose_session_is_gone(
         self,
         client: httpx.AsyncClient,
-        ctx: AppContext,
+        ctx: AppState,
         stream: dict[str, Any],
         clock: FakeClock,
         emulator: EmulatorHandle,
     ) -> None:
         await client.post("/api/streams/current/joined")
-        assert ctx.worker is not None
-        report = await ctx.worker.reconcile()
+        assert ctx.ingestion.worker is not None
+        report = await ctx.ingestion.worker.reconcile()
         assert report is not None
         assert [s.id for s in report.ended] == [uuid.UUID(stream["id"])]
         assert (await client.get("/api/live/alice")).json()["status"] == "ended"
@@ -255,14 +252,14 @@ class TestGraceAndReconcile:
     async def test_reconciler_keeps_a_stream_with_a_live_session(
         self,
         client: httpx.AsyncClient,
-        ctx: AppContext,
+        ctx: AppState,
         stream: dict[str, Any],
         emulator: EmulatorHandle,
     ) -> None:
         emulator.control.join_peer(stream["room_id"], user_id="host", role="broadcaster")
         await client.post("/api/streams/current/joined")
-        assert ctx.worker is not None
-        report = await ctx.worker.reconcile()
+        assert ctx.ingestion.worker is not None
+        report = await ctx.ingestion.worker.reconcile()
         assert report is not None
         assert report.ended == []
         assert (await client.get("/api/live/alice")).json()["status"] == "live"

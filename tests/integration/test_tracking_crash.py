@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from livestage.config import Settings
-from livestage.web.context import WEBHOOK_SECRET_HEADER, webhook_secret
+from livestage.tracking.verification import WEBHOOK_SECRET_HEADER, webhook_secret
 from tests.support.app_process import (
     AppProcess,
     PeerRow,

@@ -33,7 +33,7 @@ import jwt
 import pytest
 import uvicorn
 
-from livestage.providers.emulator import EmulatorConfig, create_emulator_app
+from hms_emulator import EmulatorConfig, create_emulator_app
 from tests.support.network_guard import is_loopback
 
 FAST_RETRY_DELAYS = (0.05, 0.1, 0.2)

@@ -20,13 +20,12 @@ from fastapi import FastAPI
 from livestage import migrate
 from livestage.accounts import totp
 from livestage.accounts.service import account as account_service
-from livestage.app import create_app
+from livestage.app import AppState, create_app
 from livestage.audit.service import Actor
 from livestage.config import Settings
 from livestage.db import transaction
 from livestage.influencers.service import influencer as influencer_service
 from livestage.models import Influencer
-from livestage.web.context import AppContext
 from tests.support.postgres import PostgresServer, start_postgres
 
 
@@ -140,9 +139,8 @@ async def app(settings: Settings, clock: FakeClock, provider: Any) -> AsyncItera
 
 
 @pytest.fixture
-def ctx(app: FastAPI) -> AppContext:
-    context: AppContext = app.state.ctx
-    return context
+def ctx(app: FastAPI) -> AppState:
+    return AppState.of(app)
 
 
 @pytest_asyncio.fixture
@@ -171,9 +169,9 @@ class InfluencerAccount:
     id: uuid.UUID
 
 
-async def create_admin(ctx: AppContext, email: str = "root@example.com") -> AdminAccount:
+async def create_admin(ctx: AppState, email: str = "root@example.com") -> AdminAccount:
     password = secrets.token_urlsafe(12)
-    async with transaction(ctx.sessionmaker) as session:
+    async with transaction(ctx.database.sessionmaker) as session:
         new = await account_service.create_admin(
             session, ctx.box, email=email, password=password, name="Root"
         )
@@ -181,10 +179,10 @@ async def create_admin(ctx: AppContext, email: str = "root@example.com") -> Admi
 
 
 async def create_influencer(
-    ctx: AppContext, handle: str = "alice", **fields: Any
+    ctx: AppState, handle: str = "alice", **fields: Any
 ) -> InfluencerAccount:
     password = secrets.token_urlsafe(12)
-    async with transaction(ctx.sessionmaker) as session:
+    async with transaction(ctx.database.sessionmaker) as session:
         created, _ = await influencer_service.create(
             session,
             Actor(None, None),
@@ -199,13 +197,13 @@ async def create_influencer(
     return InfluencerAccount(f"{handle}@example.com", password, handle, created.id)
 
 
-async def load_influencer(ctx: AppContext, influencer_id: uuid.UUID) -> Influencer:
-    async with transaction(ctx.sessionmaker) as session:
+async def load_influencer(ctx: AppState, influencer_id: uuid.UUID) -> Influencer:
+    async with transaction(ctx.database.sessionmaker) as session:
         return await influencer_service.get(session, influencer_id)
 
 
 @pytest_asyncio.fixture
-async def admin(ctx: AppContext) -> AdminAccount:
+async def admin(ctx: AppState) -> AdminAccount:
     return await create_admin(ctx)
 
 

@@ -30,11 +30,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from livestage import migrate
-from livestage.app import create_app
+from livestage.app import AppState, create_app
 from livestage.config import Settings
 from livestage.kit.time import Clock, utc_now
 from livestage.providers.base import StreamingProvider
-from livestage.web.context import AppContext
 from tests.support.fixtures import make_settings
 
 T = TypeVar("T")
@@ -82,10 +81,9 @@ class LiveServer:
         return f"{self.base_url}{path}"
 
     @property
-    def ctx(self) -> AppContext:
-        """The lifespan's context: settings, engine, sessionmaker, box, provider, clock."""
-        context: AppContext = self.app.state.ctx
-        return context
+    def ctx(self) -> AppState:
+        """What the lifespan built: settings, database, box, provider, clock, ..."""
+        return AppState.of(self.app)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from livestage.accounts.auth import (
+    SESSION_COOKIE,
+    AccountsConfig,
+    AccountsDep,
+    OptionalUserSession,
+    csrf_token_for,
+)
 from livestage.accounts.schemas import CsrfResponse, LoginRequest, LoginResponse, UserRead
 from livestage.accounts.service import account as account_service
 from livestage.errors import LivestageError
 from livestage.models import User, UserRole, UserSession
-from livestage.web.context import AppContext
-from livestage.web.deps import (
-    SESSION_COOKIE,
-    Ctx,
-    DbSession,
-    Now,
-    OptionalUserSession,
-    client_ip,
-    csrf_token_for,
-)
+from livestage.web.deps import DbSession, Now, client_ip
+from livestage.web.errors import PageRejected
 from livestage.web.templating import render
 
 pages = APIRouter(include_in_schema=False)
@@ -37,25 +35,25 @@ def _safe_next(target: str | None, role: UserRole) -> str:
     return HOME[role]
 
 
-def _set_session_cookie(response: Response, ctx: AppContext, raw: str) -> None:
+def _set_session_cookie(response: Response, config: AccountsConfig, raw: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         raw,
-        max_age=ctx.settings.session_ttl_hours * 3600,
+        max_age=int(config.session_ttl.total_seconds()),
         httponly=True,
-        secure=ctx.settings.cookie_secure,
+        secure=config.cookie_secure,
         samesite="lax",
         path="/",
     )
 
 
 async def _sign_in(
-    request: Request, session: DbSession, ctx: AppContext, now: Now, form: LoginRequest
+    request: Request, session: DbSession, config: AccountsConfig, now: Now, form: LoginRequest
 ) -> tuple[str, UserSession]:
     user: User = await account_service.authenticate(
         session,
-        ctx.box,
-        ctx.throttle_policy,
+        config.box,
+        config.throttle,
         email=form.email,
         password=form.password,
         totp_code=form.totp_code,
@@ -63,22 +61,26 @@ async def _sign_in(
         ip=client_ip(request),
         now=now,
     )
-    ttl = timedelta(hours=ctx.settings.session_ttl_hours)
     return await account_service.start_session(
-        session, user, ip=client_ip(request), now=now, ttl=ttl
+        session, user, ip=client_ip(request), now=now, ttl=config.session_ttl
     )
 
 
 async def _login_page_post(
-    request: Request, session: DbSession, ctx: AppContext, now: Now, form: LoginRequest, next_: str
+    request: Request,
+    session: DbSession,
+    config: AccountsConfig,
+    now: Now,
+    form: LoginRequest,
+    next_: str,
 ) -> Response:
     try:
-        raw, _record = await _sign_in(request, session, ctx, now, form)
+        raw, _record = await _sign_in(request, session, config, now, form)
     except LivestageError as error:
-        context = {"error": error.message, "email": form.email, "next": next_}
-        return render(request, LOGIN_TEMPLATES[form.role], context, status_code=error.status_code)
+        context = {"email": form.email, "next": next_}
+        raise PageRejected(error, LOGIN_TEMPLATES[form.role], context) from error
     response = RedirectResponse(_safe_next(next_, form.role), status_code=303)
-    _set_session_cookie(response, ctx, raw)
+    _set_session_cookie(response, config, raw)
     return response
 
 
@@ -91,7 +93,7 @@ async def admin_login_page(request: Request, next: str = "") -> Response:
 async def admin_login(
     request: Request,
     session: DbSession,
-    ctx: Ctx,
+    config: AccountsDep,
     now: Now,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=256)] = "",
@@ -99,7 +101,7 @@ async def admin_login(
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     form = LoginRequest(email=email, password=password, totp_code=totp_code, role=UserRole.admin)
-    return await _login_page_post(request, session, ctx, now, form, next)
+    return await _login_page_post(request, session, config, now, form, next)
 
 
 @pages.get("/login")
@@ -111,14 +113,14 @@ async def influencer_login_page(request: Request, next: str = "") -> Response:
 async def influencer_login(
     request: Request,
     session: DbSession,
-    ctx: Ctx,
+    config: AccountsDep,
     now: Now,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=256)] = "",
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     form = LoginRequest(email=email, password=password, role=UserRole.influencer)
-    return await _login_page_post(request, session, ctx, now, form, next)
+    return await _login_page_post(request, session, config, now, form, next)
 
 
 @pages.post("/logout")
@@ -140,16 +142,16 @@ async def csrf(request: Request, user_session: OptionalUserSession) -> CsrfRespo
 
 @api.post("/login")
 async def api_login(
-    request: Request, session: DbSession, ctx: Ctx, now: Now, body: LoginRequest
+    request: Request, session: DbSession, config: AccountsDep, now: Now, body: LoginRequest
 ) -> Response:
-    raw, record = await _sign_in(request, session, ctx, now, body)
+    raw, record = await _sign_in(request, session, config, now, body)
     user = record.user
     payload = LoginResponse(
         user=UserRead(id=user.id, email=user.email, name=user.display_name, role=user.role),
         csrf_token=record.csrf_token,
     )
     response = Response(payload.model_dump_json(), media_type="application/json")
-    _set_session_cookie(response, ctx, raw)
+    _set_session_cookie(response, config, raw)
     return response
 
 

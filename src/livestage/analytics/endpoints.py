@@ -1,4 +1,5 @@
-"""Stream analytics JSON: the influencer's own streams; every stream for admins."""
+"""The read side as JSON: an influencer's own streams; every stream and the audit log for
+admins."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from livestage.accounts.auth import CurrentAdmin, CurrentInfluencer
 from livestage.analytics.schemas import StreamAnalytics
 from livestage.analytics.service import analytics as analytics_service
+from livestage.audit.schemas import AuditEntryRead, AuditPage
+from livestage.audit.service import audit as audit_service
 from livestage.streams.schemas import StreamRead
-from livestage.web.deps import CurrentAdmin, CurrentInfluencer, DbSession
+from livestage.web.deps import DbSession
 
 router = APIRouter(prefix="/api", tags=["analytics"])
 StatusFilter = Annotated[str | None, Query(pattern="^(starting|live|ended|failed)$")]
@@ -47,3 +51,15 @@ async def stream_detail(
     _admin: CurrentAdmin, session: DbSession, stream_id: uuid.UUID
 ) -> StreamAnalytics:
     return await analytics_service.detail(session, stream_id)
+
+
+@router.get("/admin/audit", tags=["admin: audit"])
+async def list_audit(
+    _admin: CurrentAdmin,
+    session: DbSession,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AuditPage:
+    rows, total = await audit_service.list(session, action=action, limit=limit, offset=offset)
+    return AuditPage(total=total, items=[AuditEntryRead.model_validate(r) for r in rows])

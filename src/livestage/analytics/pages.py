@@ -1,4 +1,5 @@
-"""Stream analytics pages: /admin/streams (every stream) and /influencer/streams (one's own).
+"""The read side as pages: /admin/streams (every stream), /influencer/streams (one's own) and
+/admin/audit (the audit log).
 
 Handlers stay thin: one `analytics_service` call, then a template. Presentation helpers are
 Jinja filters registered here, at import, on the shared environment: `duration` (seconds or a
@@ -18,10 +19,12 @@ from fastapi import APIRouter, Query, Request
 from markupsafe import Markup
 from starlette.responses import Response
 
+from livestage.accounts.auth import CurrentAdmin, CurrentInfluencer
 from livestage.analytics.chart import viewers_chart
 from livestage.analytics.schemas import SampleRead
 from livestage.analytics.service import analytics as analytics_service
-from livestage.web.deps import CurrentAdmin, CurrentInfluencer, DbSession, Now
+from livestage.audit.service import audit as audit_service
+from livestage.web.deps import DbSession, Now
 from livestage.web.templating import render, templates
 
 router = APIRouter(include_in_schema=False)
@@ -135,3 +138,24 @@ async def my_stream_page(
         "back": "/influencer/streams",
     }
     return render(request, "analytics/stream.html", context)
+
+
+@router.get("/admin/audit")
+async def audit_page(
+    request: Request,
+    _admin: CurrentAdmin,
+    session: DbSession,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+) -> Response:
+    rows, total = await audit_service.list(
+        session, action=action or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
+    context = {
+        "entries": rows,
+        "total": total,
+        "page": page,
+        "action": action or "",
+        "pages": max(1, -(-total // PAGE_SIZE)),
+    }
+    return render(request, "admin/audit.html", context)

@@ -11,8 +11,7 @@ from livestage.analytics.schemas import PeerRead, SampleRead, StreamAnalytics
 from livestage.errors import Forbidden, NotFound
 from livestage.influencers.repository import InfluencerRepository
 from livestage.models import LiveStream, User
-from livestage.streams.endpoints import stream_read
-from livestage.streams.schemas import StreamRead
+from livestage.streams.schemas import StreamRead, stream_read
 from livestage.tracking.repository import TrackingRepository
 
 

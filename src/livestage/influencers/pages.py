@@ -1,18 +1,21 @@
-"""Admin pages for influencers: /admin/influencers."""
+"""Admin pages for influencers: /admin/influencers. Forms carry the same schemas as the JSON
+API and run the same `AdminActions`; a failed action shows its page again with the reason."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from livestage.accounts.auth import CurrentAdmin
 from livestage.errors import LivestageError
-from livestage.influencers.service import influencer as influencer_service
+from livestage.influencers.deps import Actions, AdminActions, ManagedInfluencer
+from livestage.influencers.schemas import InfluencerCreate, RoomCodeSet, StreamingSet, TokenSet
 from livestage.models import Influencer
-from livestage.web.deps import ActorDep, Ctx, CurrentAdmin, DbSession, Now, ProviderDep
+from livestage.web.errors import PageRejected
 from livestage.web.templating import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -36,194 +39,81 @@ async def admin_home(_admin: CurrentAdmin) -> Response:
 
 
 @router.get("/influencers")
-async def influencers_page(
-    request: Request, _admin: CurrentAdmin, session: DbSession, ctx: Ctx, now: Now
-) -> Response:
-    rows = await influencer_service.list(session, ctx.box, ctx.token_policy, now=now)
-    return render(request, "admin/influencers.html", {"influencers": rows})
+async def influencers_page(request: Request, actions: Actions) -> Response:
+    return render(request, "admin/influencers.html", {"influencers": await actions.list()})
 
 
 @router.post("/influencers")
 async def create_influencer(
-    request: Request,
-    _admin: CurrentAdmin,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    actor: ActorDep,
-    email: Annotated[str, Form(max_length=320)] = "",
-    name: Annotated[str, Form(max_length=120)] = "",
-    handle: Annotated[str, Form(max_length=64)] = "",
-    password: Annotated[str, Form(max_length=256)] = "",
+    request: Request, actions: Actions, body: Annotated[InfluencerCreate, Form()]
 ) -> Response:
+    before = await actions.list()
     try:
-        created, generated = await influencer_service.create(
-            session,
-            actor,
-            email=email,
-            name=name,
-            handle=handle,
-            password=password or None,
-            now=now,
-        )
+        created = await actions.create(body)
     except LivestageError as error:
-        await session.rollback()
-        rows = await influencer_service.list(session, ctx.box, ctx.token_policy, now=now)
-        form_context = {
-            "influencers": rows,
-            "error": error.message,
-            "form": {"email": email, "name": name, "handle": handle},
-        }
-        return render(
-            request, "admin/influencers.html", form_context, status_code=error.status_code
-        )
-    view = influencer_service.read(created, ctx.box, ctx.token_policy, now=now)
+        form = body.model_dump(include={"email", "name", "handle"})
+        again = {"influencers": before, "form": form}
+        raise PageRejected(error, "admin/influencers.html", again) from error
     context: dict[str, object] = {
-        "influencer": view,
+        "influencer": created,
         "notice": NOTICES["created"],
-        "generated_password": generated,
+        "generated_password": created.generated_password,
     }
     return render(request, "admin/influencer.html", context, status_code=201)
 
 
 @router.get("/influencers/{influencer_id}")
 async def influencer_page(
-    request: Request,
-    _admin: CurrentAdmin,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    influencer_id: uuid.UUID,
-    notice: str = "",
+    request: Request, found: ManagedInfluencer, actions: Actions, notice: str = ""
 ) -> Response:
-    found = await influencer_service.get(session, influencer_id)
-    view = await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
-    return render(
-        request, "admin/influencer.html", {"influencer": view, "notice": NOTICES.get(notice)}
-    )
+    context = {"influencer": await actions.read(found), "notice": NOTICES.get(notice)}
+    return render(request, "admin/influencer.html", context)
 
 
 async def _act(
-    request: Request,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    influencer_id: uuid.UUID,
-    action: Callable[[Influencer], Awaitable[object]],
+    actions: AdminActions,
+    found: Influencer,
+    action: Callable[[], Awaitable[None]],
     notice: str,
 ) -> Response:
-    """Run one admin action; on failure show the page again with the reason, nothing changed."""
-    found = await influencer_service.get(session, influencer_id)
+    """Run one admin action; on failure its page is shown again, as it was, with the reason."""
+    before = await actions.read(found)
     try:
-        await action(found)
+        await action()
     except LivestageError as error:
-        await session.rollback()
-        found = await influencer_service.get(session, influencer_id, reload=True)
-        view = await influencer_service.read_one(session, found, ctx.box, ctx.token_policy, now=now)
-        return render(
-            request,
-            "admin/influencer.html",
-            {"influencer": view, "error": error.message},
-            status_code=error.status_code,
-        )
-    return RedirectResponse(f"/admin/influencers/{influencer_id}?notice={notice}", status_code=303)
+        raise PageRejected(error, "admin/influencer.html", {"influencer": before}) from error
+    return RedirectResponse(f"/admin/influencers/{found.id}?notice={notice}", status_code=303)
 
 
 @router.post("/influencers/{influencer_id}/token")
 async def set_token(
-    request: Request,
-    _admin: CurrentAdmin,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    actor: ActorDep,
-    influencer_id: uuid.UUID,
-    token: Annotated[str, Form(max_length=8000)] = "",
+    found: ManagedInfluencer, actions: Actions, body: Annotated[TokenSet, Form()]
 ) -> Response:
-    async def action(found: Influencer) -> object:
-        return await influencer_service.set_token(
-            session, actor, found, token, box=ctx.box, policy=ctx.token_policy, now=now
-        )
-
-    return await _act(request, session, ctx, now, influencer_id, action, "token_saved")
+    return await _act(actions, found, partial(actions.set_token, found, body), "token_saved")
 
 
 @router.post("/influencers/{influencer_id}/token/clear")
-async def clear_token(
-    request: Request,
-    _admin: CurrentAdmin,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    actor: ActorDep,
-    influencer_id: uuid.UUID,
-) -> Response:
-    async def action(found: Influencer) -> object:
-        return await influencer_service.clear_token(session, actor, found, now=now)
-
-    return await _act(request, session, ctx, now, influencer_id, action, "token_cleared")
+async def clear_token(found: ManagedInfluencer, actions: Actions) -> Response:
+    return await _act(actions, found, partial(actions.clear_token, found), "token_cleared")
 
 
 @router.post("/influencers/{influencer_id}/room-code")
 async def set_room_code(
-    request: Request,
-    _admin: CurrentAdmin,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    actor: ActorDep,
-    provider: ProviderDep,
-    influencer_id: uuid.UUID,
-    code: Annotated[str, Form(max_length=64)] = "",
+    found: ManagedInfluencer, actions: Actions, body: Annotated[RoomCodeSet, Form()]
 ) -> Response:
-    async def action(found: Influencer) -> object:
-        return await influencer_service.set_room_code(
-            session, actor, found, code, provider=provider, now=now
-        )
-
-    notice = "code_saved" if code.strip() else "code_cleared"
-    return await _act(request, session, ctx, now, influencer_id, action, notice)
+    notice = "code_saved" if (body.code or "").strip() else "code_cleared"
+    return await _act(actions, found, partial(actions.set_room_code, found, body), notice)
 
 
 @router.post("/influencers/{influencer_id}/room-code/generate")
-async def generate_room_code(
-    request: Request,
-    _admin: CurrentAdmin,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    actor: ActorDep,
-    provider: ProviderDep,
-    influencer_id: uuid.UUID,
-) -> Response:
-    async def action(found: Influencer) -> object:
-        return await influencer_service.generate_room_code(
-            session,
-            actor,
-            found,
-            provider=provider,
-            broadcaster_role=ctx.settings.hms_broadcaster_role,
-            now=now,
-        )
-
-    return await _act(request, session, ctx, now, influencer_id, action, "code_generated")
+async def generate_room_code(found: ManagedInfluencer, actions: Actions) -> Response:
+    generate = partial(actions.generate_room_code, found)
+    return await _act(actions, found, generate, "code_generated")
 
 
 @router.post("/influencers/{influencer_id}/streaming")
 async def set_streaming(
-    request: Request,
-    _admin: CurrentAdmin,
-    session: DbSession,
-    ctx: Ctx,
-    now: Now,
-    actor: ActorDep,
-    influencer_id: uuid.UUID,
-    enabled: Annotated[bool, Form()] = False,
+    found: ManagedInfluencer, actions: Actions, body: Annotated[StreamingSet, Form()]
 ) -> Response:
-    async def action(found: Influencer) -> object:
-        return await influencer_service.set_streaming_enabled(
-            session, actor, found, enabled, now=now
-        )
-
-    notice = "streaming_enabled" if enabled else "streaming_disabled"
-    return await _act(request, session, ctx, now, influencer_id, action, notice)
+    notice = "streaming_enabled" if body.enabled else "streaming_disabled"
+    return await _act(actions, found, partial(actions.set_streaming, found, body), notice)

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from livestage.influencers.auth_tokens import TokenStatus
+from livestage.influencers.tokens import TokenStatus
 
 
 class InfluencerCreate(BaseModel):
@@ -56,21 +56,3 @@ class InfluencerRead(BaseModel):
 
 class InfluencerCreated(InfluencerRead):
     generated_password: str | None = None
-
-
-class AuditEntryRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    created_at: datetime
-    actor_email: str | None
-    action: str
-    target_type: str | None
-    target_id: str | None
-    details: dict[str, object]
-    ip: str | None
-
-
-class AuditPage(BaseModel):
-    total: int
-    items: list[AuditEntryRead]

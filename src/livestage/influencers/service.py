@@ -12,12 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.accounts.service import account as account_service
 from livestage.audit.service import Actor, audit
+from livestage.config import Settings
 from livestage.errors import BadRequest, Conflict, LivestageError, NotFound, ServiceUnavailable
-from livestage.influencers import auth_tokens
-from livestage.influencers.auth_tokens import InvalidAuthToken, TokenStatus
+from livestage.influencers import tokens
 from livestage.influencers.repository import InfluencerRepository
 from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_code
 from livestage.influencers.schemas import InfluencerRead, TokenInfo
+from livestage.influencers.tokens import InvalidAuthToken, TokenStatus
 from livestage.kit.crypto import DecryptionError, SecretBox
 from livestage.models import Influencer, UserRole
 from livestage.providers.base import ProviderError, StreamingProvider, browser_signalling
@@ -44,6 +45,14 @@ class TokenPolicy:
     access_key: str | None
     app_secret: str | None
     expiring_soon: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenPolicy:
+        return cls(
+            access_key=settings.hms_access_key or None,
+            app_secret=settings.hms_app_secret.get_secret_value() or None,
+            expiring_soon=timedelta(hours=settings.token_expiring_soon_hours),
+        )
 
 
 def room_name_for(handle: str) -> str:
@@ -115,7 +124,7 @@ class InfluencerService:
     ) -> TokenInfo:
         """Status is computed now, against today's configuration, not when the token was saved."""
         problem = self._stored_token_problem(influencer, box, policy, now=now)
-        status = auth_tokens.token_status(
+        status = tokens.token_status(
             influencer.token_expires_at,
             now=now,
             soon=policy.expiring_soon,
@@ -153,11 +162,11 @@ class InfluencerService:
         except DecryptionError:
             return "The stored token cannot be decrypted with LIVESTAGE_SECRET_KEY; set it again."
         try:
-            auth_tokens.validate_auth_token(
+            tokens.validate_auth_token(
                 raw, now=now, access_key=policy.access_key, app_secret=policy.app_secret
             )
         except InvalidAuthToken as error:
-            return None if error.problem == auth_tokens.TokenProblem.expired else error.message
+            return None if error.problem == tokens.TokenProblem.expired else error.message
         return None
 
     async def create(
@@ -214,7 +223,7 @@ class InfluencerService:
         now: datetime,
     ) -> Influencer:
         try:
-            decoded = auth_tokens.validate_auth_token(
+            decoded = tokens.validate_auth_token(
                 raw_token, now=now, access_key=policy.access_key, app_secret=policy.app_secret
             )
         except InvalidAuthToken as error:
@@ -222,7 +231,7 @@ class InfluencerService:
         replaced = influencer.auth_token_encrypted is not None
         token = raw_token.strip()
         influencer.auth_token_encrypted = box.encrypt(token)
-        influencer.token_preview = auth_tokens.masked_preview(token)
+        influencer.token_preview = tokens.masked_preview(token)
         influencer.token_room_id = decoded.room_id
         influencer.token_role = decoded.role
         influencer.token_user_id = decoded.user_id

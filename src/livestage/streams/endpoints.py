@@ -1,16 +1,19 @@
-"""Streams JSON API: go live, end, current; public live list and viewer join."""
+"""Streams JSON API: go live, end, current; the public live list, live state (and its event
+stream) and the viewer join."""
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from livestage.influencers.auth import ManagedInfluencer
-from livestage.kit.db import on_commit
-from livestage.models import LiveStream
+from livestage.accounts.auth import ActorDep, CurrentInfluencer, check_request_csrf
+from livestage.influencers.deps import ManagedInfluencer
+from livestage.streams.broker import sse_frame
+from livestage.streams.deps import BrokerDep, GoLiveDep, go_live_config_of, viewing_of
 from livestage.streams.schemas import (
     CurrentStream,
     GoLiveRequest,
@@ -19,36 +22,20 @@ from livestage.streams.schemas import (
     LiveEntry,
     RoomCodeGoLiveRequest,
     StreamRead,
+    stream_read,
 )
 from livestage.streams.service import GoLiveResult
 from livestage.streams.service import stream as stream_service
-from livestage.tracking.updates import live_update
-from livestage.web.context import AppContext
-from livestage.web.deps import (
-    ActorDep,
-    Ctx,
-    CurrentInfluencer,
-    DbSession,
-    Now,
-    ProviderDep,
-)
+from livestage.streams.updates import announce
+from livestage.web.deps import DbSession, Now, ProviderDep, clock_of
+from livestage.web.routing import PlainRoute
+from livestage.web.sse import EventStream
 
 router = APIRouter(prefix="/api", tags=["streams"])
-
-
-def stream_read(stream: LiveStream) -> StreamRead:
-    return StreamRead.model_validate(
-        {
-            **{c: getattr(stream, c) for c in StreamRead.model_fields if c != "handle"},
-            "handle": stream.influencer.handle,
-        }
-    )
-
-
-def announce(session: AsyncSession, ctx: AppContext, stream: LiveStream) -> None:
-    """Tell open pages about the change once it is committed."""
-    update = live_update(stream)
-    on_commit(session, partial(ctx.broker.publish, update["handle"], update))
+# Each event stream ends after a while and the browser reconnects (EventSource does so by
+# itself): connections never pin a worker that is shutting down or being redeployed.
+STREAM_LIFETIME_SECONDS = 300.0
+RECONNECT_MILLISECONDS = 2000
 
 
 def _go_live_response(result: GoLiveResult) -> Response:
@@ -60,24 +47,29 @@ def _go_live_response(result: GoLiveResult) -> Response:
 
 @router.post("/streams", response_model=GoLiveResponse, status_code=201)
 async def go_live(
-    user: CurrentInfluencer, session: DbSession, ctx: Ctx, now: Now, body: GoLiveRequest
+    user: CurrentInfluencer,
+    session: DbSession,
+    config: GoLiveDep,
+    broker: BrokerDep,
+    now: Now,
+    body: GoLiveRequest,
 ) -> Response:
     """Start Streaming: automatic → admin-set token; 409 `room_code_required` otherwise."""
     result = await stream_service.go_live(
-        session,
-        user,
-        title=body.title,
-        description=body.description,
-        config=ctx.go_live_config,
-        now=now,
+        session, user, title=body.title, description=body.description, config=config, now=now
     )
-    announce(session, ctx, result.stream)
+    announce(session, broker, result.stream)
     return _go_live_response(result)
 
 
 @router.post("/streams/room-code", response_model=GoLiveResponse, status_code=201)
 async def go_live_with_room_code(
-    user: CurrentInfluencer, session: DbSession, ctx: Ctx, now: Now, body: RoomCodeGoLiveRequest
+    user: CurrentInfluencer,
+    session: DbSession,
+    config: GoLiveDep,
+    broker: BrokerDep,
+    now: Now,
+    body: RoomCodeGoLiveRequest,
 ) -> Response:
     """The manual fallback: a validated room code the browser exchanges for a token."""
     result = await stream_service.go_live_with_room_code(
@@ -86,10 +78,10 @@ async def go_live_with_room_code(
         code=body.code,
         title=body.title,
         description=body.description,
-        config=ctx.go_live_config,
+        config=config,
         now=now,
     )
-    announce(session, ctx, result.stream)
+    announce(session, broker, result.stream)
     return _go_live_response(result)
 
 
@@ -100,19 +92,39 @@ async def current_stream(user: CurrentInfluencer, session: DbSession) -> Current
 
 
 @router.post("/streams/current/joined")
-async def joined(user: CurrentInfluencer, session: DbSession, ctx: Ctx, now: Now) -> StreamRead:
+async def joined(
+    user: CurrentInfluencer, session: DbSession, broker: BrokerDep, now: Now
+) -> StreamRead:
     stream = await stream_service.mark_live(session, user, now=now)
-    announce(session, ctx, stream)
+    announce(session, broker, stream)
     return stream_read(stream)
 
 
 @router.post("/streams/current/end")
 async def end_stream(
-    user: CurrentInfluencer, session: DbSession, ctx: Ctx, provider: ProviderDep, now: Now
+    user: CurrentInfluencer,
+    session: DbSession,
+    broker: BrokerDep,
+    provider: ProviderDep,
+    now: Now,
 ) -> StreamRead:
     stream = await stream_service.end_own(session, user, provider=provider, now=now)
-    announce(session, ctx, stream)
+    announce(session, broker, stream)
     return stream_read(stream)
+
+
+@router.post("/admin/influencers/{influencer_id}/stream/end", tags=["admin: influencers"])
+async def admin_end_stream(
+    found: ManagedInfluencer,
+    session: DbSession,
+    broker: BrokerDep,
+    provider: ProviderDep,
+    actor: ActorDep,
+    now: Now,
+) -> StreamRead:
+    ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
+    announce(session, broker, ended)
+    return stream_read(ended)
 
 
 @router.get("/live")
@@ -129,31 +141,49 @@ async def live_now(session: DbSession) -> list[LiveEntry]:
     ]
 
 
-@router.post("/watch/{handle}/join")
-async def viewer_join(handle: str, ctx: Ctx, now: Now) -> JoinInfo:
-    """A viewer token minted on the server for the live room (viewer role, random user id).
+@router.get("/live/{handle}")
+async def live_state(handle: str, session: DbSession) -> dict[str, Any]:
+    """The stream's status and viewer count right now."""
+    return await stream_service.live_state(session, handle)
 
-    Anonymous viewers are answered by `ViewerJoinFastPath` before this route; it serves
-    signed-in viewers and documents the endpoint."""
-    return await stream_service.viewer_join(
-        ctx.read_sessionmaker,
-        handle,
-        config=ctx.go_live_config,
-        cache=ctx.watch_cache,
-        joins=ctx.joins,
-        now=now,
+
+@router.get("/live/{handle}/events")
+async def live_events(handle: str, session: DbSession, broker: BrokerDep) -> Response:
+    """Server-sent events: the current state, then every change (status, viewer count)."""
+    first = await stream_service.live_state(session, handle)
+    retry = f"retry: {RECONNECT_MILLISECONDS}\n".encode()
+    return EventStream(
+        retry + sse_frame(first),
+        partial(broker.subscribe, first["handle"]),
+        lifetime=STREAM_LIFETIME_SECONDS,
     )
 
 
-@router.post("/admin/influencers/{influencer_id}/stream/end", tags=["admin: influencers"])
-async def admin_end_stream(
-    found: ManagedInfluencer,
-    session: DbSession,
-    ctx: Ctx,
-    provider: ProviderDep,
-    actor: ActorDep,
-    now: Now,
-) -> StreamRead:
-    ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
-    announce(session, ctx, ended)
-    return stream_read(ended)
+async def viewer_join(request: Request) -> Response:
+    """A viewer token minted on the server for the live room (viewer role, random user id).
+
+    The flash-crowd path: every viewer of a popular stream calls it at once, so it is a
+    `PlainRoute` (no request transaction, no dependency injection): the CSRF check, the service
+    call and the JSON body, for every viewer, signed in or not."""
+    now = clock_of(request)()
+    viewing = viewing_of(request)
+    await check_request_csrf(request, viewing.reads, now)
+    joined = await stream_service.viewer_join(
+        viewing, request.path_params["handle"], config=go_live_config_of(request), now=now
+    )
+    return Response(joined.model_dump_json(), media_type="application/json")
+
+
+viewer_join_route = PlainRoute(
+    "/api/watch/{handle}/join",
+    viewer_join,
+    methods=["POST"],
+    response_model=JoinInfo,
+    tags=["streams"],
+    summary="Viewer Join",
+    openapi_extra={
+        "parameters": [
+            {"name": "handle", "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
+    },
+)

@@ -92,6 +92,16 @@ class JoinIntent:
     requested_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Viewing:
+    """What the viewer join keeps between requests: read-only sessions (the join holds no
+    request transaction), the watch cache and the join recorder."""
+
+    reads: async_sessionmaker[AsyncSession]
+    cache: WatchCache
+    joins: JoinRecorder
+
+
 class JoinRecorder:
     """Buffers join intents and inserts them in batches from one background task."""
 

@@ -1,41 +1,41 @@
-"""Pages: the influencer's broadcast page, who is live, the viewer's watch page."""
+"""Pages: home, the influencer's broadcast page, who is live, the viewer's watch page."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from livestage.accounts.auth import ActorDep, CurrentInfluencer, OptionalUserSession
 from livestage.errors import LivestageError
-from livestage.influencers.auth import ManagedInfluencer
+from livestage.influencers.deps import ManagedInfluencer
 from livestage.influencers.repository import InfluencerRepository
-from livestage.streams.endpoints import announce, stream_read
+from livestage.streams.deps import BrokerDep, GoLiveDep
+from livestage.streams.schemas import stream_read
 from livestage.streams.service import stream as stream_service
-from livestage.web.deps import (
-    ActorDep,
-    Ctx,
-    CurrentInfluencer,
-    DbSession,
-    Now,
-    ProviderDep,
-)
+from livestage.streams.updates import announce
+from livestage.web.deps import DbSession, Now, ProviderDep
 from livestage.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
 
+@router.get("/")
+async def home(request: Request, _signed_in: OptionalUserSession) -> Response:
+    return render(request, "home.html")
+
+
 @router.get("/influencer/live")
 async def broadcast_page(
-    request: Request, user: CurrentInfluencer, session: DbSession, ctx: Ctx
+    request: Request, user: CurrentInfluencer, session: DbSession, config: GoLiveDep
 ) -> Response:
     influencer = await InfluencerRepository(session).get_by_user(user)
     current = await stream_service.current(session, user)
-    settings = ctx.settings
     context = {
         "influencer": influencer,
         "current": stream_read(current).model_dump(mode="json") if current else None,
-        "sdk_url": settings.hms_sdk_url,
-        "broadcaster_role": settings.hms_broadcaster_role,
-        "automatic_available": ctx.provider is not None,
+        "sdk_url": config.sdk_url,
+        "broadcaster_role": config.broadcaster_role,
+        "automatic_available": config.provider is not None,
     }
     return render(request, "influencer/live.html", context)
 
@@ -47,21 +47,19 @@ async def live_page(request: Request, session: DbSession) -> Response:
 
 
 @router.get("/watch/{handle}")
-async def watch_page(request: Request, handle: str, session: DbSession, ctx: Ctx) -> Response:
+async def watch_page(
+    request: Request, handle: str, session: DbSession, config: GoLiveDep
+) -> Response:
     try:
-        influencer, latest = await stream_service.watch(session, handle, config=ctx.go_live_config)
+        influencer, latest = await stream_service.watch(session, handle)
     except LivestageError as error:
-        return render(
-            request,
-            "watch.html",
-            {"missing": error.message, "handle": handle[:40]},
-            status_code=error.status_code,
-        )
-    context = {
+        missing = {"missing": error.message, "handle": handle[:40]}
+        return render(request, "watch.html", missing, status_code=error.status_code)
+    context: dict[str, object] = {
         "influencer": influencer,
         "stream": latest,
-        "sdk_url": ctx.settings.hms_sdk_url,
-        "broadcaster_role": ctx.settings.hms_broadcaster_role,
+        "sdk_url": config.sdk_url,
+        "broadcaster_role": config.broadcaster_role,
     }
     return render(request, "watch.html", context)
 
@@ -70,11 +68,11 @@ async def watch_page(request: Request, handle: str, session: DbSession, ctx: Ctx
 async def admin_end_stream(
     found: ManagedInfluencer,
     session: DbSession,
-    ctx: Ctx,
+    broker: BrokerDep,
     provider: ProviderDep,
     actor: ActorDep,
     now: Now,
 ) -> Response:
     ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
-    announce(session, ctx, ended)
+    announce(session, broker, ended)
     return RedirectResponse(f"/admin/influencers/{found.id}?notice=stream_ended", status_code=303)

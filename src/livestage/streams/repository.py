@@ -23,6 +23,20 @@ class StreamRepository:
         )
         return await self.session.scalar(statement)
 
+    async def get_active_room_name(self, room_id: str, *, provider: str) -> str | None:
+        """The room's name when a stream of `provider` is starting or live in it, else None."""
+        statement = (
+            select(LiveStream.room_name)
+            .where(
+                LiveStream.room_id == room_id,
+                LiveStream.provider == provider,
+                LiveStream.status.in_(ACTIVE_STATUSES),
+            )
+            .limit(1)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row.room_name or "")
+
     async def get_latest(self, influencer_id: uuid.UUID) -> LiveStream | None:
         statement = (
             select(LiveStream)

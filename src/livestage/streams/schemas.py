@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from livestage.models import LiveStream
 
 
 class GoLiveRequest(BaseModel):
@@ -77,3 +80,12 @@ class LiveEntry(BaseModel):
     title: str
     started_at: datetime | None
     viewers: int
+
+
+def stream_read(record: LiveStream) -> StreamRead:
+    return StreamRead.model_validate(
+        {
+            **{c: getattr(record, c) for c in StreamRead.model_fields if c != "handle"},
+            "handle": record.influencer.handle,
+        }
+    )

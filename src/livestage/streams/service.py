@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage.audit.service import Actor, audit
+from livestage.config import Settings
 from livestage.errors import (
     BadRequest,
     Conflict,
@@ -23,11 +24,11 @@ from livestage.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from livestage.influencers.auth_tokens import TokenStatus
 from livestage.influencers.repository import InfluencerRepository
 from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_code
 from livestage.influencers.service import InvalidRoomCodeError, TokenPolicy, room_name_for
 from livestage.influencers.service import influencer as influencer_service
+from livestage.influencers.tokens import TokenStatus
 from livestage.kit.crypto import SecretBox
 from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User
 from livestage.providers.base import (
@@ -39,9 +40,10 @@ from livestage.providers.base import (
     browser_signalling,
 )
 from livestage.streams import lifecycle
-from livestage.streams.joins import JoinIntent, JoinRecorder, Watchable, WatchCache
+from livestage.streams.joins import JoinIntent, Viewing, Watchable
 from livestage.streams.repository import StreamRepository
 from livestage.streams.schemas import JoinInfo
+from livestage.streams.updates import live_update
 
 log = structlog.get_logger()
 
@@ -91,6 +93,29 @@ class GoLiveConfig:
     viewer_role: str
     auth_url: str
     webhook: WebhookTarget | None
+    # The 100ms browser SDK the broadcast and watch pages load.
+    sdk_url: str
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        provider: StreamingProvider | None,
+        box: SecretBox,
+        token_policy: TokenPolicy,
+        webhook: WebhookTarget | None,
+    ) -> GoLiveConfig:
+        return cls(
+            provider=provider,
+            box=box,
+            token_policy=token_policy,
+            broadcaster_role=settings.hms_broadcaster_role,
+            viewer_role=settings.hms_viewer_role,
+            auth_url=settings.hms_auth_url,
+            webhook=webhook,
+            sdk_url=settings.hms_sdk_url,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,25 +497,27 @@ class StreamService:
         return await StreamRepository(session).list_live()
 
     async def watch(
-        self, session: AsyncSession, handle: str, *, config: GoLiveConfig
+        self, session: AsyncSession, handle: str
     ) -> tuple[Influencer, LiveStream | None]:
+        """The influencer and their open stream, else their latest one."""
         influencer = await influencer_service.get_by_handle(session, handle)
         repository = StreamRepository(session)
         stream = await repository.get_active(influencer.id)
         return influencer, stream or await repository.get_latest(influencer.id)
 
+    async def live_state(self, session: AsyncSession, handle: str) -> dict[str, Any]:
+        """What a page watching `handle` shows right now (the first message of its updates)."""
+        influencer, latest = await self.watch(session, handle)
+        if latest is None:
+            return {"handle": influencer.handle, "status": "offline", "viewers": 0, "peak": 0}
+        return live_update(latest)
+
     async def viewer_join(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        handle: str,
-        *,
-        config: GoLiveConfig,
-        cache: WatchCache,
-        joins: JoinRecorder,
-        now: datetime,
+        self, viewing: Viewing, handle: str, *, config: GoLiveConfig, now: datetime
     ) -> JoinInfo:
         """Check the stream is live and may be watched, mint a viewer token, record the intent."""
-        watchable = await cache.get(handle, partial(self._watchable, sessionmaker, handle))
+        load = partial(self._watchable, viewing.reads, handle)
+        watchable = await viewing.cache.get(handle, load)
         if not watchable.live or watchable.stream_id is None:
             raise NotFound(f"@{watchable.handle} is not live right now.")
         provider = config.provider
@@ -510,7 +537,7 @@ class StreamService:
         token = provider.mint_join_token(
             room_id=watchable.room_id, role=config.viewer_role, user_id=viewer_id
         )
-        joins.record(JoinIntent(watchable.stream_id, viewer_id, now))
+        viewing.joins.record(JoinIntent(watchable.stream_id, viewer_id, now))
         return JoinInfo(
             kind="token",
             token=token.token,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from livestage.config import Settings
 from livestage.db import create_engine, create_sessionmaker, transaction
 from livestage.errors import ServiceUnavailable
 from livestage.kit.time import utc_now
 from livestage.providers.hms.provider import HmsProvider
-from livestage.tracking.broker import LiveBroker
+from livestage.streams.broker import LiveBroker
 from livestage.tracking.events import EnvelopeError
 from livestage.tracking.reconciler import ReconcileReport
 from livestage.tracking.service import TrackingConfig
@@ -26,13 +26,6 @@ class ReplayResult:
     applied: int = 0
 
 
-def _config(settings: Settings) -> TrackingConfig:
-    return TrackingConfig(
-        broadcaster_role=settings.hms_broadcaster_role,
-        reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
-    )
-
-
 def _provider(settings: Settings) -> HmsProvider:
     if not settings.hms_configured:
         raise ServiceUnavailable(
@@ -46,7 +39,7 @@ def _worker(
 ) -> TrackingWorker:
     return TrackingWorker(
         sessionmaker,  # type: ignore[arg-type]
-        _config(settings),
+        TrackingConfig.from_settings(settings),
         clock=utc_now,
         broker=LiveBroker(),
         provider=provider,

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livestage.config import Settings
 from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus
 from livestage.streams import lifecycle
 from livestage.tracking import analytics
@@ -28,6 +29,10 @@ MAX_ATTEMPTS = 5
 class TrackingConfig:
     broadcaster_role: str
     reconnect_grace: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrackingConfig:
+        return cls(settings.hms_broadcaster_role, settings.reconnect_grace)
 
 
 @dataclass

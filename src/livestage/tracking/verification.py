@@ -1,4 +1,5 @@
-"""Webhook authenticity (pure). A missing secret means the endpoint is off, not open."""
+"""Webhook authenticity (pure) and the secret 100ms must send. A missing secret means the
+endpoint is off, not open."""
 
 from __future__ import annotations
 
@@ -7,6 +8,19 @@ import hmac
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from livestage.config import Settings
+
+WEBHOOK_SECRET_HEADER = "X-Livestage-Webhook-Secret"
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured secret, or one derived from LIVESTAGE_SECRET_KEY so none is needed."""
+    configured = settings.webhook_secret.get_secret_value()
+    if configured:
+        return configured
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, b"livestage-hms-webhook", hashlib.sha256).hexdigest()
 
 
 class WebhookVerificationError(Exception):
@@ -22,6 +36,16 @@ class WebhookPolicy:
     secret: str | None
     hmac_secret: str | None = None
     allowed_networks: Sequence[str] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebhookPolicy:
+        networks = settings.webhook_allowed_networks.split(",")
+        return cls(
+            secret_header=WEBHOOK_SECRET_HEADER,
+            secret=webhook_secret(settings),
+            hmac_secret=settings.webhook_hmac_secret.get_secret_value() or None,
+            allowed_networks=tuple(n.strip() for n in networks if n.strip()),
+        )
 
 
 def verify_webhook(

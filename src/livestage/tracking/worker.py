@@ -22,12 +22,12 @@ from livestage.kit.tasks import uncancelled
 from livestage.kit.time import Clock
 from livestage.models import LiveStream
 from livestage.providers.base import StreamingProvider
-from livestage.tracking.broker import LiveBroker
+from livestage.streams.broker import LiveBroker
+from livestage.streams.updates import live_update
 from livestage.tracking.inbox import InboxWriter
 from livestage.tracking.reconciler import ReconcileReport, reconcile
 from livestage.tracking.service import TrackingConfig
 from livestage.tracking.service import tracking as tracking_service
-from livestage.tracking.updates import live_update
 
 log = structlog.get_logger()
 # Events applied per transaction. On SQLite a transaction holds the one write lock, and webhook

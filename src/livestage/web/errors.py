@@ -11,13 +11,21 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from livestage.errors import LivestageError
-from livestage.models import UserRole
-from livestage.web.deps import NotSignedIn
+from livestage.errors import LivestageError, SignInRequired
 from livestage.web.templating import render
 
 log = structlog.get_logger()
-LOGIN_PAGES = {UserRole.admin: "/admin/login", UserRole.influencer: "/login"}
+
+
+class PageRejected(LivestageError):
+    """A form that failed: its page is rendered again with the reason, and, as for every
+    error, the request's transaction is rolled back, so nothing changed. Pages raise it with
+    what they would have shown before the action; the page handler never touches the session."""
+
+    def __init__(self, error: LivestageError, template: str, context: dict[str, Any]) -> None:
+        super().__init__(error.message, status_code=error.status_code)
+        self.keeps_changes = error.keeps_changes
+        self.template, self.context = template, context
 
 
 def wants_json(request: Request) -> bool:
@@ -35,22 +43,17 @@ def _problem(exc: LivestageError) -> dict[str, str]:
     return {"code": str(code)} if code else {}
 
 
-def error_body(exc: LivestageError) -> tuple[int, bytes]:
-    """The status and JSON body of `exc`, for responses made outside FastAPI (the join's fast
-    path): the same body `livestage_error` sends under /api."""
-    body = JSONResponse({"detail": exc.message, **_problem(exc)}).body
-    return exc.status_code, bytes(body)
-
-
 UNEXPECTED_MESSAGE = "Something went wrong on our side; it has been logged."
-UNEXPECTED = (500, bytes(JSONResponse({"detail": UNEXPECTED_MESSAGE}).body))
 
 
 async def livestage_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LivestageError)
-    if isinstance(exc, NotSignedIn) and not wants_json(request):
-        target = f"{LOGIN_PAGES[exc.role]}?next={quote(request.url.path)}"
+    if isinstance(exc, SignInRequired) and not wants_json(request):
+        target = f"{exc.login_path}?next={quote(request.url.path)}"
         return RedirectResponse(target, status_code=303)
+    if isinstance(exc, PageRejected):
+        context = {**exc.context, "error": exc.message}
+        return render(request, exc.template, context, status_code=exc.status_code)
     return _respond(request, exc.status_code, exc.message, **_problem(exc))
 
 

@@ -9,8 +9,8 @@ from typing import Any, cast
 
 import pytest
 
+from livestage.streams.broker import LiveBroker
 from livestage.tracking import worker as worker_module
-from livestage.tracking.broker import LiveBroker
 from livestage.tracking.inbox import InboxWriter
 from livestage.tracking.service import TrackingConfig
 from livestage.tracking.worker import TrackingWorker

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from livestage.tracking.broker import KEEP_ALIVE, LiveBroker, sse_frame
+from livestage.streams.broker import KEEP_ALIVE, LiveBroker, sse_frame
 from livestage.web.sse import EventStream
 
 pytestmark = pytest.mark.asyncio

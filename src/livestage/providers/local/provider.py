@@ -78,7 +78,7 @@ class LocalProvider:
             viewer_cap=settings.local_viewer_cap,
             ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
             join_token_ttl=timedelta(seconds=settings.hms_auth_token_ttl_seconds),
-            reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
+            reconnect_grace=settings.reconnect_grace,
             clock=clock,
         )
 
