@@ -43,6 +43,13 @@ ROWS = [
     Row("join_ceiling_p99_ms", "  ceiling p99", "", unit="ms"),
     Row("join_node_reference_rps", "Node.js Express + jsonwebtoken", "", unit="req/s"),
     Row("join_node_reference_p99_ms", "  Node p99", "", unit="ms"),
+    Row("join_baseline_rps", "Baseline checkout (--baseline), same run", "", unit="req/s"),
+    Row(
+        "join_vs_baseline",
+        "  join ÷ baseline (same run)",
+        "≥ 0.9",
+        _at_least("join_vs_baseline", 0.9),
+    ),
     Row("webhook_eps", "Webhook ingestion (acked once durable)", "≥ 50 % of ceiling", unit="ev/s"),
     Row(
         "webhook_vs_ceiling",

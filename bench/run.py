@@ -1,6 +1,7 @@
 """The performance bench: one command, four scenarios, results in bench/results/latest.{md,json}.
 
 .venv/bin/python -m bench [--quick] [--db sqlite|postgresql|both] [--only NAME ...]
+                         [--baseline CHECKOUT]
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.* are written")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout of livestage (git worktree add DIR REV): the join scenario "
+        "serves it beside this one and reports join ÷ baseline from the same run",
+    )
     return parser.parse_args()
 
 
@@ -62,7 +70,11 @@ def _versions() -> dict[str, str]:
 
 
 def run_variant(
-    kind: str, profile: scenarios.Profile, only: list[str], logs: Path
+    kind: str,
+    profile: scenarios.Profile,
+    only: list[str],
+    logs: Path,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     database = harness.create_database(kind)
     bed_logs = logs / kind
@@ -71,7 +83,9 @@ def run_variant(
     try:
         keys = {"access_key": secrets.token_hex(12), "app_secret": secrets.token_hex(32)}
         with harness.emulator(**keys, log=bed_logs / "emulator.log") as emu:
-            bed = scenarios.Bed(database, profile, bed_logs, emu.base_url, **keys)
+            bed = scenarios.Bed(
+                database, profile, bed_logs, emu.base_url, **keys, baseline=baseline
+            )
             for name in only:
                 began = time.monotonic()
                 print(f"[{kind}] {name} …", flush=True)
@@ -80,6 +94,11 @@ def run_variant(
     finally:
         database.drop()
     return figures
+
+
+def _revision(checkout: Path) -> str:
+    command = ["git", "-C", str(checkout), "log", "-1", "--format=%h %s"]
+    return subprocess.run(command, capture_output=True, text=True).stdout.strip()[:80]
 
 
 def main() -> None:
@@ -96,7 +115,10 @@ def main() -> None:
     profile = scenarios.Profile.of(args.quick)
     began = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="livestage-bench-logs-"))
-    by_db = {kind: run_variant(kind, profile, args.only, logs) for kind in kinds}
+    baseline = args.baseline.resolve() if args.baseline else None
+    if baseline is not None and not (baseline / "src" / "livestage").is_dir():
+        sys.exit(f"--baseline {baseline}: not a livestage checkout (no src/livestage)")
+    by_db = {kind: run_variant(kind, profile, args.only, logs, baseline) for kind in kinds}
     result = report.flatten(by_db, primary=kinds[0])
     result.update(
         machine=machine(),
@@ -105,6 +127,7 @@ def main() -> None:
         repeats=profile.repeats,
         seconds_per_run=profile.seconds,
         databases=",".join(kinds),
+        baseline=_revision(baseline) if baseline else "",
         bench_seconds=round(time.monotonic() - began, 1),
         **_versions(),
     )

@@ -4,6 +4,7 @@ it from this (load-core) process or from wrk, and returns plain figures."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import statistics
@@ -62,6 +63,8 @@ class Bed:
     app_secret: str
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     channels: list[LiveChannel] | None = None
+    # Another checkout, served beside this one by the join scenario (`--baseline`).
+    baseline: Path | None = None
 
     def server(self, name: str, **env: str) -> Any:
         config = harness.ServerConfig(
@@ -77,6 +80,12 @@ class Bed:
             },
         )
         return harness.livestage_server(config, self.logs / f"{self.database.kind}-{name}.log")
+
+    def baseline_server(self, name: str) -> Any:
+        """The `--baseline` checkout's code on the same database, or nothing."""
+        if self.baseline is None:
+            return contextlib.nullcontext()
+        return self.server(f"{name}-baseline", PYTHONPATH=str(self.baseline / "src"))
 
     def live_channels(self) -> list[LiveChannel]:
         if self.channels is None:
@@ -141,9 +150,15 @@ end
 def viewer_join(bed: Bed) -> dict[str, float]:
     channels = bed.live_channels()
     seconds = bed.profile.seconds
-    samples: dict[str, list[harness.WrkResult]] = {"join": [], "ceiling": [], "node": []}
+    samples: dict[str, list[harness.WrkResult]] = {
+        "join": [],
+        "ceiling": [],
+        "node": [],
+        "baseline": [],
+    }
     with (
         bed.server("join") as server,
+        bed.baseline_server("join") as baseline,
         harness.node_token_server(
             bed.access_key, bed.app_secret, bed.logs / "node-token-server.log"
         ) as node,
@@ -151,12 +166,15 @@ def viewer_join(bed: Bed) -> dict[str, float]:
         tokens = _csrf_pairs(server.base_url, 64)
         join = join_script([c.handle for c in channels], tokens)
         node_lua = node_script([c.room_id for c in channels])
+        targets = {"join": (server.base_url, join), "node": (node.base_url, node_lua)}
+        if baseline is not None:
+            targets["baseline"] = (baseline.base_url, join)
         # Not counted: each server's first seconds (caches filling, statements compiled, the
         # JIT warming in Node) would otherwise be the p99 of the first repeat.
         warm_up = min(2.0, seconds / 2)
         harness.wrk(server.base_url + "/healthz", seconds=warm_up, connections=8, script="")
-        harness.wrk(server.base_url, seconds=warm_up, connections=CONNECTIONS, script=join)
-        harness.wrk(node.base_url, seconds=warm_up, connections=CONNECTIONS, script=node_lua)
+        for url, script in targets.values():
+            harness.wrk(url, seconds=warm_up, connections=CONNECTIONS, script=script)
         time.sleep(JOIN_FLUSH_WAIT_S)  # the warm-up's join intents are written
         joins_before = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
         for _ in range(bed.profile.repeats):
@@ -168,20 +186,19 @@ def viewer_join(bed: Bed) -> dict[str, float]:
                     script="",
                 )
             )
-            samples["join"].append(
-                harness.wrk(server.base_url, seconds=seconds, connections=CONNECTIONS, script=join)
-            )
-            samples["node"].append(
-                harness.wrk(
-                    node.base_url, seconds=seconds, connections=CONNECTIONS, script=node_lua
+            for name, (url, script) in targets.items():
+                samples[name].append(
+                    harness.wrk(url, seconds=seconds, connections=CONNECTIONS, script=script)
                 )
-            )
         time.sleep(JOIN_FLUSH_WAIT_S)
+        # The baseline records its joins in the same table: they are counted as its own.
         joins_recorded = (
-            _count(bed.database.url, "SELECT count(*) FROM viewer_joins") - joins_before
+            _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
+            - joins_before
+            - sum(r.requests for r in samples["baseline"])
         )
     errors = sum(r.errors for r in samples["join"])
-    return {
+    figures = {
         "join_rps": _median(r.rps for r in samples["join"]),
         "join_p50_ms": _median(r.p50_ms for r in samples["join"]),
         "join_p99_ms": _median(r.p99_ms for r in samples["join"]),
@@ -192,13 +209,18 @@ def viewer_join(bed: Bed) -> dict[str, float]:
         "join_ceiling_p99_ms": _median(r.p99_ms for r in samples["ceiling"]),
         "join_node_reference_rps": _median(r.rps for r in samples["node"]),
         "join_node_reference_p99_ms": _median(r.p99_ms for r in samples["node"]),
-        "join_vs_node": _median(
-            j.rps / n.rps for j, n in zip(samples["join"], samples["node"], strict=True)
-        ),
-        "join_vs_ceiling": _median(
-            j.rps / c.rps for j, c in zip(samples["join"], samples["ceiling"], strict=True)
-        ),
+        "join_vs_node": _ratio(samples["join"], samples["node"]),
+        "join_vs_ceiling": _ratio(samples["join"], samples["ceiling"]),
     }
+    if samples["baseline"]:
+        figures["join_baseline_rps"] = _median(r.rps for r in samples["baseline"])
+        figures["join_vs_baseline"] = _ratio(samples["join"], samples["baseline"])
+    return figures
+
+
+def _ratio(ours: list[harness.WrkResult], theirs: list[harness.WrkResult]) -> float:
+    """The median of the ratios of runs made back to back."""
+    return _median(o.rps / t.rps for o, t in zip(ours, theirs, strict=True))
 
 
 # 2. Webhook ingestion -------------------------------------------------------------------------

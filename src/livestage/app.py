@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 
 from livestage import __version__, migrate
 from livestage.accounts import endpoints as accounts_endpoints
@@ -37,13 +38,15 @@ from livestage.streams.broker import HEARTBEAT_SECONDS, LiveBroker
 from livestage.streams.joins import JoinRecorder, Viewing, WatchCache
 from livestage.streams.service import GoLiveConfig
 from livestage.tracking import endpoints as tracking_endpoints
-from livestage.tracking.inbox import InboxWriter, Ingestion
+from livestage.tracking.deps import Ingestion
+from livestage.tracking.inbox import InboxWriter
 from livestage.tracking.service import TrackingConfig
 from livestage.tracking.verification import WebhookPolicy
 from livestage.tracking.worker import TrackingWorker
 from livestage.web import system
 from livestage.web.errors import install_error_handlers
 from livestage.web.headers import CookieAndSecurityHeaders
+from livestage.web.routing import FrontRoutes
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -199,13 +202,19 @@ def create_app(
             await state.database.aclose()
 
     configure_logging(settings.log_level, json=settings.log_json)
-    app = FastAPI(title="livestage", version=__version__, lifespan=lifespan)
+    # FastAPI's native OpenTelemetry hooks look for configured providers on every request;
+    # livestage exports Prometheus metrics, not OpenTelemetry, so they are off.
+    telemetry: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="livestage", version=__version__, lifespan=lifespan, telemetry=telemetry)
     install_error_handlers(app)
+    # The viewer join, the URL a crowd calls, is served ahead of FastAPI's router (it checks
+    # CSRF itself); FastAPI holds the same route for the OpenAPI document.
+    crowd_routes = [streams_endpoints.viewer_join_route]
+    app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure)
-    # Routes match in order: the two URLs crowds call (100ms's webhook bursts, viewer joins)
-    # come first. The join checks CSRF itself (it is a PlainRoute).
+    app.router.routes.extend(crowd_routes)
+    # Routes match in order: 100ms's webhook bursts first.
     app.include_router(tracking_endpoints.router)
-    app.router.routes.append(streams_endpoints.viewer_join_route)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(csrf_protect)])

@@ -31,7 +31,7 @@ import pytest
 from typer.testing import CliRunner
 
 from livestage.cli import app as cli_app
-from livestage.tracking.analytics import MINUTE
+from livestage.tracking.figures import MINUTE
 from tests.support.app_process import (
     AppProcess,
     StoredEvent,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,9 +44,6 @@ class SessionRepository:
 
     async def delete(self, user_session: UserSession) -> None:
         await self.session.delete(user_session)
-
-    async def delete_expired(self, now: datetime) -> None:
-        await self.session.execute(delete(UserSession).where(UserSession.expires_at <= now))
 
 
 class ThrottleRepository:

@@ -10,7 +10,8 @@ from livestage.analytics.repository import AnalyticsRepository
 from livestage.analytics.schemas import PeerRead, SampleRead, StreamAnalytics
 from livestage.errors import Forbidden, NotFound
 from livestage.influencers.repository import InfluencerRepository
-from livestage.models import LiveStream, User
+from livestage.models import User
+from livestage.streams.repository import StreamRepository
 from livestage.streams.schemas import StreamRead, stream_read
 from livestage.tracking.repository import TrackingRepository
 
@@ -40,7 +41,7 @@ class AnalyticsService:
     async def detail(
         self, session: AsyncSession, stream_id: uuid.UUID, *, owner: User | None = None
     ) -> StreamAnalytics:
-        stream = await session.get(LiveStream, stream_id)
+        stream = await StreamRepository(session).get(stream_id)
         if stream is None or (owner is not None and stream.influencer.user_id != owner.id):
             # Another influencer's stream is reported as missing, not forbidden.
             raise NotFound("No stream with this id.")

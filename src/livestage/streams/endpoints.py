@@ -13,7 +13,13 @@ from starlette.responses import JSONResponse, Response
 from livestage.accounts.auth import ActorDep, CurrentInfluencer, check_request_csrf
 from livestage.influencers.deps import ManagedInfluencer
 from livestage.streams.broker import sse_frame
-from livestage.streams.deps import BrokerDep, GoLiveDep, go_live_config_of, viewing_of
+from livestage.streams.deps import (
+    BrokerDep,
+    EndingDep,
+    GoLiveDep,
+    go_live_config_of,
+    viewing_of,
+)
 from livestage.streams.schemas import (
     CurrentStream,
     GoLiveRequest,
@@ -27,7 +33,7 @@ from livestage.streams.schemas import (
 from livestage.streams.service import GoLiveResult
 from livestage.streams.service import stream as stream_service
 from livestage.streams.updates import announce
-from livestage.web.deps import DbSession, Now, ProviderDep, clock_of
+from livestage.web.deps import DbSession, Now, clock_of
 from livestage.web.routing import PlainRoute
 from livestage.web.sse import EventStream
 
@@ -101,30 +107,15 @@ async def joined(
 
 
 @router.post("/streams/current/end")
-async def end_stream(
-    user: CurrentInfluencer,
-    session: DbSession,
-    broker: BrokerDep,
-    provider: ProviderDep,
-    now: Now,
-) -> StreamRead:
-    stream = await stream_service.end_own(session, user, provider=provider, now=now)
-    announce(session, broker, stream)
-    return stream_read(stream)
+async def end_stream(user: CurrentInfluencer, ending: EndingDep) -> StreamRead:
+    return stream_read(await ending.own(user))
 
 
 @router.post("/admin/influencers/{influencer_id}/stream/end", tags=["admin: influencers"])
 async def admin_end_stream(
-    found: ManagedInfluencer,
-    session: DbSession,
-    broker: BrokerDep,
-    provider: ProviderDep,
-    actor: ActorDep,
-    now: Now,
+    found: ManagedInfluencer, actor: ActorDep, ending: EndingDep
 ) -> StreamRead:
-    ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
-    announce(session, broker, ended)
-    return stream_read(ended)
+    return stream_read(await ending.by_admin(actor, found))
 
 
 @router.get("/live")

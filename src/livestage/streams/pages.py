@@ -9,11 +9,10 @@ from livestage.accounts.auth import ActorDep, CurrentInfluencer, OptionalUserSes
 from livestage.errors import LivestageError
 from livestage.influencers.deps import ManagedInfluencer
 from livestage.influencers.repository import InfluencerRepository
-from livestage.streams.deps import BrokerDep, GoLiveDep
+from livestage.streams.deps import EndingDep, GoLiveDep
 from livestage.streams.schemas import stream_read
 from livestage.streams.service import stream as stream_service
-from livestage.streams.updates import announce
-from livestage.web.deps import DbSession, Now, ProviderDep
+from livestage.web.deps import DbSession
 from livestage.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -66,13 +65,7 @@ async def watch_page(
 
 @router.post("/admin/influencers/{influencer_id}/stream/end")
 async def admin_end_stream(
-    found: ManagedInfluencer,
-    session: DbSession,
-    broker: BrokerDep,
-    provider: ProviderDep,
-    actor: ActorDep,
-    now: Now,
+    found: ManagedInfluencer, actor: ActorDep, ending: EndingDep
 ) -> Response:
-    ended = await stream_service.end_by_admin(session, actor, found, provider=provider, now=now)
-    announce(session, broker, ended)
+    await ending.by_admin(actor, found)
     return RedirectResponse(f"/admin/influencers/{found.id}?notice=stream_ended", status_code=303)

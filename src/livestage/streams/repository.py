@@ -55,17 +55,6 @@ class StreamRepository:
         )
         return list(await self.session.scalars(statement))
 
-    async def list_for_influencer(
-        self, influencer_id: uuid.UUID, limit: int = 50
-    ) -> list[LiveStream]:
-        statement = (
-            select(LiveStream)
-            .where(LiveStream.influencer_id == influencer_id)
-            .order_by(LiveStream.created_at.desc())
-            .limit(limit)
-        )
-        return list(await self.session.scalars(statement))
-
     async def add(self, stream: LiveStream) -> LiveStream:
         """Insert inside a savepoint: a concurrent start for the same influencer loses cleanly."""
         async with self.session.begin_nested():

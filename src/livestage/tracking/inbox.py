@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,10 +20,6 @@ from livestage.db import transaction
 from livestage.kit.tasks import uncancelled
 from livestage.kit.time import Clock
 from livestage.tracking.service import tracking as tracking_service
-from livestage.tracking.verification import WebhookPolicy
-
-if TYPE_CHECKING:
-    from livestage.tracking.worker import TrackingWorker
 
 log = structlog.get_logger()
 MAX_BATCH = 500
@@ -101,20 +97,3 @@ class InboxWriter:
         for pending, stored in zip(batch, results, strict=True):
             if not pending.done.done():
                 pending.done.set_result(stored)
-
-
-@dataclass(frozen=True, slots=True)
-class Ingestion:
-    """Where provider events come in: 100ms webhooks (checked against `policy`) and the local
-    provider's lifecycle events. Each is stored once, durably, then the worker is woken."""
-
-    policy: WebhookPolicy
-    inbox: InboxWriter
-    worker: TrackingWorker
-
-    async def store(self, source: str, payload: dict[str, Any]) -> bool:
-        """True when the event was new, False for a duplicate."""
-        stored = await self.inbox.store(source, payload)
-        if stored:
-            self.worker.notify()
-        return stored

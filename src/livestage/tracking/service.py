@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livestage.config import Settings
 from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus
 from livestage.streams import lifecycle
-from livestage.tracking import analytics
+from livestage.streams.repository import StreamRepository
+from livestage.tracking import figures
 from livestage.tracking.events import RECORDING_KINDS, Envelope, Kind, parse_envelope
 from livestage.tracking.repository import EventRepository, PeerSpan, TrackingRepository
 
@@ -180,20 +181,18 @@ class TrackingService:
     async def recompute(
         self, session: AsyncSession, stream_id: uuid.UUID, config: TrackingConfig, *, now: datetime
     ) -> LiveStream | None:
-        stream = await session.get(LiveStream, stream_id)
+        stream = await StreamRepository(session).get(stream_id)
         if stream is None:
             return None
         stream.figures_stale = False
         repository = TrackingRepository(session)
         peers = await repository.peer_spans(stream_id)
         viewers = [
-            analytics.Interval(p.user_id, p.joined_at, p.left_at)
+            figures.Interval(p.user_id, p.joined_at, p.left_at)
             for p in peers
             if not p.is_broadcaster and p.joined_at is not None
         ]
-        stats = analytics.viewer_stats(
-            viewers, start=stream.started_at, end=stream.ended_at, now=now
-        )
+        stats = figures.viewer_stats(viewers, start=stream.started_at, end=stream.ended_at, now=now)
         stream.current_viewers = stats.current if stream.status == StreamStatus.live else 0
         stream.peak_viewers, stream.unique_viewers = stats.peak, stats.unique
         stream.total_watch_seconds = stats.total_watch_seconds

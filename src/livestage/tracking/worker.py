@@ -23,6 +23,7 @@ from livestage.kit.time import Clock
 from livestage.models import LiveStream
 from livestage.providers.base import StreamingProvider
 from livestage.streams.broker import LiveBroker
+from livestage.streams.repository import StreamRepository
 from livestage.streams.updates import live_update
 from livestage.tracking.inbox import InboxWriter
 from livestage.tracking.reconciler import ReconcileReport, reconcile
@@ -203,7 +204,7 @@ class TrackingWorker:
     async def _publish(self, session: AsyncSession, stream_ids: set[Any]) -> None:
         updates = []
         for stream_id in stream_ids:
-            stream = await session.get(LiveStream, stream_id)
+            stream = await StreamRepository(session).get(stream_id)
             if stream is not None:
                 updates.append(live_update(stream))
         for update in updates:

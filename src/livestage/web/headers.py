@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,20 +35,16 @@ class CookieAndSecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
+                raw = message["headers"] = list(message.get("headers", ()))
+                present = {key for key, _ in raw}
+                raw.extend(header for header in SECURITY_HEADERS if header[0] not in present)
                 token = scope.get("state", {}).get("new_csrf_cookie")
                 if token is not None:
-                    headers.append("set-cookie", self._csrf_cookie(token))
-                present = {key for key, _ in message["headers"]}
-                for key, value in SECURITY_HEADERS:
-                    if key not in present:
-                        message["headers"].append((key, value))
+                    raw.append((b"set-cookie", self._csrf_cookie(token).encode("latin-1")))
                 if waited := waited_seconds():
                     spent = time.perf_counter() - started
-                    headers.append(
-                        "server-timing",
-                        f"provider;dur={waited * 1000:.1f}, app;dur={spent * 1000:.1f}",
-                    )
+                    timing = f"provider;dur={waited * 1000:.1f}, app;dur={spent * 1000:.1f}"
+                    raw.append((b"server-timing", timing.encode("latin-1")))
             await send(message)
 
         started = time.perf_counter()

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import jwt
 
+from livestage.kit.jwt import encode_hs256
 from livestage.kit.time import Clock, from_epoch, rfc3339, utc_now
 
 # 100ms rejects a token whose `nbf` is in its future; the Node SDK back-dates by the same amount.
@@ -81,7 +82,7 @@ def _mint(
         "nbf": issued_at,
         "exp": issued_at + seconds,
     }
-    return jwt.encode(claims, app_secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
+    return encode_hs256(claims, app_secret)
 
 
 def token_expiry(*, ttl: timedelta, now: datetime) -> datetime:

@@ -1,7 +1,7 @@
 // The local provider of the room interface (room.js): livestage's own signalling WebSocket and
 // WebRTC between browsers. The broadcaster's browser sends its camera and microphone to each
 // viewer over a send-only RTCPeerConnection (a mesh, sized for the viewer cap); viewers only
-// receive. The server relays offers, answers and ICE candidates (providers/local/endpoints.py
+// receive. The server relays offers, answers and ICE candidates (streams/signalling_endpoints.py
 // documents the protocol) and never sees the media.
 
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livestage.tracking.analytics import (
+from livestage.tracking.figures import (
     Interval,
     concurrent_at,
     peak_concurrency,
