@@ -287,3 +287,30 @@ def wrk(url: str, *, seconds: float, connections: int, script: str) -> WrkResult
         requests=data["requests"],
         errors=data["errors"],
     )
+
+
+@contextmanager
+def redis_server(log: Path) -> Iterator[str]:
+    """A redis-server of its own on loopback (no persistence), on the servers' core; its URL."""
+    port = free_port()
+    command = [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(log.parent),
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        popen = subprocess.Popen([*pin_to(SERVER_CORE), *command], stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            ping = subprocess.run(
+                ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
+            )
+            if ping.stdout.strip() == "PONG":
+                break
+            if popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        popen.terminate()
+        popen.wait(timeout=10)

@@ -29,6 +29,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Bed], dict[str, float]]] = {
     "webhooks": scenarios.webhooks,
     "golive": scenarios.go_live,
     "fanout": scenarios.fan_out,
+    "fanout2": scenarios.fan_out_cluster,
 }
 
 

@@ -483,33 +483,38 @@ def go_live(bed: Bed) -> dict[str, float]:
 
 
 async def _fan_out(
-    server: harness.Process, channel: LiveChannel, secret: str, clients: int, changes: int
-) -> tuple[list[float], int, float]:
-    base_url = server.base_url
+    servers: list[harness.Process], channel: LiveChannel, secret: str, clients: int, changes: int
+) -> tuple[list[float], int, list[float]]:
+    """`clients` pages spread evenly over `servers`; each change is a webhook to the first
+    server. Returns every page's delay per change, the pages connected, and each server's
+    peak RSS."""
     path = f"/api/live/{channel.handle}/events"
     gate = asyncio.Semaphore(200)
 
-    async def connect() -> loadgen.SseClient:
+    async def connect(i: int) -> loadgen.SseClient:
         async with gate:
-            return await loadgen.SseClient.connect(base_url, path)
+            return await loadgen.SseClient.connect(servers[i % len(servers)].base_url, path)
 
-    viewers = await asyncio.gather(*(connect() for _ in range(clients)))
-    rss = harness.rss_mb(server.pid)
+    viewers = await asyncio.gather(*(connect(i) for i in range(clients)))
+    rss = [harness.rss_mb(s.pid) for s in servers]
     delays: list[float] = []
-    async with httpx.AsyncClient(base_url=base_url) as client:
+    async with httpx.AsyncClient(base_url=servers[0].base_url) as client:
+        # Earlier scenarios may have left viewers on the stream: count from what it has.
+        before = (await client.get(f"/api/live/{channel.handle}")).json()["viewers"]
+        run = uuid.uuid4().hex[:8]  # each run's viewers are new peers
         for change in range(1, changes + 1):
-            waiting = [v.expect_viewers(change) for v in viewers]
+            waiting = [v.expect_viewers(before + change) for v in viewers]
             await asyncio.sleep(0.2)  # every reader is parked on its socket
             sent = time.perf_counter()
             response = await client.post(
                 "/webhooks/100ms",
-                json=_peer_join(channel.room_id, f"fan-{change}"),
+                json=_peer_join(channel.room_id, f"fan-{run}-{change}"),
                 headers={WEBHOOK_SECRET_HEADER: secret},
             )
             response.raise_for_status()
             arrived = await asyncio.wait_for(asyncio.gather(*waiting), timeout=60)
             delays += [(t - sent) * 1000 for t in arrived]
-            rss = max(rss, harness.rss_mb(server.pid))
+            rss = [max(r, harness.rss_mb(s.pid)) for r, s in zip(rss, servers, strict=True)]
     for viewer in viewers:
         viewer.close()
     return delays, len(viewers), rss
@@ -534,8 +539,8 @@ def fan_out(bed: Bed) -> dict[str, float]:
     clients = bed.profile.fanout_clients
     with bed.server("fanout") as server:
         rss_idle = harness.rss_mb(server.pid)
-        delays, connected, rss = asyncio.run(
-            _fan_out(server, channel, bed.webhook_secret, clients, bed.profile.fanout_changes)
+        delays, connected, (rss,) = asyncio.run(
+            _fan_out([server], channel, bed.webhook_secret, clients, bed.profile.fanout_changes)
         )
     return {
         "fanout_clients": connected,
@@ -544,6 +549,33 @@ def fan_out(bed: Bed) -> dict[str, float]:
         "fanout_max_ms": max(delays),
         "fanout_rss_mb": rss,
         "fanout_rss_idle_mb": rss_idle,
+    }
+
+
+def fan_out_cluster(bed: Bed) -> dict[str, float]:
+    """The same pages spread over two processes sharing updates through Redis (PostgreSQL
+    only: several processes need it); the webhook reaches the first process only."""
+    if bed.database.kind != "postgresql":
+        return {}
+    channel = bed.live_channels()[-1]
+    clients = bed.profile.fanout_clients
+    with (
+        harness.redis_server(bed.logs / "redis.log") as redis_url,
+        bed.server("fanout-a", LIVESTAGE_REDIS_URL=redis_url) as first,
+        bed.server("fanout-b", LIVESTAGE_REDIS_URL=redis_url) as second,
+    ):
+        delays, connected, rss = asyncio.run(
+            _fan_out(
+                [first, second], channel, bed.webhook_secret, clients, bed.profile.fanout_changes
+            )
+        )
+    return {
+        "fanout2_clients": connected,
+        "fanout2_p50_ms": loadgen.percentile(delays, 0.5),
+        "fanout2_p99_ms": loadgen.percentile(delays, 0.99),
+        "fanout2_max_ms": max(delays),
+        "fanout2_rss_a_mb": rss[0],
+        "fanout2_rss_b_mb": rss[1],
     }
 
 

@@ -7,17 +7,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
+from redis.asyncio import Redis
 
 from livestage import __version__, migrate
 from livestage.accounts import endpoints as accounts_endpoints
 from livestage.accounts.auth import AccountsConfig, csrf_protect
 from livestage.analytics import endpoints as analytics_endpoints
+from livestage.analytics import metrics as analytics_metrics
 from livestage.analytics import pages as analytics_pages
 from livestage.config import Settings
 from livestage.db import Database
@@ -25,18 +28,20 @@ from livestage.influencers import endpoints as influencers_api
 from livestage.influencers import pages as influencers_pages
 from livestage.influencers.deps import InfluencerConfig
 from livestage.influencers.service import TokenPolicy
+from livestage.kit.bus import RedisBus
 from livestage.kit.crypto import SecretBox
+from livestage.kit.leader import Leadership, RedisLeadership, SoleProcess
 from livestage.kit.time import Clock, utc_now
 from livestage.logging import configure_logging
 from livestage.providers.base import StreamingProvider, WebhookTarget
-from livestage.providers.factory import build_provider
+from livestage.providers.factory import build_provider, cluster_problem
 from livestage.providers.local.provider import LocalProvider
 from livestage.streams import endpoints as streams_endpoints
 from livestage.streams import pages as streams_pages
 from livestage.streams import signalling_endpoints
 from livestage.streams.broker import HEARTBEAT_SECONDS, LiveBroker
 from livestage.streams.joins import JoinRecorder, Viewing, WatchCache
-from livestage.streams.service import GoLiveConfig
+from livestage.streams.service import GoLiveConfig, read_live_state
 from livestage.tracking import endpoints as tracking_endpoints
 from livestage.tracking.deps import Ingestion
 from livestage.tracking.inbox import InboxWriter
@@ -64,8 +69,16 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
+LIVE_CHANNEL = "livestage:live"
+LEADER_KEY = "livestage:leader"
+
+
 class DatabaseNotMigrated(RuntimeError):
     pass
+
+
+class CannotStart(RuntimeError):
+    """The configuration cannot work; the message says what to set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +97,29 @@ class AppState:
     viewing: Viewing
     broker: LiveBroker
     ingestion: Ingestion
+    # With Redis (a cluster): the connection, and whether this process runs the periodic jobs.
+    redis: Redis | None
+    leadership: Leadership
 
     @classmethod
     def build(
         cls, settings: Settings, *, clock: Clock, provider: StreamingProvider | None
     ) -> AppState:
+        if problem := settings.cluster_problem() or cluster_problem(settings):
+            raise CannotStart(problem)
         database = Database.open(settings)
         box = SecretBox(settings.secret_keys)
         token_policy = TokenPolicy.from_settings(settings)
         webhooks = WebhookPolicy.from_settings(settings)
-        broker = LiveBroker()
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        leadership: Leadership = SoleProcess()
+        bus = None
+        if redis is not None:
+            leadership = RedisLeadership(redis, key=LEADER_KEY, ttl=settings.leader_ttl_seconds)
+            # Pub/sub channels span Redis's databases: one per database keeps deployments apart.
+            redis_database = redis.connection_pool.connection_kwargs.get("db", 0)
+            bus = RedisBus(redis, f"{LIVE_CHANNEL}:{redis_database}")
+        broker = LiveBroker(bus=bus, refresh=partial(read_live_state, database.read_sessionmaker))
         viewing = Viewing(
             database.read_sessionmaker, WatchCache(), JoinRecorder(database.sessionmaker)
         )
@@ -108,6 +134,7 @@ class AppState:
             poll_seconds=settings.worker_poll_seconds,
             reconcile_seconds=settings.reconcile_interval_seconds,
             inbox=inbox,
+            leadership=leadership,
         )
         go_live = GoLiveConfig.from_settings(
             settings,
@@ -128,6 +155,8 @@ class AppState:
             viewing=viewing,
             broker=broker,
             ingestion=Ingestion(webhooks, inbox, worker),
+            redis=redis,
+            leadership=leadership,
         )
 
     @classmethod
@@ -142,15 +171,19 @@ class AppState:
         self.ingestion.inbox.start()
         self.viewing.joins.start()
         self.broker.start(heartbeat_seconds=HEARTBEAT_SECONDS)
+        self.leadership.start()
         if self.settings.worker_enabled:
             self.ingestion.worker.start()
             self.ingestion.worker.notify()
 
     async def stop(self) -> None:
         await self.ingestion.worker.stop()
+        await self.leadership.stop()
         await self.ingestion.inbox.stop()
         await self.viewing.joins.stop()
         await self.broker.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     async def _store_local_event(self, envelope: dict[str, Any]) -> None:
         await self.ingestion.store("local", envelope)
@@ -196,6 +229,7 @@ def create_app(
                 yield
             finally:
                 await state.stop()
+                analytics_metrics.process_stopped()
         finally:
             if chosen is not None and provider is None:
                 await chosen.aclose()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import tempfile
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
@@ -208,9 +210,19 @@ def webhooks_secret() -> None:
 def serve(
     host: str = "127.0.0.1", port: int = 8000, reload: bool = False, workers: int = 1
 ) -> None:
-    """Serve the web app with uvicorn."""
+    """Serve the web app with uvicorn (several --workers need PostgreSQL and Redis)."""
     import uvicorn
 
+    from livestage.analytics.metrics import MULTIPROCESS_DIR
+    from livestage.providers.factory import cluster_problem
+
+    settings = Settings()
+    if problem := settings.cluster_problem(processes=workers) or cluster_problem(settings):
+        typer.secho(f"cannot start: {problem}", fg="red", err=True)
+        raise typer.Exit(2)
+    if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
+        # Each worker keeps its metrics in files here; /metrics adds them up.
+        os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="livestage-metrics-")
     uvicorn.run(
         "livestage.app:create_app",
         factory=True,
@@ -220,7 +232,7 @@ def serve(
         workers=workers,
         timeout_graceful_shutdown=5,
         # LIVESTAGE_LOG_LEVEL governs uvicorn's loggers too (WARNING: no access log).
-        log_level=Settings().log_level.lower(),
+        log_level=settings.log_level.lower(),
     )
 
 

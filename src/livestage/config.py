@@ -78,7 +78,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     # Off only where something else drives processing (tests, a separate worker process).
     worker_enabled: bool = True
+    # Redis: live state shared by several processes (a cluster); empty for one process.
     redis_url: str = ""
+    # A cluster's periodic jobs run in the process holding this lease; it passes to another
+    # process within this many seconds of the holder dying.
+    leader_ttl_seconds: float = Field(default=10.0, ge=1.0, le=600.0)
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -86,6 +90,13 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("LIVESTAGE_REDIS_URL starts with redis://, rediss:// or unix://")
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -118,6 +129,22 @@ class Settings(BaseSettings):
             or self.hms_app_secret.get_secret_value()
             or self.hms_management_token.get_secret_value()
         )
+
+    def cluster_problem(self, *, processes: int = 1) -> str | None:
+        """Why this configuration cannot run as `processes` processes (or as a cluster at all,
+        when Redis is set), as a sentence saying what to set; None when it can."""
+        if processes > 1 and not self.redis_url:
+            return (
+                f"{processes} processes share live state through Redis: set LIVESTAGE_REDIS_URL "
+                "(e.g. redis://127.0.0.1:6379/0), or run one process"
+            )
+        if (processes > 1 or self.redis_url) and self.is_sqlite:
+            return (
+                "several processes need PostgreSQL (SQLite has one writer, in one process): set "
+                "LIVESTAGE_DATABASE_URL=postgresql+asyncpg://user:password@host/database, or run "
+                "one process without LIVESTAGE_REDIS_URL"
+            )
+        return None
 
     @property
     def reconnect_grace(self) -> timedelta:

@@ -44,6 +44,14 @@ class Conflict(LivestageError):
     status_code = 409
 
 
+class PayloadTooLarge(LivestageError):
+    status_code = 413
+
+
+class UnsupportedMediaType(LivestageError):
+    status_code = 415
+
+
 class TooManyRequests(LivestageError):
     status_code = 429
 

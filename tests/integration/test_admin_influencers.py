@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from livestage.app import AppState
-from tests.support.fixtures import FakeClock, create_influencer
+from livestage.cli import app as cli_app
+from tests.support.fixtures import AdminAccount, FakeClock, create_influencer
 from tests.support.hms_tokens import auth_token, throwaway_credentials
 
 pytestmark = pytest.mark.asyncio
@@ -248,6 +251,67 @@ class TestToken:
             "created_at": None,
             "problem": None,
         }
+
+
+class TestTokenWithoutAppSecret:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"hms_access_key": KEY, "provider": "none"}
+
+    async def test_a_signature_that_cannot_be_checked_is_not_called_valid(
+        self, admin_client: httpx.AsyncClient, clock: FakeClock
+    ) -> None:
+        influencer = await _create(admin_client)
+        any_key = throwaway_credentials()[1]
+        token = auth_token(access_key=KEY, secret=any_key, now=clock())
+        response = await admin_client.put(
+            f"/api/admin/influencers/{influencer['id']}/token", json={"token": token}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["token"]["status"] == "unverified"
+
+        page = await admin_client.get(f"/admin/influencers/{influencer['id']}")
+        assert re.search(r'data-testid="token-status"[^>]*>Unverified<', page.text)
+        assert re.search(r'data-testid="token-unverified">[^<]*LIVESTAGE_HMS_APP_SECRET', page.text)
+        listing = await admin_client.get("/admin/influencers")
+        assert re.search(r'data-testid="token-status"[^>]*>Unverified<', listing.text)
+
+
+class TestAuditActors:
+    async def test_an_influencer_created_by_the_cli_is_credited_to_the_cli(
+        self, admin_client: httpx.AsyncClient, ctx: AppState
+    ) -> None:
+        env = {
+            "LIVESTAGE_ENV": "test",
+            "LIVESTAGE_DATABASE_URL": ctx.settings.database_url,
+            "LIVESTAGE_SECRET_KEY": ctx.settings.secret_key.get_secret_value(),
+            "LIVESTAGE_LOG_LEVEL": "WARNING",
+        }
+        args = ["influencer", "create", "--email", "carol@example.com", "--handle", "carol"]
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, [*args, "--name", "Carol"], env=env
+        )
+        assert result.exit_code == 0, result.output
+
+        audit = await admin_client.get("/api/admin/audit", params={"action": "influencer.create"})
+        [entry] = audit.json()["items"]
+        assert entry["actor_email"] is None
+        assert entry["details"]["via"] == "cli"
+        assert entry["details"]["handle"] == "carol"
+        page = await admin_client.get("/admin/audit", params={"action": "influencer.create"})
+        who = re.findall(
+            r"<tr><td>[^<]*</td><td>([^<]*)</td><td><code>influencer.create", page.text
+        )
+        assert who == ["cli"]
+
+    async def test_an_influencer_created_by_an_admin_is_credited_to_the_admin(
+        self, admin_client: httpx.AsyncClient, admin: AdminAccount
+    ) -> None:
+        await _create(admin_client, "dave")
+        audit = await admin_client.get("/api/admin/audit", params={"action": "influencer.create"})
+        [entry] = audit.json()["items"]
+        assert entry["actor_email"] == admin.email
+        assert "via" not in entry["details"]
 
 
 class TestRoomCodeAndStreaming:

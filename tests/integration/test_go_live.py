@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from livestage.app import AppState
-from livestage.models import LiveStream, ViewerJoin
+from livestage.models import AuditLog, Influencer, LiveStream, ViewerJoin
 from livestage.web.csrf import CSRF_HEADER
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
@@ -190,6 +190,35 @@ class TestAutomatic:
         response = await creator_client.post("/api/streams", json=START)
         assert response.status_code == 403
         assert "Ask an admin" in response.json()["detail"]
+        assert await _active_streams(ctx) == 0
+
+    @pytest.mark.parametrize(
+        ("url", "body"),
+        [("/api/streams", START), ("/api/streams/room-code", {**START, "code": "abc-defg-hij"})],
+    )
+    async def test_a_refusal_for_disabled_streaming_is_audited(
+        self,
+        creator_client: httpx.AsyncClient,
+        ctx: AppState,
+        creator: InfluencerAccount,
+        url: str,
+        body: dict[str, str],
+    ) -> None:
+        async with ctx.database.sessionmaker() as session, session.begin():
+            found = await session.get(Influencer, creator.id)
+            assert found is not None
+            found.streaming_enabled = False
+        response = await creator_client.post(url, json=body)
+        assert response.status_code == 403
+        async with ctx.database.sessionmaker() as session:
+            rows = list(
+                await session.scalars(
+                    select(AuditLog).where(AuditLog.action == "stream.start_refused")
+                )
+            )
+        assert [(r.actor_email, r.target_id, r.details["reason"]) for r in rows] == [
+            (creator.email, str(creator.id), "streaming_disabled")
+        ]
         assert await _active_streams(ctx) == 0
 
     async def test_bad_input_is_refused_without_creating_anything(

@@ -196,7 +196,10 @@ class TestVerification:
             assert await session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
 
     async def test_not_an_event_is_400(self, client: httpx.AsyncClient, ctx: AppState) -> None:
-        headers = {WEBHOOK_SECRET_HEADER: ctx.ingestion.policy.secret}
+        headers = {
+            WEBHOOK_SECRET_HEADER: ctx.ingestion.policy.secret,
+            "content-type": "application/json",
+        }
         for body in (b"not json", b"[]", b'{"id": "x"}', b'{"id": "x", "type": "t", "data": 5}'):
             response = await client.post("/webhooks/100ms", content=body, headers=headers)
             assert response.status_code == 400

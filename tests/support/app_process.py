@@ -164,9 +164,13 @@ class AppProcess:
             self._log = None
 
     def output(self) -> str:
+        return self.log_text()[-5000:]
+
+    def log_text(self) -> str:
+        """Everything the process has written to stdout and stderr so far."""
         if self._log_path is None or not self._log_path.exists():
             return ""
-        return self._log_path.read_text(errors="replace")[-5000:]
+        return self._log_path.read_text(errors="replace")
 
 
 # Reading what livestage stored.

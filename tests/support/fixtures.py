@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from livestage.db import transaction
 from livestage.influencers.service import influencer as influencer_service
 from livestage.models import Influencer
 from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.redis import RedisServer, start_redis
 
 
 class FakeClock:
@@ -51,6 +53,25 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = start_postgres()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+_redis_databases = itertools.cycle(range(1, 64))
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """An empty Redis database of the session's server (a deployment of its own: livestage
+    names its pub/sub channels after the database)."""
+    database = next(_redis_databases)
+    redis_server.flush(database)
+    return redis_server.url(database)
 
 
 def _psql(server: PostgresServer, sql: str) -> None:

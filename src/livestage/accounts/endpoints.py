@@ -19,11 +19,11 @@ from livestage.accounts.service import account as account_service
 from livestage.errors import LivestageError
 from livestage.models import User, UserRole, UserSession
 from livestage.web.deps import DbSession, Now, client_ip
-from livestage.web.errors import PageRejected
+from livestage.web.errors import ERROR_RESPONSES, PageRejected
 from livestage.web.templating import render
 
 pages = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/api/auth", tags=["auth"])
+api = APIRouter(prefix="/api/auth", tags=["auth"], responses=ERROR_RESPONSES)
 
 HOME = {UserRole.admin: "/admin/influencers", UserRole.influencer: "/influencer/live"}
 LOGIN_TEMPLATES = {UserRole.admin: "admin/login.html", UserRole.influencer: "login.html"}

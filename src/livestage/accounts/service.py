@@ -115,7 +115,7 @@ class AccountService:
         for key in keys:
             row = await throttles.get(key)
             if remaining := throttle.locked_for(_state(row), now):
-                await audit.record(session, anonymous, "login.locked", now=now, email=email)
+                await audit.record(session, anonymous, "login.locked", now=now, claimed_email=email)
                 raise LoginLocked(remaining)
 
         user = await UserRepository(session).get_by_email(email)
@@ -126,7 +126,7 @@ class AccountService:
         if user is None or not factors_ok:
             await self._record_failure(throttles, keys, policy, now)
             await audit.record(
-                session, anonymous, "login.failed", now=now, email=email, role=role.value
+                session, anonymous, "login.failed", now=now, claimed_email=email, role=role.value
             )
             raise LoginFailed()
 

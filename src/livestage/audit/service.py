@@ -11,6 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livestage.audit.repository import AuditRepository
 from livestage.models import AuditLog, User
 
+# The CLI and the demo seeder act from a terminal, not over HTTP: their Actor carries the
+# command's name where a request's carries the client's address (`Actor(None, "cli")`).
+COMMANDS = frozenset({"cli", "demo"})
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -20,6 +24,11 @@ class Actor:
     @property
     def email(self) -> str | None:
         return self.user.email if self.user else None
+
+    @property
+    def via(self) -> str | None:
+        """The command ("cli", "demo") for an action run from a terminal, else None."""
+        return self.ip if self.user is None and self.ip in COMMANDS else None
 
 
 class AuditService:
@@ -32,14 +41,18 @@ class AuditService:
         now: datetime,
         target_type: str | None = None,
         target_id: object = None,
-        email: str | None = None,
+        claimed_email: str | None = None,
         **details: Any,
     ) -> None:
+        """`claimed_email` is who an anonymous request said it was (a sign-in attempt); it is
+        never the email of the action's target, which goes in `details`."""
+        if actor.via:
+            details = {**details, "via": actor.via}
         await AuditRepository(session).add(
             AuditLog(
                 created_at=now,
                 actor_id=actor.user.id if actor.user else None,
-                actor_email=actor.email or email,
+                actor_email=actor.email or claimed_email,
                 action=action,
                 target_type=target_type,
                 target_id=None if target_id is None else str(target_id),

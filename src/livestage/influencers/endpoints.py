@@ -14,8 +14,11 @@ from livestage.influencers.schemas import (
     StreamingSet,
     TokenSet,
 )
+from livestage.web.errors import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/admin/influencers", tags=["admin: influencers"])
+router = APIRouter(
+    prefix="/api/admin/influencers", tags=["admin: influencers"], responses=ERROR_RESPONSES
+)
 
 
 @router.get("")

@@ -18,7 +18,7 @@ from livestage.influencers import tokens
 from livestage.influencers.repository import InfluencerRepository
 from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_code
 from livestage.influencers.schemas import InfluencerRead, TokenInfo
-from livestage.influencers.tokens import InvalidAuthToken, TokenStatus
+from livestage.influencers.tokens import InvalidAuthToken
 from livestage.kit.crypto import DecryptionError, SecretBox
 from livestage.models import Influencer, UserRole
 from livestage.providers.base import ProviderError, StreamingProvider, browser_signalling
@@ -129,6 +129,7 @@ class InfluencerService:
             now=now,
             soon=policy.expiring_soon,
             valid=problem is None,
+            verified=policy.app_secret is not None,
         )
         return TokenInfo(
             status=status,
@@ -147,7 +148,7 @@ class InfluencerService:
     ) -> str | None:
         """The decrypted admin-set token when it would let the influencer join right now."""
         info = self.token_info(influencer, box, policy, now=now)
-        if info.status not in (TokenStatus.valid, TokenStatus.expiring_soon):
+        if info.status not in tokens.USABLE:
             return None
         assert influencer.auth_token_encrypted is not None
         return box.decrypt(influencer.auth_token_encrypted)

@@ -42,8 +42,16 @@ class TokenStatus(enum.StrEnum):
     none = "none"
     valid = "valid"
     expiring_soon = "expiring_soon"
+    # Structure, claims and expiry are fine but the signature cannot be checked here: no app
+    # secret is configured.
+    unverified = "unverified"
     expired = "expired"
     invalid = "invalid"
+
+
+# What go-live may use; an unverified token too, as before the status existed: without the app
+# secret its signature is 100ms's to check when the broadcaster joins.
+USABLE = frozenset({TokenStatus.valid, TokenStatus.expiring_soon, TokenStatus.unverified})
 
 
 class InvalidAuthToken(ValueError):
@@ -98,7 +106,12 @@ def validate_auth_token(
 
 
 def token_status(
-    expires_at: datetime | None, *, now: datetime, soon: timedelta, valid: bool = True
+    expires_at: datetime | None,
+    *,
+    now: datetime,
+    soon: timedelta,
+    valid: bool = True,
+    verified: bool = True,
 ) -> TokenStatus:
     if expires_at is None:
         return TokenStatus.none
@@ -106,6 +119,8 @@ def token_status(
         return TokenStatus.invalid
     if expires_at <= now:
         return TokenStatus.expired
+    if not verified:
+        return TokenStatus.unverified
     if expires_at - now < soon:
         return TokenStatus.expiring_soon
     return TokenStatus.valid

@@ -1,8 +1,14 @@
-"""In-process fan-out of live stream updates to open pages (SSE): one process serves its own
-subscribers.
+"""Fan-out of live stream updates to open pages (SSE). Each process serves its own
+subscribers; with Redis (a cluster), every update is also sent once to the other processes,
+which fan it out to theirs.
 
 An update is encoded once, as the SSE frame every subscriber sends: with thousands of pages on
 one stream, encoding per subscriber was most of the cost of a change.
+
+Updates from other processes can arrive out of order with this process's own (two processes
+recompute one stream and publish around the same time), so after one arrives the stream's state
+is read again from the database, shortly after, and sent if it differs: every page converges on
+what the database says.
 """
 
 from __future__ import annotations
@@ -11,33 +17,55 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
+
+from livestage.kit.bus import RedisBus
+
+log = structlog.get_logger()
 QUEUE_SIZE = 16
 # Open event streams get a keep-alive comment this often (proxies close idle connections).
 HEARTBEAT_SECONDS = 15.0
 KEEP_ALIVE = b": keep-alive\n\n"
+# After an update from another process, the stream's state is read again this much later.
+REFRESH_SECONDS = 0.1
+
+Refresh = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
 class LiveBroker:
-    def __init__(self) -> None:
+    def __init__(self, *, bus: RedisBus | None = None, refresh: Refresh | None = None) -> None:
+        self.bus, self.refresh = bus, refresh
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
         self._listeners: list[Callable[[str], object]] = []
         self._heartbeat: asyncio.Task[None] | None = None
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._refresh_again: set[str] = set()
+        # What pages of each key were last sent (a refresh that reads the same sends nothing).
+        self._latest: dict[str, dict[str, Any]] = {}
 
     def start(self, *, heartbeat_seconds: float) -> None:
         """Every `heartbeat_seconds`, a keep-alive comment to every subscriber: one timer for
         all open pages, instead of a timeout per page around every wait for an update."""
         self._heartbeat = asyncio.create_task(self._beat(heartbeat_seconds))
+        if self.bus is not None:
+            self.bus.start(self._from_another_process)
 
     async def stop(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        if self.bus is not None:
+            await self.bus.stop()
+        tasks = [t for t in (self._heartbeat, *self._refreshing.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+                await task
+        self._heartbeat = None
+        self._refreshing.clear()
+        self._refresh_again.clear()
 
     async def _beat(self, seconds: float) -> None:
         while True:
@@ -52,18 +80,57 @@ class LiveBroker:
         self._listeners.append(listener)
 
     def publish(self, key: str, message: dict[str, Any]) -> int:
-        """Deliver to every subscriber of `key`; a slow one keeps only the newest messages."""
+        """Deliver to every subscriber of `key`, here and (with Redis) in every other process."""
+        if self.bus is not None:
+            self.bus.send({"key": key, "update": message})
+        if key in self._refreshing:
+            self._refresh_again.add(key)
+        return self._deliver(key, message)
+
+    def _deliver(self, key: str, message: dict[str, Any]) -> int:
+        """To this process's subscribers; a slow one keeps only the newest messages."""
         for listener in self._listeners:
             listener(key)
         queues = self._subscribers.get(key, set())
         if not queues:
             return 0
+        self._latest[key] = message
         frame = sse_frame(message)
         for queue in queues:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(frame)
         return len(queues)
+
+    def _from_another_process(self, envelope: dict[str, Any]) -> None:
+        key = envelope["key"]
+        self._deliver(key, envelope["update"])
+        if self.refresh is None:
+            return
+        if key in self._refreshing:
+            self._refresh_again.add(key)
+        else:
+            self._refreshing[key] = asyncio.create_task(self._refresh(key))
+
+    async def _refresh(self, key: str) -> None:
+        """Read the stream's state again and send it, unless an update came while reading (then
+        read once more: what was read may be older than that update)."""
+        assert self.refresh is not None
+        try:
+            while True:
+                await asyncio.sleep(REFRESH_SECONDS)
+                self._refresh_again.discard(key)
+                current = await self.refresh(key)
+                if key in self._refresh_again:
+                    continue
+                if current is not None and current != self._latest.get(key):
+                    self._deliver(key, current)
+                return
+        except Exception:
+            log.exception("broker.refresh_failed", key=key)
+        finally:
+            self._refreshing.pop(key, None)
+            self._refresh_again.discard(key)
 
     @asynccontextmanager
     async def subscribe(self, key: str) -> AsyncIterator[asyncio.Queue[bytes]]:
@@ -76,6 +143,7 @@ class LiveBroker:
             self._subscribers[key].discard(queue)
             if not self._subscribers[key]:
                 del self._subscribers[key]
+                self._latest.pop(key, None)
 
     def subscriber_count(self, key: str | None = None) -> int:
         if key is not None:

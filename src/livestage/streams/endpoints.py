@@ -34,10 +34,11 @@ from livestage.streams.service import GoLiveResult
 from livestage.streams.service import stream as stream_service
 from livestage.streams.updates import announce
 from livestage.web.deps import DbSession, Now, clock_of
+from livestage.web.errors import ERROR_RESPONSES
 from livestage.web.routing import PlainRoute
 from livestage.web.sse import EventStream
 
-router = APIRouter(prefix="/api", tags=["streams"])
+router = APIRouter(prefix="/api", tags=["streams"], responses=ERROR_RESPONSES)
 # Each event stream ends after a while and the browser reconnects (EventSource does so by
 # itself): connections never pin a worker that is shutting down or being redeployed.
 STREAM_LIFETIME_SECONDS = 300.0
@@ -170,6 +171,7 @@ viewer_join_route = PlainRoute(
     viewer_join,
     methods=["POST"],
     response_model=JoinInfo,
+    responses=ERROR_RESPONSES,
     tags=["streams"],
     summary="Viewer Join",
     openapi_extra={

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
@@ -10,12 +11,25 @@ from livestage.models import Influencer, LiveStream, ViewerJoin
 from livestage.models.live_stream import ACTIVE_STATUSES, StreamStatus
 
 
+@dataclass(frozen=True, slots=True)
+class OpenStreams:
+    live: int
+    starting: int
+    viewers: int
+
+
 class StreamRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def get(self, stream_id: uuid.UUID) -> LiveStream | None:
         return await self.session.get(LiveStream, stream_id)
+
+    async def lock_unless_locked(self, stream_id: uuid.UUID) -> LiveStream | None:
+        """The stream, locked until the transaction ends; None when another transaction holds
+        it (PostgreSQL: SKIP LOCKED; SQLite has one writer anyway). Changes this session has
+        not flushed yet are kept."""
+        return await self.session.get(LiveStream, stream_id, with_for_update={"skip_locked": True})
 
     async def get_active(self, influencer_id: uuid.UUID) -> LiveStream | None:
         statement = select(LiveStream).where(
@@ -54,6 +68,28 @@ class StreamRepository:
             .order_by(LiveStream.started_at.desc())
         )
         return list(await self.session.scalars(statement))
+
+    async def open_figures(self) -> OpenStreams:
+        """How many streams are starting and live, and how many viewers the open ones have."""
+        statement = (
+            select(
+                LiveStream.status,
+                func.count(),
+                func.coalesce(func.sum(LiveStream.current_viewers), 0),
+            )
+            .where(LiveStream.status.in_(ACTIVE_STATUSES))
+            .group_by(LiveStream.status)
+        )
+        counts: dict[StreamStatus, int] = {}
+        viewers = 0
+        for status, streams, watching in await self.session.execute(statement):
+            counts[status] = int(streams)
+            viewers += int(watching)
+        return OpenStreams(
+            live=counts.get(StreamStatus.live, 0),
+            starting=counts.get(StreamStatus.starting, 0),
+            viewers=viewers,
+        )
 
     async def add(self, stream: LiveStream) -> LiveStream:
         """Insert inside a savepoint: a concurrent start for the same influencer loses cleanly."""

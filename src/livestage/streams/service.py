@@ -49,6 +49,9 @@ log = structlog.get_logger()
 
 
 class StreamingDisabled(Forbidden):
+    # The refusal is audited (`stream.start_refused`): that row must outlive the rollback.
+    keeps_changes = True
+
     def __init__(self) -> None:
         super().__init__("Streaming is turned off for your account. Ask an admin to enable it.")
 
@@ -148,7 +151,7 @@ class StreamService:
         now: datetime,
     ) -> GoLiveResult:
         """Automatic → admin-set token → (ask for) a room code. Idempotent per influencer."""
-        influencer = await self._locked_influencer(session, user)
+        influencer = await self._locked_influencer(session, user, now=now)
         title, description = _clean(title, description)
         repository = StreamRepository(session)
         if existing := await repository.get_active(influencer.id):
@@ -183,7 +186,7 @@ class StreamService:
         config: GoLiveConfig,
         now: datetime,
     ) -> GoLiveResult:
-        influencer = await self._locked_influencer(session, user)
+        influencer = await self._locked_influencer(session, user, now=now)
         title, description = _clean(title, description)
         try:
             code = normalize_room_code(code)
@@ -208,13 +211,25 @@ class StreamService:
         join = self._room_code_join(influencer, config, code, room_id)
         return await self._record_start(session, user, influencer, stream, join, [], now)
 
-    async def _locked_influencer(self, session: AsyncSession, user: User) -> Influencer:
+    async def _locked_influencer(
+        self, session: AsyncSession, user: User, *, now: datetime
+    ) -> Influencer:
         found = await InfluencerRepository(session).get_by_user(user)
         if found is None:
             raise Forbidden("Only influencers can go live.")
         influencer = await StreamRepository(session).lock_influencer(found.id)
         assert influencer is not None
         if not influencer.streaming_enabled:
+            await audit.record(
+                session,
+                Actor(user, None),
+                "stream.start_refused",
+                now=now,
+                target_type="influencer",
+                target_id=influencer.id,
+                handle=influencer.handle,
+                reason="streaming_disabled",
+            )
             raise StreamingDisabled()
         return influencer
 
@@ -591,3 +606,15 @@ def _admin_token_problem(status: TokenStatus, problem: str | None) -> str:
 
 
 stream = StreamService()
+
+
+async def read_live_state(
+    reads: async_sessionmaker[AsyncSession], handle: str
+) -> dict[str, Any] | None:
+    """What a page watching `handle` shows now, read in a session of its own; None for an
+    unknown handle."""
+    async with reads() as session:
+        try:
+            return await stream.live_state(session, handle)
+        except NotFound:
+            return None

@@ -58,6 +58,7 @@ from livestage.providers.local.signalling import (
 from livestage.providers.local.tokens import TokenRefused
 from livestage.streams.repository import StreamRepository
 from livestage.web.deps import ProviderDep, ReadSessions
+from livestage.web.metrics import SIGNALLING_CONNECTIONS
 
 log = structlog.get_logger()
 router = APIRouter(tags=["local provider"])
@@ -141,9 +142,11 @@ async def _hello(websocket: WebSocket) -> tuple[str, str | None] | None:
 
 async def _serve(websocket: WebSocket, hub: SignallingHub, member: Member) -> None:
     writer = asyncio.create_task(_write(websocket, member))
+    SIGNALLING_CONNECTIONS.inc()
     try:
         await _read(websocket, hub, member)
     finally:
+        SIGNALLING_CONNECTIONS.dec()
         hub.leave(member, DROPPED)
         member.close(CLOSE_NORMAL, "closed")
         try:

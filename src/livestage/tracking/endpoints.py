@@ -2,35 +2,66 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from livestage.errors import BadRequest, LivestageError
+from livestage.errors import BadRequest, LivestageError, PayloadTooLarge, UnsupportedMediaType
 from livestage.tracking.deps import IngestionDep
-from livestage.tracking.events import EnvelopeError, parse_envelope
-from livestage.tracking.verification import WebhookVerificationError, verify_webhook
+from livestage.tracking.events import EnvelopeError, decode_envelope
+from livestage.tracking.verification import (
+    WebhookPolicy,
+    WebhookVerificationError,
+    verify_sender,
+    verify_signature,
+)
 from livestage.web.deps import client_ip
+from livestage.web.errors import ERROR_RESPONSES
 
 # No session cookie, no CSRF: 100ms authenticates with the secret header instead.
-router = APIRouter(tags=["tracking"])
+router = APIRouter(tags=["tracking"], responses=ERROR_RESPONSES)
 MAX_WEBHOOK_BYTES = 1_000_000
 
 
 @router.post("/webhooks/100ms")
 async def hms_webhook(request: Request, ingestion: IngestionDep) -> Response:
     """Verify → store raw (once per event id, committed) → 200. The worker processes it."""
-    body = await request.body()
-    if len(body) > MAX_WEBHOOK_BYTES:
-        raise BadRequest("webhook body too large")
+    body = await read_webhook(request, ingestion.policy)
     try:
-        verify_webhook(ingestion.policy, request.headers, body, client_ip(request))
-        payload = json.loads(body)
-        parse_envelope(payload)
-    except WebhookVerificationError as error:
-        raise LivestageError(error.message, status_code=error.status_code) from error
-    except (ValueError, EnvelopeError) as error:
+        payload, _ = decode_envelope(body)
+    except EnvelopeError as error:
         raise BadRequest(f"not a 100ms webhook event: {error}") from error
     stored = await ingestion.store("hms", payload)
     return JSONResponse({"status": "ok", "duplicate": not stored})
+
+
+async def read_webhook(request: Request, policy: WebhookPolicy) -> bytes:
+    """The body of a request from 100ms. A stranger is refused before any byte is read, and no
+    more than MAX_WEBHOOK_BYTES are ever read, whatever Content-Length says."""
+    try:
+        verify_sender(policy, request.headers, client_ip(request))
+        _check_declared(request)
+        body = await _read_at_most(request, MAX_WEBHOOK_BYTES)
+        verify_signature(policy, request.headers, body)
+    except WebhookVerificationError as error:
+        raise LivestageError(error.message, status_code=error.status_code) from error
+    return body
+
+
+def _check_declared(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType("a 100ms webhook is sent as application/json")
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+        raise PayloadTooLarge(f"webhook body too large (at most {MAX_WEBHOOK_BYTES} bytes)")
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"webhook body too large (at most {limit} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +14,11 @@ from livestage.kit.time import parse_rfc3339
 
 class EnvelopeError(ValueError):
     pass
+
+
+# 100ms's envelopes nest a few levels deep. Bounded far below Python's parser, so no stored
+# payload can make whatever reads it later (the JSON column, PostgreSQL) recurse deeply.
+MAX_NESTING = 32
 
 
 class Kind(enum.StrEnum):
@@ -68,6 +75,40 @@ class Envelope:
 
     def text(self, field: str) -> str | None:
         return _text(self.data, field)
+
+
+def decode_envelope(body: bytes) -> tuple[dict[str, Any], Envelope]:
+    """A webhook body as its JSON payload and its envelope; EnvelopeError for anything else."""
+    try:
+        payload = json.loads(body, parse_float=_finite, parse_constant=_finite)
+    except RecursionError as error:
+        raise EnvelopeError(f"the JSON is nested more than {MAX_NESTING} levels deep") from error
+    except ValueError as error:
+        raise EnvelopeError(f"the body is not JSON ({error})") from error
+    if _deeper_than(payload, MAX_NESTING):
+        raise EnvelopeError(f"the JSON is nested more than {MAX_NESTING} levels deep")
+    return payload, parse_envelope(payload)
+
+
+def _finite(text: str) -> float:
+    # Python reads NaN and Infinity (and 1e999 as infinity); PostgreSQL's JSON cannot hold them.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return True
+            pending.extend((child, depth + 1) for child in item)
+    return False
 
 
 def parse_envelope(payload: Any) -> Envelope:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from livestage.db import transaction
 from livestage.kit.tasks import uncancelled
 from livestage.kit.time import Clock
+from livestage.tracking.metrics import count_received
 from livestage.tracking.service import tracking as tracking_service
 
 log = structlog.get_logger()
@@ -69,7 +70,9 @@ class InboxWriter:
 
     async def _store_now(self, source: str, payload: dict[str, Any]) -> bool:
         async with transaction(self.sessionmaker) as session:
-            return await tracking_service.ingest(session, source, payload, now=self.clock())
+            stored = await tracking_service.ingest(session, source, payload, now=self.clock())
+        count_received(source, stored)
+        return stored
 
     async def _run(self) -> None:
         while True:
@@ -95,5 +98,6 @@ class InboxWriter:
                     pending.done.set_exception(error)
             return
         for pending, stored in zip(batch, results, strict=True):
+            count_received(pending.source, stored)
             if not pending.done.done():
                 pending.done.set_result(stored)

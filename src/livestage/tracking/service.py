@@ -7,6 +7,7 @@ only moves forward, so duplicates, reordering and replays end in the same state 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,10 +16,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.config import Settings
+from livestage.kit.db import on_commit
 from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus
 from livestage.streams import lifecycle
 from livestage.streams.repository import StreamRepository
-from livestage.tracking import figures
+from livestage.tracking import figures, metrics
 from livestage.tracking.events import RECORDING_KINDS, Envelope, Kind, parse_envelope
 from livestage.tracking.repository import EventRepository, PeerSpan, TrackingRepository
 
@@ -41,6 +43,19 @@ class BatchResult:
     processed: int = 0
     failed: int = 0
     touched: set[uuid.UUID] = field(default_factory=set)
+    # Seconds from each applied event's storage to its application.
+    lags: list[float] = field(default_factory=list)
+
+    def applied(self, event: ProviderEvent, stream_id: uuid.UUID | None, now: datetime) -> None:
+        event.processed_at, event.stream_id, event.error = now, stream_id, None
+        self.processed += 1
+        self.lags.append(max(0.0, (now - event.received_at).total_seconds()))
+        if stream_id is not None:
+            self.touched.add(stream_id)
+
+    def counted(self) -> Callable[[], None]:
+        """What counts this batch in the Prometheus figures (run after its commit)."""
+        return lambda: metrics.count_applied(self.processed, self.failed, self.lags)
 
 
 def _event_row(source: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -96,6 +111,7 @@ class TrackingService:
             # The rollback expired what the batch had loaded: load it again.
             events = await repository.claim_unprocessed(limit)
             result = await self._apply_each(session, events, config, now=now)
+        on_commit(session, result.counted())
         if recompute:
             for stream_id in result.touched:
                 await self.recompute(session, stream_id, config, now=now)
@@ -116,10 +132,7 @@ class TrackingService:
             async with session.begin_nested():
                 for event in events:
                     stream_id = await self._apply(session, event, config)
-                    event.processed_at, event.stream_id, event.error = now, stream_id, None
-                    result.processed += 1
-                    if stream_id is not None:
-                        result.touched.add(stream_id)
+                    result.applied(event, stream_id, now)
                 await session.flush()
         except Exception:
             return None
@@ -147,10 +160,7 @@ class TrackingService:
                 result.failed += 1
                 log.warning("tracking.event_failed", event_id=event.external_id, error=event.error)
                 continue
-            event.processed_at, event.stream_id, event.error = now, stream_id, None
-            result.processed += 1
-            if stream_id is not None:
-                result.touched.add(stream_id)
+            result.applied(event, stream_id, now)
         return result
 
     async def _apply(
@@ -181,7 +191,11 @@ class TrackingService:
     async def recompute(
         self, session: AsyncSession, stream_id: uuid.UUID, config: TrackingConfig, *, now: datetime
     ) -> LiveStream | None:
-        stream = await StreamRepository(session).get(stream_id)
+        """The stream's figures from its peer rows; None when another process holds the stream
+        (it is recomputing it or applying its events: try again later). Locking first means a
+        recompute never writes figures from peers older than another's it would overwrite, and
+        never waits, so processes applying events for the same streams cannot deadlock."""
+        stream = await StreamRepository(session).lock_unless_locked(stream_id)
         if stream is None:
             return None
         stream.figures_stale = False

@@ -48,10 +48,9 @@ class WebhookPolicy:
         )
 
 
-def verify_webhook(
-    policy: WebhookPolicy, headers: Mapping[str, str], body: bytes, client_ip: str | None
-) -> None:
-    """Raise WebhookVerificationError unless the request carries our secret (and HMAC / IP)."""
+def verify_sender(policy: WebhookPolicy, headers: Mapping[str, str], client_ip: str | None) -> None:
+    """Raise WebhookVerificationError unless the request carries our secret (from an allowed
+    network). Needs no body, so a stranger's request is refused before any of it is read."""
     if not policy.secret:
         raise WebhookVerificationError(
             "webhooks are disabled: no secret is configured", status_code=503
@@ -61,6 +60,10 @@ def verify_webhook(
     presented = headers.get(policy.secret_header.lower(), "")
     if not hmac.compare_digest(presented.encode(), policy.secret.encode()):
         raise WebhookVerificationError("missing or wrong webhook secret header")
+
+
+def verify_signature(policy: WebhookPolicy, headers: Mapping[str, str], body: bytes) -> None:
+    """Raise WebhookVerificationError unless the body carries its HMAC, when one is configured."""
     if policy.hmac_secret:
         expected = hmac.new(policy.hmac_secret.encode(), body, hashlib.sha256).hexdigest()
         signature = headers.get("x-100ms-signature", "")

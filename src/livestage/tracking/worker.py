@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage.db import transaction
 from livestage.kit.db import on_commit
+from livestage.kit.leader import Leadership, SoleProcess
 from livestage.kit.tasks import uncancelled
 from livestage.kit.time import Clock
 from livestage.models import LiveStream
@@ -62,9 +63,13 @@ class TrackingWorker:
         poll_seconds: float,
         reconcile_seconds: float,
         inbox: InboxWriter | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.sessionmaker, self.config, self.clock = sessionmaker, config, clock
         self.inbox = inbox
+        # Periodic jobs (grace ends, owed recomputes, the reconciler) run in one process of a
+        # cluster; every process applies events (claimed with SKIP LOCKED).
+        self.leadership: Leadership = leadership or SoleProcess()
         self.broker, self.provider = broker, provider
         self.poll_seconds, self.reconcile_seconds = poll_seconds, reconcile_seconds
         self._wake = asyncio.Event()
@@ -93,11 +98,9 @@ class TrackingWorker:
 
     async def _recompute_owed(self) -> None:
         async with self._lock, transaction(self.sessionmaker) as session:
-            now, owed = self.clock(), set(self._dirty)
-            for stream_id in owed:
-                await tracking_service.recompute(session, stream_id, self.config, now=now)
-            await self._publish(session, owed)
-        self._recomputed(owed)
+            done = await self._recompute(session, set(self._dirty))
+            await self._publish(session, done)
+        self._recomputed(done)
 
     def notify(self) -> None:
         self._wake.set()
@@ -121,10 +124,9 @@ class TrackingWorker:
                     self._dirty |= result.touched
                     last = result.processed + result.failed < BATCH
                     due = self._due(settle=settle and last)
-                    for stream_id in due:
-                        await tracking_service.recompute(session, stream_id, self.config, now=now)
-                    await self._publish(session, due)
-                self._recomputed(due)
+                    done = await self._recompute(session, due)
+                    await self._publish(session, done)
+                self._recomputed(done)
                 total += result.processed
                 if last:
                     return total
@@ -136,6 +138,14 @@ class TrackingWorker:
         deadline = loop.time() + INGEST_FIRST_SECONDS
         while self.inbox.busy(quiet=INGEST_QUIET_SECONDS) and loop.time() < deadline:
             await asyncio.sleep(INGEST_QUIET_SECONDS)
+
+    async def _recompute(self, session: AsyncSession, streams: set[Any]) -> set[Any]:
+        """Recompute what it can; a stream another process holds stays owed."""
+        now, done = self.clock(), set()
+        for stream_id in sorted(streams):
+            if await tracking_service.recompute(session, stream_id, self.config, now=now):
+                done.add(stream_id)
+        return done
 
     def _due(self, *, settle: bool) -> set[Any]:
         """The dirty streams to recompute now: all when settling, else at most
@@ -183,7 +193,8 @@ class TrackingWorker:
     async def _events_loop(self) -> None:
         loop = asyncio.get_running_loop()
         graced_at = loop.time()
-        await _logged(self._pick_up_owed_recomputes)
+        if self.leadership.held:
+            await _logged(self._pick_up_owed_recomputes)
         while True:
             wait = min(self.poll_seconds, RECOMPUTE_SECONDS) if self._dirty else self.poll_seconds
             with contextlib.suppress(TimeoutError):
@@ -192,14 +203,16 @@ class TrackingWorker:
                 await asyncio.sleep(COALESCE_SECONDS)
             self._wake.clear()
             await _logged(partial(self._drain, settle=False))
-            if loop.time() - graced_at >= self.poll_seconds:
+            if loop.time() - graced_at >= self.poll_seconds and self.leadership.held:
                 graced_at = loop.time()
                 await _logged(self.end_after_grace)
+                await _logged(self._pick_up_owed_recomputes)
 
     async def _reconcile_loop(self) -> None:
         while True:
             await asyncio.sleep(self.reconcile_seconds)
-            await _logged(self.reconcile)
+            if self.leadership.held:
+                await _logged(self.reconcile)
 
     async def _publish(self, session: AsyncSession, stream_ids: set[Any]) -> None:
         updates = []

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import Depends
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
@@ -64,3 +65,11 @@ ProviderDep = Annotated[StreamingProvider | None, Depends(get_provider)]
 
 def client_ip(connection: HTTPConnection) -> str | None:
     return connection.client.host if connection.client else None
+
+
+async def get_redis(connection: HTTPConnection) -> Redis | None:
+    """The cluster's Redis; None when livestage runs as one process."""
+    return cast(Redis | None, connection.app.state.livestage.redis)
+
+
+RedisDep = Annotated[Redis | None, Depends(get_redis)]

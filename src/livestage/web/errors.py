@@ -8,13 +8,36 @@ from urllib.parse import quote
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Match
 
 from livestage.errors import LivestageError, SignInRequired
 from livestage.web.templating import render
 
 log = structlog.get_logger()
+
+
+class ErrorBody(BaseModel):
+    """Every JSON error (under /api and /webhooks), as `_respond` writes it."""
+
+    detail: str = Field(description="What went wrong, in words a person understands.")
+    errors: list[str] | None = Field(
+        default=None, description="Each invalid field and why (validation errors only)."
+    )
+    code: str | None = Field(
+        default=None, description="A stable name for problems a client may act on."
+    )
+
+
+# Routers that serve JSON pass these as `responses=`: the OpenAPI document then describes the
+# body above instead of FastAPI's default 422 body, which this app never sends.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "The request was refused; `detail` says why."},
+    "5XX": {"model": ErrorBody, "description": "The server or 100ms failed; `detail` says so."},
+}
 
 
 class PageRejected(LivestageError):
@@ -72,7 +95,21 @@ async def validation_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = {404: "Not found.", 405: "Method not allowed."}.get(exc.status_code, str(exc.detail))
-    return _respond(request, exc.status_code, message)
+    response = _respond(request, exc.status_code, message)
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        response.headers["allow"] = allowed
+    return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the URL answers. FastAPI makes one route per method, and Starlette's 405
+    names only the methods of the first route on the path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

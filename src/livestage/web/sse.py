@@ -19,6 +19,8 @@ from contextlib import AbstractAsyncContextManager
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from livestage.web.metrics import SSE_CONNECTIONS
+
 _END = b""
 
 Frames = asyncio.Queue[bytes]
@@ -49,6 +51,10 @@ class EventStream(Response):
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with SSE_CONNECTIONS.track_inprogress():
+            await self._serve(receive, send)
+
+    async def _serve(self, receive: Receive, send: Send) -> None:
         async with self.subscribe() as frames:
             watcher = asyncio.get_running_loop().create_task(_end_on_disconnect(receive, frames))
             try:

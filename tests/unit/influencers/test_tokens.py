@@ -217,6 +217,16 @@ class TestStatus:
             == TokenStatus.invalid
         )
 
+    def test_a_signature_not_checked_here_is_unverified_not_valid(self) -> None:
+        def status(expires: datetime) -> TokenStatus:
+            return token_status(expires, now=NOW, soon=self.SOON, verified=False)
+
+        assert status(NOW + timedelta(days=9)) == TokenStatus.unverified
+        assert status(NOW + timedelta(hours=1)) == TokenStatus.unverified
+        assert status(NOW - timedelta(hours=1)) == TokenStatus.expired
+        invalid = token_status(NOW + timedelta(days=9), now=NOW, soon=self.SOON, valid=False)
+        assert invalid == TokenStatus.invalid
+
 
 def test_masked_preview_shows_only_the_ends() -> None:
     token = auth_token(access_key=KEY, secret=SECRET, now=NOW)

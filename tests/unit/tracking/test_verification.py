@@ -9,7 +9,8 @@ import pytest
 from livestage.tracking.verification import (
     WebhookPolicy,
     WebhookVerificationError,
-    verify_webhook,
+    verify_sender,
+    verify_signature,
 )
 
 SECRET = secrets.token_hex(16)
@@ -19,6 +20,14 @@ BODY = b'{"id":"e1","type":"peer.join.success","data":{}}'
 
 def _headers(**extra: str) -> dict[str, str]:
     return {HEADER.lower(): SECRET, **extra}
+
+
+def verify_webhook(
+    policy: WebhookPolicy, headers: dict[str, str], body: bytes, client_ip: str | None
+) -> None:
+    """Both checks, in the route's order: the sender before the body is read, then the body."""
+    verify_sender(policy, headers, client_ip)
+    verify_signature(policy, headers, body)
 
 
 class TestSecretHeader:

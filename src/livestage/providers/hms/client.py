@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -23,6 +24,7 @@ from livestage.providers.hms.errors import (
     error_from_response,
     redact,
 )
+from livestage.providers.hms.metrics import CALL_ERRORS, CALL_SECONDS, call_name
 from livestage.providers.hms.schemas import (
     ActivePeer,
     ActivePeers,
@@ -403,6 +405,30 @@ class HmsClient:
         params: Mapping[str, object] | None = None,
         body: BaseModel | None = None,
         authenticated: bool = True,
+    ) -> httpx.Response:
+        """The one way calls go out: `_attempts` under the call's Prometheus figures."""
+        if path.startswith(self._auth_url):
+            call = call_name(method, path.removeprefix(self._auth_url), base="auth")
+        else:
+            call = call_name(method, path)
+        started = time.perf_counter()
+        try:
+            response = await self._attempts(method, path, params, body, authenticated)
+        except HmsError as error:
+            kind = "transient" if isinstance(error, HmsTransientError) else "permanent"
+            CALL_ERRORS.labels(call, kind).inc()
+            CALL_SECONDS.labels(call).observe(time.perf_counter() - started)
+            raise
+        CALL_SECONDS.labels(call).observe(time.perf_counter() - started)
+        return response
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, object] | None,
+        body: BaseModel | None,
+        authenticated: bool,
     ) -> httpx.Response:
         content = (
             body.model_dump_json(exclude_none=True, by_alias=True) if body is not None else None

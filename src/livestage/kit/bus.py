@@ -1,0 +1,88 @@
+"""A Redis pub/sub channel carrying JSON messages between the processes of a cluster.
+
+Messages from one process arrive at the others in the order it sent them (one connection sends
+them all, one after the other); a process does not receive its own. Delivery is at most once:
+a process that is not subscribed at the moment a message is published never sees it, so what a
+message says must also be readable from the database (pages read the current state first)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = structlog.get_logger()
+QUEUE_SIZE = 10_000
+RETRY_SECONDS = 1.0
+
+
+class RedisBus:
+    def __init__(self, redis: Redis, channel: str) -> None:
+        self.redis, self.channel = redis, channel
+        self.origin = uuid.uuid4().hex
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+        self.dropped = 0
+
+    def start(self, deliver: Callable[[dict[str, Any]], object]) -> None:
+        """Send what `send` queues, and hand every other process's messages to `deliver`."""
+        self._tasks = [
+            asyncio.create_task(self._send_loop()),
+            asyncio.create_task(self._receive_loop(deliver)),
+        ]
+
+    async def subscribed(self) -> None:
+        """Wait until this process receives the channel's messages."""
+        await self._subscribed.wait()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        envelope = json.dumps({"origin": self.origin, "message": message})
+        try:
+            self._outbox.put_nowait(envelope)
+        except asyncio.QueueFull:
+            self.dropped += 1  # Redis has been unreachable for a while: keep serving
+
+    async def _send_loop(self) -> None:
+        while True:
+            envelope = await self._outbox.get()
+            while True:
+                try:
+                    await self.redis.publish(self.channel, envelope)
+                    break
+                except (RedisError, OSError) as error:
+                    log.warning("bus.publish_failed", error=type(error).__name__)
+                    await asyncio.sleep(RETRY_SECONDS)
+
+    async def _receive_loop(self, deliver: Callable[[dict[str, Any]], object]) -> None:
+        while True:
+            try:
+                await self._receive(deliver)
+            except (RedisError, OSError) as error:
+                self._subscribed.clear()
+                log.warning("bus.subscription_lost", error=type(error).__name__)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _receive(self, deliver: Callable[[dict[str, Any]], object]) -> None:
+        async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(self.channel)
+            self._subscribed.set()
+            async for raw in pubsub.listen():
+                envelope = json.loads(raw["data"])
+                if envelope.get("origin") != self.origin:
+                    deliver(envelope["message"])
