@@ -22,6 +22,7 @@ from livestage.accounts.auth import AccountsConfig, csrf_protect
 from livestage.analytics import endpoints as analytics_endpoints
 from livestage.analytics import metrics as analytics_metrics
 from livestage.analytics import pages as analytics_pages
+from livestage.analytics.auth import MetricsAccess
 from livestage.config import Settings
 from livestage.db import Database
 from livestage.influencers import endpoints as influencers_api
@@ -49,7 +50,7 @@ from livestage.tracking.service import TrackingConfig
 from livestage.tracking.verification import WebhookPolicy
 from livestage.tracking.worker import TrackingWorker
 from livestage.web import system
-from livestage.web.errors import install_error_handlers
+from livestage.web.errors import UnexpectedErrors, install_error_handlers
 from livestage.web.headers import CookieAndSecurityHeaders
 from livestage.web.routing import FrontRoutes
 
@@ -100,6 +101,7 @@ class AppState:
     # With Redis (a cluster): the connection, and whether this process runs the periodic jobs.
     redis: Redis | None
     leadership: Leadership
+    metrics_access: MetricsAccess
 
     @classmethod
     def build(
@@ -157,6 +159,7 @@ class AppState:
             ingestion=Ingestion(webhooks, inbox, worker),
             redis=redis,
             leadership=leadership,
+            metrics_access=MetricsAccess.from_settings(settings),
         )
 
     @classmethod
@@ -245,6 +248,7 @@ def create_app(
     # CSRF itself); FastAPI holds the same route for the OpenAPI document.
     crowd_routes = [streams_endpoints.viewer_join_route]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure)
     app.router.routes.extend(crowd_routes)
     # Routes match in order: 100ms's webhook bursts first.

@@ -92,6 +92,24 @@ def admin_create(
     _print_admin(new, None if password else chosen)
 
 
+@admin_app.command("totp")
+def admin_totp(email: Annotated[str, typer.Option(prompt=True)]) -> None:
+    """Print the admin's secret-key code for right now (valid about 30 s)."""
+
+    async def work(settings: Settings) -> str:
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                box = SecretBox(settings.secret_keys)
+                return await account_service.current_totp_code(
+                    session, box, email=email, now=utc_now()
+                )
+        finally:
+            await engine.dispose()
+
+    typer.echo(_run(work))
+
+
 @influencer_app.command("create")
 def influencer_create(
     email: Annotated[str, typer.Option(prompt=True)],
@@ -214,6 +232,7 @@ def serve(
     import uvicorn
 
     from livestage.analytics.metrics import MULTIPROCESS_DIR
+    from livestage.config import split_list
     from livestage.providers.factory import cluster_problem
 
     settings = Settings()
@@ -223,6 +242,9 @@ def serve(
     if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
         # Each worker keeps its metrics in files here; /metrics adds them up.
         os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="livestage-metrics-")
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: anyone on this machine, or
+    # behind no proxy at all, could pick the address the sign-in throttle counts.
+    trusted = split_list(settings.trusted_proxies)
     uvicorn.run(
         "livestage.app:create_app",
         factory=True,
@@ -230,6 +252,8 @@ def serve(
         port=port,
         reload=reload,
         workers=workers,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         timeout_graceful_shutdown=5,
         # LIVESTAGE_LOG_LEVEL governs uvicorn's loggers too (WARNING: no access log).
         log_level=settings.log_level.lower(),

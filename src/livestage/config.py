@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-insecure-change-me"
@@ -32,6 +33,11 @@ class IceServer(BaseModel):
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def split_list(value: str) -> list[str]:
+    """The items of a comma-separated setting, without blanks."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class Settings(BaseSettings):
@@ -73,7 +79,17 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = SecretStr("")
     webhook_hmac_secret: SecretStr = SecretStr("")
     webhook_allowed_networks: str = ""
+    # Comma-separated IPs/CIDRs of the reverse proxies whose X-Forwarded-For/-Proto are
+    # believed ("*": any peer). Empty: none is, so nobody can choose the address the sign-in
+    # throttle and the audit log see by sending the header.
+    trusted_proxies: str = ""
+    # /metrics asks for `Authorization: Bearer <token>` when set, and serves only clients
+    # from these comma-separated CIDRs when set; with neither it is open (one machine).
+    metrics_token: SecretStr = SecretStr("")
+    metrics_allowed_networks: str = ""
     reconnect_grace_seconds: int = Field(default=60, ge=0)
+    # A stream whose broadcaster has not joined this long after Start Streaming fails.
+    start_timeout_seconds: int = Field(default=300, ge=1)
     reconcile_interval_seconds: float = Field(default=60.0, ge=0)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     # Off only where something else drives processing (tests, a separate worker process).
@@ -96,6 +112,19 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("LIVESTAGE_REDIS_URL starts with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("trusted_proxies", "metrics_allowed_networks")
+    @classmethod
+    def _ip_networks(cls, value: str, info: ValidationInfo) -> str:
+        for item in split_list(value):
+            if item == "*" and info.field_name == "trusted_proxies":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                name = f"LIVESTAGE_{str(info.field_name).upper()}"
+                raise ValueError(f"{name}: {item!r} is not an IP address or a CIDR") from None
         return value
 
     @field_validator("log_level")

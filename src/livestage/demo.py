@@ -34,7 +34,8 @@ class DemoAccounts:
                 f"  admin      {base_url}/admin/login",
                 f"             email {DEMO_ADMIN}  password {self.admin_password}",
                 f"             secret key: TOTP, provisioning URI {self.admin_provisioning_uri}",
-                f"             (current code: {totp.code_at(self.admin_totp_secret, utc_now())})",
+                f"             (code now: {totp.code_at(self.admin_totp_secret, utc_now())}; a "
+                f"fresh one any time: livestage admin totp --email {DEMO_ADMIN})",
                 f"  influencer {base_url}/login",
                 f"             email {DEMO_INFLUENCER}  password {self.influencer_password}",
                 f"  viewers    {base_url}/watch/{DEMO_HANDLE}",

@@ -389,3 +389,36 @@ async def test_openapi_documents_the_admin_and_stream_api(client: httpx.AsyncCli
     ):
         assert path in paths
     assert not any(p.startswith("/admin/") for p in paths)
+
+
+class TestManagePage:
+    async def test_a_failed_form_shows_its_error_beside_the_form(
+        self, admin_client: httpx.AsyncClient
+    ) -> None:
+        created = await _create(admin_client)
+        token = admin_client.headers["x-csrf-token"]
+        page = await admin_client.post(
+            f"/admin/influencers/{created['id']}/token",
+            data={"token": "not-a-token", "csrf_token": token},
+        )
+        assert page.status_code == 422
+        html = page.text
+        assert html.count('data-testid="error"') == 1
+        assert html.index('data-testid="error"') > html.index("<h2>100ms auth token</h2>")
+        assert html.index('data-testid="error"') < html.index("<h2>Room code</h2>")
+
+
+class TestManagePageUnderTheLocalProvider:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"provider": "local"}
+
+    async def test_it_says_why_there_are_no_100ms_controls(
+        self, admin_client: httpx.AsyncClient
+    ) -> None:
+        created = await _create(admin_client)
+        html = (await admin_client.get(f"/admin/influencers/{created['id']}")).text
+        assert 'data-testid="local-provider-note"' in html
+        assert "embedded local provider" in html
+        assert 'data-testid="token-form"' not in html
+        assert "/room-code/generate" not in html

@@ -83,6 +83,15 @@ def _provider_seconds(response: httpx.Response) -> float:
     return _timings(response)["provider"]
 
 
+async def _blocked_problems(ctx: AppState) -> list[list[str]]:
+    """The `problems` of each `stream.start_blocked` audit row: what the admin audit page shows."""
+    async with ctx.database.sessionmaker() as session:
+        rows = await session.scalars(
+            select(AuditLog).where(AuditLog.action == "stream.start_blocked")
+        )
+        return [list(row.details["problems"]) for row in rows]
+
+
 class TestAutomatic:
     async def test_creates_room_codes_and_a_broadcaster_token(
         self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, clock: FakeClock
@@ -267,18 +276,66 @@ class TestFallbacks:
         assert body["join"]["token"] == token
         assert body["stream"]["room_id"] == "d" * 24
 
-    async def test_nothing_works_asks_for_a_room_code_and_says_why(
+    async def test_100ms_failing_asks_to_try_again_and_tells_the_admin_why(
         self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, ctx: AppState
     ) -> None:
         emulator.control.queue_fault("/v2/rooms", kind="status", status=503, count=5)
         response = await creator_client.post("/api/streams", json=START)
+        assert response.status_code == 503
+        body = response.json()
+        assert body["code"] == "provider_unavailable"
+        assert body["detail"] == "100ms is not answering right now; try again in a minute."
+        (blocked,) = await _blocked_problems(ctx)
+        assert any("answered 503" in problem for problem in blocked)
+        assert "no admin-set token" in blocked
+        assert await _active_streams(ctx) == 0
+
+
+class TestTimeout:
+    @pytest.fixture
+    def settings_overrides(self, emulator: EmulatorHandle) -> dict[str, Any]:
+        return {
+            "hms_access_key": emulator.access_key,
+            "hms_app_secret": emulator.app_secret,
+            "hms_api_url": emulator.api_url,
+            "hms_auth_url": emulator.auth_url,
+            "hms_max_retries": 1,
+            "hms_timeout_seconds": 0.3,
+        }
+
+    async def test_a_timeout_asks_to_try_again_not_for_a_room_code(
+        self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle, ctx: AppState
+    ) -> None:
+        emulator.control.queue_fault("/v2/rooms", kind="timeout", count=2)
+        response = await creator_client.post("/api/streams", json=START)
+        assert response.status_code == 503
+        body = response.json()
+        assert body["code"] == "provider_unavailable"
+        assert "try again" in body["detail"]
+        for words in ("room code", "dashboard", "POST", "/rooms", "Timeout", "LIVESTAGE_"):
+            assert words not in body["detail"]
+        (blocked,) = await _blocked_problems(ctx)
+        assert any("POST /rooms: ReadTimeout" in problem for problem in blocked)
+        assert await _active_streams(ctx) == 0
+
+
+class TestWithoutAutomaticSetUp:
+    @pytest.fixture
+    def settings_overrides(self, emulator: EmulatorHandle) -> dict[str, Any]:
+        return {"provider": "none", "hms_auth_url": emulator.auth_url}
+
+    async def test_a_room_code_is_the_way_and_the_page_says_how(
+        self, creator_client: httpx.AsyncClient, ctx: AppState
+    ) -> None:
+        response = await creator_client.post("/api/streams", json=START)
         assert response.status_code == 409
         body = response.json()
         assert body["code"] == "room_code_required"
-        assert "100ms" in body["detail"]
-        assert "no admin-set token" in body["detail"]
-        assert "room code" in body["detail"]
-        assert await _active_streams(ctx) == 0
+        assert "Enter the room code of your 100ms room" in body["detail"]
+        assert "dashboard" in body["detail"]
+        assert "LIVESTAGE_" not in body["detail"]
+        (blocked,) = await _blocked_problems(ctx)
+        assert any("LIVESTAGE_HMS_APP_SECRET" in problem for problem in blocked)
 
 
 class TestWrongCredentials:
@@ -291,13 +348,24 @@ class TestWrongCredentials:
             "hms_auth_url": emulator.auth_url,
         }
 
-    async def test_rejected_secret_is_named_in_the_message(
-        self, creator_client: httpx.AsyncClient
+    async def test_the_creator_is_offered_a_room_code_and_the_admin_told_why(
+        self, creator_client: httpx.AsyncClient, ctx: AppState
     ) -> None:
         response = await creator_client.post("/api/streams", json=START)
         assert response.status_code == 409
-        assert "LIVESTAGE_HMS_APP_SECRET" in response.json()["detail"]
-        assert "401" in response.json()["detail"]
+        body = response.json()
+        # The room code goes from the browser to 100ms: the server's credentials play no part.
+        assert body["code"] == "room_code_required"
+        assert body["detail"].startswith(
+            "Streaming is not set up correctly on this server; an admin has been told."
+        )
+        assert "room code" in body["detail"]
+        for words in ("LIVESTAGE_", "401", "secret", "credentials"):
+            assert words not in body["detail"]
+        (blocked,) = await _blocked_problems(ctx)
+        assert any(
+            "(401)" in problem and "LIVESTAGE_HMS_APP_SECRET" in problem for problem in blocked
+        )
 
 
 class TestRoomCode:

@@ -465,6 +465,39 @@ class TestTracking:
             "viewer:two": "websocket closed",
         }
 
+    async def test_a_viewer_who_leaves_before_the_broadcaster_came_ends_nothing(
+        self,
+        server: LiveServer,
+        provider: LocalProvider,
+        live: dict[str, Any],
+        public: httpx.AsyncClient,
+    ) -> None:
+        stream_id, room_id = live["stream"]["id"], live["stream"]["room_id"]
+        viewer = await joined(server, await viewer_join(public), "early")
+        await viewer.send(type="leave")
+        await viewer.closed()
+        await eventually(
+            lambda: _no_session(server, provider, room_id), what="the session to close"
+        )
+        await provider_flush(server, provider)
+
+        async def processed() -> bool:
+            events = await local_events(server)
+            return events[-1].type == "session.close.success" and all(
+                e.processed_at for e in events
+            )
+
+        await eventually(processed, what="the viewer's events to be processed")
+        row = await stream_row(server, stream_id)
+        assert (row.status, row.end_reason, row.ended_at) == ("starting", None, None)
+
+        await joined(server, live["join"], "Alice")
+
+        async def is_live() -> bool:
+            return (await stream_row(server, stream_id)).status == "live"
+
+        await eventually(is_live, what="the broadcaster's join to make it live")
+
     async def test_ending_the_stream_closes_every_connection(
         self,
         server: LiveServer,

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from livestage.app import AppState
@@ -18,7 +19,14 @@ from livestage.tracking import service
 from livestage.tracking.events import Kind
 from livestage.tracking.verification import WEBHOOK_SECRET_HEADER
 from tests.support.emulator import EmulatorHandle
-from tests.support.fixtures import FakeClock, InfluencerAccount, create_influencer, login_influencer
+from tests.support.fixtures import (
+    FakeClock,
+    InfluencerAccount,
+    create_admin,
+    create_influencer,
+    login_admin,
+    login_influencer,
+)
 from tests.support.hms_events import SessionScript, visit
 
 pytestmark = pytest.mark.asyncio
@@ -266,3 +274,124 @@ class TestGraceAndReconcile:
         assert report is not None
         assert report.ended == []
         assert (await client.get("/api/live/alice")).json()["status"] == "live"
+
+
+async def _mine(client: httpx.AsyncClient, stream_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        s for s in (await client.get("/api/streams/mine")).json() if s["id"] == stream_id
+    )
+    return found
+
+
+class TestTheBroadcasterOwnsTheStream:
+    """Viewers never open, keep alive or end a stream (SPEC §2)."""
+
+    async def test_a_viewer_who_leaves_before_the_broadcaster_came_ends_nothing(
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        t0 = clock()
+        early = SessionScript(room_id=stream["room_id"])
+        events = [early.open(t0), *visit(early, "v1", "viewer", t0, 20)]
+        await _deliver(client, ctx, [*events, early.close(t0 + timedelta(seconds=20))])
+        found = await _mine(client, stream["id"])
+        assert (found["status"], found["end_reason"], found["ended_at"]) == ("starting", None, None)
+
+        later = SessionScript(room_id=stream["room_id"])
+        t1 = t0 + timedelta(seconds=90)
+        await _deliver(client, ctx, [later.open(t1), later.join("p1", "host", "broadcaster", t1)])
+        found = await _mine(client, stream["id"])
+        assert found["status"] == "live"
+        assert found["started_at"].startswith(t1.isoformat()[:19])
+
+    async def test_a_close_delivered_before_the_broadcasters_join_still_ends_the_stream(
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        t0 = clock()
+        script = SessionScript(room_id=stream["room_id"])
+        opened = script.open(t0)
+        visited = visit(script, "host", "broadcaster", t0, 300)
+        await _deliver(client, ctx, [script.close(t0 + timedelta(seconds=300)), opened, *visited])
+        found = await _mine(client, stream["id"])
+        assert (found["status"], found["end_reason"]) == ("ended", "session_closed")
+        assert found["duration_seconds"] == 300
+
+    async def test_a_starting_stream_fails_when_the_broadcaster_never_joins(
+        self, client: httpx.AsyncClient, ctx: AppState, stream: dict[str, Any], clock: FakeClock
+    ) -> None:
+        assert ctx.ingestion.worker is not None
+        clock.advance(seconds=299)
+        assert await ctx.ingestion.worker.end_after_grace() == []
+        assert (await _mine(client, stream["id"]))["status"] == "starting"
+        clock.advance(seconds=2)
+        assert len(await ctx.ingestion.worker.end_after_grace()) == 1
+        found = await _mine(client, stream["id"])
+        assert (found["status"], found["end_reason"]) == ("failed", "broadcaster_never_joined")
+
+    async def test_the_reconciler_waits_for_the_broadcaster_until_the_start_timeout(
+        self,
+        client: httpx.AsyncClient,
+        ctx: AppState,
+        stream: dict[str, Any],
+        clock: FakeClock,
+        emulator: EmulatorHandle,
+    ) -> None:
+        assert ctx.ingestion.worker is not None
+        clock.advance(seconds=120)  # past the reconnect grace, not the start timeout
+        report = await ctx.ingestion.worker.reconcile()
+        assert report is not None and report.ended == []
+        assert (await _mine(client, stream["id"]))["status"] == "starting"
+        clock.advance(seconds=200)
+        report = await ctx.ingestion.worker.reconcile()
+        assert report is not None and [s.id for s in report.ended] == [uuid.UUID(stream["id"])]
+        found = await _mine(client, stream["id"])
+        assert (found["status"], found["end_reason"]) == ("failed", "broadcaster_never_joined")
+
+
+class TestEndWhile100msFails:
+    @pytest.fixture
+    def settings_overrides(self, emulator: EmulatorHandle) -> dict[str, Any]:
+        return {
+            "hms_access_key": emulator.access_key,
+            "hms_app_secret": emulator.app_secret,
+            "hms_api_url": emulator.api_url,
+            "hms_auth_url": emulator.auth_url,
+            "hms_max_retries": 0,
+            "worker_enabled": False,
+        }
+
+    async def test_the_room_is_closed_later_with_no_one_clicking_again(
+        self,
+        client: httpx.AsyncClient,
+        ctx: AppState,
+        stream: dict[str, Any],
+        clock: FakeClock,
+        emulator: EmulatorHandle,
+        app: FastAPI,
+    ) -> None:
+        assert ctx.provider is not None
+        room_id = stream["room_id"]
+        end_room = f"/v2/active-rooms/{room_id}/end-room"
+        emulator.control.join_peer(room_id, user_id="host", role="broadcaster")
+        await client.post("/api/streams/current/joined")
+        emulator.control.queue_fault(end_room, kind="status", status=500, count=1)
+        ended = await client.post("/api/streams/current/end")
+        assert ended.json()["status"] == "ended"
+        assert ended.json()["room_close_pending_since"] is not None
+        assert await ctx.provider.get_active_session(room_id) is not None
+
+        admin = await create_admin(ctx)
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as web:
+            await login_admin(web, admin, clock)
+            page = await web.get(f"/admin/streams/{stream['id']}")
+            assert "100ms room still open: retrying" in page.text
+
+            clock.advance(seconds=30)
+            assert ctx.ingestion.worker is not None
+            await ctx.ingestion.worker.reconcile()
+            assert len(emulator.control.requests(path_prefix=end_room)) == 2
+            assert await ctx.provider.get_active_session(room_id) is None
+            found = await _mine(client, stream["id"])
+            assert (found["status"], found["room_close_pending_since"]) == ("ended", None)
+            page = await web.get(f"/admin/streams/{stream['id']}")
+            assert "100ms room still open" not in page.text

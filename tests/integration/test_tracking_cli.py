@@ -268,8 +268,9 @@ class TestReconcileThenReplay:
         nowhere = f"http://127.0.0.1:{unused_port()}/webhooks/100ms"
         room_id = _room(emulator, "livestage-lost-close", {"url": nowhere, "headers": {}})
         now = datetime.now(UTC)
-        stream_id = _seed(cli.url, "lostclose", room_id, now - timedelta(minutes=30))
         t0 = now - timedelta(minutes=25)
+        # Live: the broadcaster's page reported joining (a starting stream fails instead).
+        stream_id = _seed(cli.url, "lostclose", room_id, t0, status=StreamStatus.live)
         host = str(uuid.uuid4())
         ops = [join_op("host", t0, role="broadcaster", peer_id=host)]
         for i in range(5):

@@ -225,6 +225,9 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event_and_applies_each_once(
         worker_enabled="true",
         worker_poll_seconds=0.2,
         reconcile_interval_seconds=0,
+        # The seeded stream was started an hour ago: it must not fail for want of its
+        # broadcaster's join before the burst delivers it.
+        start_timeout_seconds=86400,
         log_level="WARNING",
     )
     secret = webhook_secret(Settings(_env_file=None, secret_key=key))

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livestage.accounts import passwords, throttle, totp
 from livestage.accounts.repository import SessionRepository, ThrottleRepository, UserRepository
 from livestage.audit.service import Actor, audit
-from livestage.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
+from livestage.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from livestage.kit.crypto import SecretBox, random_token, sha256_hex
 from livestage.models import LoginThrottle, User, UserRole, UserSession
 
@@ -191,6 +191,15 @@ class AccountService:
 
     async def end_session(self, session: AsyncSession, record: UserSession) -> None:
         await SessionRepository(session).delete(record)
+
+    async def current_totp_code(
+        self, session: AsyncSession, box: SecretBox, *, email: str, now: datetime
+    ) -> str:
+        """An admin's secret-key code right now (for the operator at the server's console)."""
+        user = await UserRepository(session).get_by_email(normalize_email(email))
+        if user is None or user.role != UserRole.admin or user.totp_secret_encrypted is None:
+            raise NotFound("No admin with this email.")
+        return totp.code_at(box.decrypt(user.totp_secret_encrypted), now)
 
     async def reencrypt_secrets(self, session: AsyncSession, box: SecretBox) -> int:
         """Re-encrypt TOTP secrets with the primary key (after a key rotation)."""

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from livestage.accounts.auth import CurrentAdmin, CurrentInfluencer
+from livestage.analytics.auth import MetricsReader
 from livestage.analytics.metrics import scrape
 from livestage.analytics.schemas import StreamAnalytics
 from livestage.analytics.service import analytics as analytics_service
@@ -72,7 +73,7 @@ async def list_audit(
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(reads: ReadSessions) -> Response:
+async def metrics(_reader: MetricsReader, reads: ReadSessions) -> Response:
     """Prometheus: the streams and viewers of the whole cluster, and the counters of every
     process (see `analytics/metrics.py`)."""
     return Response(await scrape(reads), media_type=CONTENT_TYPE_LATEST)

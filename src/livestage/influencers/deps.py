@@ -70,6 +70,11 @@ class AdminActions:
     provider: StreamingProvider | None
     now: datetime
 
+    @property
+    def provider_name(self) -> str:
+        """Which provider Start Streaming uses here: the pages show 100ms's controls for it."""
+        return self.provider.name if self.provider is not None else "none"
+
     async def list(self) -> list[InfluencerRead]:
         config = self.config
         return await influencer_service.list(

@@ -58,6 +58,7 @@ async def create_influencer(
         "influencer": created,
         "notice": NOTICES["created"],
         "generated_password": created.generated_password,
+        "provider": actions.provider_name,
     }
     return render(request, "admin/influencer.html", context, status_code=201)
 
@@ -66,7 +67,11 @@ async def create_influencer(
 async def influencer_page(
     request: Request, found: ManagedInfluencer, actions: Actions, notice: str = ""
 ) -> Response:
-    context = {"influencer": await actions.read(found), "notice": NOTICES.get(notice)}
+    context = {
+        "influencer": await actions.read(found),
+        "notice": NOTICES.get(notice),
+        "provider": actions.provider_name,
+    }
     return render(request, "admin/influencer.html", context)
 
 
@@ -75,13 +80,16 @@ async def _act(
     found: Influencer,
     action: Callable[[], Awaitable[None]],
     notice: str,
+    section: str,
 ) -> Response:
-    """Run one admin action; on failure its page is shown again, as it was, with the reason."""
+    """Run one admin action; on failure its page is shown again, as it was, with the reason
+    beside the form of `section`."""
     before = await actions.read(found)
     try:
         await action()
     except LivestageError as error:
-        raise PageRejected(error, "admin/influencer.html", {"influencer": before}) from error
+        again = {"influencer": before, "provider": actions.provider_name, "failed": section}
+        raise PageRejected(error, "admin/influencer.html", again) from error
     return RedirectResponse(f"/admin/influencers/{found.id}?notice={notice}", status_code=303)
 
 
@@ -89,12 +97,13 @@ async def _act(
 async def set_token(
     found: ManagedInfluencer, actions: Actions, body: Annotated[TokenSet, Form()]
 ) -> Response:
-    return await _act(actions, found, partial(actions.set_token, found, body), "token_saved")
+    set_token = partial(actions.set_token, found, body)
+    return await _act(actions, found, set_token, "token_saved", "token")
 
 
 @router.post("/influencers/{influencer_id}/token/clear")
 async def clear_token(found: ManagedInfluencer, actions: Actions) -> Response:
-    return await _act(actions, found, partial(actions.clear_token, found), "token_cleared")
+    return await _act(actions, found, partial(actions.clear_token, found), "token_cleared", "token")
 
 
 @router.post("/influencers/{influencer_id}/room-code")
@@ -102,13 +111,14 @@ async def set_room_code(
     found: ManagedInfluencer, actions: Actions, body: Annotated[RoomCodeSet, Form()]
 ) -> Response:
     notice = "code_saved" if (body.code or "").strip() else "code_cleared"
-    return await _act(actions, found, partial(actions.set_room_code, found, body), notice)
+    set_code = partial(actions.set_room_code, found, body)
+    return await _act(actions, found, set_code, notice, "room_code")
 
 
 @router.post("/influencers/{influencer_id}/room-code/generate")
 async def generate_room_code(found: ManagedInfluencer, actions: Actions) -> Response:
     generate = partial(actions.generate_room_code, found)
-    return await _act(actions, found, generate, "code_generated")
+    return await _act(actions, found, generate, "code_generated", "room_code")
 
 
 @router.post("/influencers/{influencer_id}/streaming")
@@ -116,4 +126,5 @@ async def set_streaming(
     found: ManagedInfluencer, actions: Actions, body: Annotated[StreamingSet, Form()]
 ) -> Response:
     notice = "streaming_enabled" if body.enabled else "streaming_disabled"
-    return await _act(actions, found, partial(actions.set_streaming, found, body), notice)
+    set_streaming = partial(actions.set_streaming, found, body)
+    return await _act(actions, found, set_streaming, notice, "streaming")

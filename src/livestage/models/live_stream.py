@@ -75,5 +75,10 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     # are behind their peer rows. Durable, so a worker that restarts (or was killed) between
     # the two still brings them up to date.
     figures_stale: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # When the provider closed `session_id` before the broadcaster's join was applied (events
+    # out of order, or viewers alone in the room): that join, if it comes, ends the stream.
+    session_closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set when ending the provider's room failed: the reconciler retries until it is closed.
+    room_close_pending_since: Mapped[datetime | None] = mapped_column(default=None, index=True)
 
     influencer: Mapped[Influencer] = relationship(lazy="joined", innerjoin=True)

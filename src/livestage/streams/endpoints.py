@@ -61,7 +61,8 @@ async def go_live(
     now: Now,
     body: GoLiveRequest,
 ) -> Response:
-    """Start Streaming: automatic → admin-set token; 409 `room_code_required` otherwise."""
+    """Start Streaming: automatic → admin-set token. Otherwise 409 `room_code_required` when
+    a room code can still work, or 503 `provider_unavailable` when only a later try can."""
     result = await stream_service.go_live(
         session, user, title=body.title, description=body.description, config=config, now=now
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from livestage.models.live_stream import StreamStatus
 
@@ -30,3 +30,10 @@ def check_transition(current: StreamStatus, target: StreamStatus) -> StreamStatu
 
 def duration_seconds(started_at: datetime | None, ended_at: datetime) -> int:
     return 0 if started_at is None else max(0, int((ended_at - started_at).total_seconds()))
+
+
+def start_overdue(
+    status: StreamStatus, created_at: datetime, *, now: datetime, timeout: timedelta
+) -> bool:
+    """A stream still waiting for its broadcaster `timeout` after Start Streaming: it fails."""
+    return status == StreamStatus.starting and now - created_at > timeout

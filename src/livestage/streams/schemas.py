@@ -44,6 +44,7 @@ class StreamRead(BaseModel):
     unique_viewers: int
     total_watch_seconds: float
     avg_watch_seconds: float
+    room_close_pending_since: datetime | None
 
 
 class JoinInfo(BaseModel):

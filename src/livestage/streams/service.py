@@ -56,21 +56,59 @@ class StreamingDisabled(Forbidden):
         super().__init__("Streaming is turned off for your account. Ask an admin to enable it.")
 
 
+MISCONFIGURED = "Streaming is not set up correctly on this server; an admin has been told."
+ROOM_CODE_HOW = (
+    "in the 100ms dashboard open Rooms, pick your room, and copy the code for the broadcaster role"
+)
+
+
 class RoomCodeRequired(LivestageError):
-    """Neither automatic set-up nor an admin-set token can be used: ask for a room code."""
+    """Neither automatic set-up nor an admin-set token can be used, and a room code can.
+    `problems` say why, for admins: they reach the log and the audit row, never the creator."""
 
     status_code = 409
     problem = "room_code_required"
     keeps_changes = True
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(
-            "Could not start automatically ("
-            + "; ".join(problems)
-            + "). Enter the room code of your 100ms room to go live: in the 100ms dashboard "
-            "open Rooms, pick your room, and copy the code for the broadcaster role."
-        )
+    def __init__(self, problems: list[str], *, misconfigured: bool) -> None:
+        if misconfigured:
+            message = (
+                f"{MISCONFIGURED} You can still go live with the room code of your 100ms room: "
+                f"ask an admin for it, or {ROOM_CODE_HOW}."
+            )
+        else:
+            message = f"Enter the room code of your 100ms room to go live: {ROOM_CODE_HOW}."
+        super().__init__(message)
         self.problems = problems
+
+
+class ProviderUnavailable(ServiceUnavailable):
+    """Nothing can start a stream now, not even a room code: the creator can only wait (or
+    an admin must fix the server). `problems` are for admins, as for `RoomCodeRequired`."""
+
+    problem = "provider_unavailable"
+    keeps_changes = True
+
+    def __init__(self, problems: list[str], message: str) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+def _blocked(
+    provider: StreamingProvider | None, failure: ProviderError | None, problems: list[str]
+) -> LivestageError:
+    """What the creator is told when nothing could start the stream."""
+    if provider is None:
+        return RoomCodeRequired(problems, misconfigured=False)
+    if failure is not None and failure.transient:
+        # The browser's room-code exchange goes to 100ms too: it would fail the same way.
+        who = "100ms is" if provider.name == "hms" else "The video service is"
+        return ProviderUnavailable(
+            problems, f"{who} not answering right now; try again in a minute."
+        )
+    if browser_signalling(provider) is not None:
+        return ProviderUnavailable(problems, MISCONFIGURED)
+    return RoomCodeRequired(problems, misconfigured=True)
 
 
 class StreamFull(Conflict):
@@ -158,7 +196,7 @@ class StreamService:
             return GoLiveResult(existing, self._rejoin(existing, influencer, config, now), False)
 
         problems: list[str] = []
-        stream, join = await self._automatic(session, influencer, config, problems)
+        stream, join, failure = await self._automatic(session, influencer, config, problems)
         if stream is None:
             stream, join = self._with_admin_token(influencer, config, problems, now)
         if stream is None or join is None:
@@ -171,7 +209,7 @@ class StreamService:
                 target_id=influencer.id,
                 problems=problems,
             )
-            raise RoomCodeRequired(problems)
+            raise _blocked(config.provider, failure, problems)
         stream.title, stream.description = title, description
         return await self._record_start(session, user, influencer, stream, join, problems, now)
 
@@ -239,14 +277,15 @@ class StreamService:
         influencer: Influencer,
         config: GoLiveConfig,
         problems: list[str],
-    ) -> tuple[LiveStream | None, JoinInfo | None]:
+    ) -> tuple[LiveStream | None, JoinInfo | None, ProviderError | None]:
+        """The stream and how to join it, or what failed (None: no provider to ask)."""
         provider = config.provider
         if provider is None:
             problems.append(
                 "automatic set-up needs 100ms credentials on the server "
                 "(LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET)"
             )
-            return None, None
+            return None, None, None
         try:
             room, codes = await self._room_and_codes(provider, influencer, config)
             token = provider.mint_join_token(
@@ -255,7 +294,7 @@ class StreamService:
         except ProviderError as error:
             log.warning("streams.automatic_failed", handle=influencer.handle, error=error.message)
             problems.append(error.message)
-            return None, None
+            return None, None, error
         await session.flush()
         stream = LiveStream(
             influencer_id=influencer.id,
@@ -275,7 +314,7 @@ class StreamService:
             user_name=influencer.user.display_name,
             **_provider_fields(provider, room.id),
         )
-        return stream, join
+        return stream, join, None
 
     async def _room_and_codes(
         self, provider: StreamingProvider, influencer: Influencer, config: GoLiveConfig
@@ -477,7 +516,9 @@ class StreamService:
             try:
                 await provider.end_room(stream.room_id, reason=f"ended by {reason}")
             except ProviderError as error:
-                # The stream is over for us either way; the reconciler closes the room later.
+                # The stream is over for us either way; the reconciler retries until the
+                # provider's session is closed (viewers still connected, still billed).
+                stream.room_close_pending_since = now
                 log.warning(
                     "streams.end_room_failed", stream_id=str(stream.id), error=error.message
                 )

@@ -174,3 +174,10 @@ class TrackingRepository:
                 select(LiveStream).where(LiveStream.status.in_(ACTIVE_STATUSES))
             )
         )
+
+    async def rooms_to_close(self, provider: str) -> list[LiveStream]:
+        """Streams over for livestage whose provider room a failed end-room left open."""
+        statement = select(LiveStream).where(
+            LiveStream.room_close_pending_since.is_not(None), LiveStream.provider == provider
+        )
+        return list(await self.session.scalars(statement))

@@ -32,10 +32,12 @@ MAX_ATTEMPTS = 5
 class TrackingConfig:
     broadcaster_role: str
     reconnect_grace: timedelta
+    start_timeout: timedelta = timedelta(seconds=300)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrackingConfig:
-        return cls(settings.hms_broadcaster_role, settings.reconnect_grace)
+        start_timeout = timedelta(seconds=settings.start_timeout_seconds)
+        return cls(settings.hms_broadcaster_role, settings.reconnect_grace, start_timeout)
 
 
 @dataclass
@@ -175,12 +177,9 @@ class TrackingService:
         stream = await repository.stream_for_event(envelope.room_id, envelope.session_id, at)
         if stream is None:
             return None
-        if envelope.session_id and stream.session_id is None:
-            stream.session_id = envelope.session_id
-        started = envelope.time("session_started_at")
-        if started is not None and (stream.started_at is None or started < stream.started_at):
-            stream.started_at = started
         await HANDLERS.get(kind, _ignore)(repository, stream, envelope, config)
+        if stream.status not in (StreamStatus.starting, StreamStatus.failed):
+            _adopt_session(stream, envelope)
         stream.figures_stale = True
         return stream.id
 
@@ -220,12 +219,19 @@ class TrackingService:
     async def end_after_grace(
         self, session: AsyncSession, config: TrackingConfig, *, now: datetime
     ) -> list[LiveStream]:
-        """End live streams whose broadcaster left more than the grace window ago."""
+        """End live streams whose broadcaster left more than the grace window ago, and fail
+        starting streams whose broadcaster did not join within the start timeout."""
         ended = []
-        for stream in await TrackingRepository(session).active_streams():
+        repository = TrackingRepository(session)
+        for stream in await repository.active_streams():
             away = stream.broadcaster_left_at
             if stream.status == StreamStatus.live and away and now - away > config.reconnect_grace:
-                await end_stream(TrackingRepository(session), stream, away, "broadcaster_left")
+                await end_stream(repository, stream, away, "broadcaster_left")
+                ended.append(stream)
+            elif lifecycle.start_overdue(
+                stream.status, stream.created_at, now=now, timeout=config.start_timeout
+            ):
+                await fail_unjoined(repository, stream, config)
                 ended.append(stream)
         for stream in ended:
             await self.recompute(session, stream.id, config, now=now)
@@ -237,6 +243,18 @@ def _event_time(envelope: Envelope) -> datetime | None:
         if (value := envelope.time(name)) is not None:
             return value
     return envelope.timestamp
+
+
+def _adopt_session(stream: LiveStream, envelope: Envelope) -> None:
+    """The stream's session is the one its broadcaster is in: a starting stream adopts none (a
+    session of viewers alone is not the stream's), and only its own session moves its start."""
+    if envelope.session_id and stream.session_id is None:
+        stream.session_id = envelope.session_id
+    if envelope.session_id not in (None, stream.session_id):
+        return
+    started = envelope.time("session_started_at")
+    if started is not None and (stream.started_at is None or started < stream.started_at):
+        stream.started_at = started
 
 
 def _broadcaster_away_since(peers: list[PeerSpan]) -> datetime | None:
@@ -281,6 +299,12 @@ async def _on_join(
     if stream.status == StreamStatus.starting:
         stream.status = StreamStatus.live
         stream.started_at = min(filter(None, (stream.started_at, peer.joined_at)))
+    if stream.status == StreamStatus.live and stream.session_closed_at is not None:
+        closed_at, stream.session_closed_at = stream.session_closed_at, None
+        if envelope.session_id == stream.session_id:
+            await end_stream(repository, stream, closed_at, "session_closed")
+        else:  # the session that closed held viewers alone; the broadcaster's is this one
+            stream.session_id = envelope.session_id
 
 
 async def _on_leave(
@@ -313,6 +337,20 @@ async def end_stream(
     await repository.close_open_peers(stream.id, at, reason)
 
 
+async def fail_unjoined(
+    repository: TrackingRepository, stream: LiveStream, config: TrackingConfig
+) -> None:
+    """The broadcaster never joined within the start timeout: the stream fails then."""
+    at = stream.created_at + config.start_timeout
+    stream.status = lifecycle.check_transition(stream.status, StreamStatus.failed)
+    stream.ended_at, stream.end_reason = at, "broadcaster_never_joined"
+    minutes = config.start_timeout.total_seconds() / 60
+    stream.failure_reason = (
+        f"The broadcaster did not join within {minutes:g} min of Start Streaming."
+    )
+    await repository.close_open_peers(stream.id, at, "broadcaster_never_joined")
+
+
 # Ends livestage had to guess the time of: the reconciler's "now" (it found no session), the
 # whole-second envelope time of room.end.success. The session's own close time replaces them.
 ESTIMATED_ENDS = frozenset({"reconciled_no_session", "room_ended"})
@@ -332,7 +370,22 @@ async def _on_session_close(
         await repository.move_inferred_leaves(stream.id, stream.ended_at, stopped)
         stream.ended_at = stopped
         return
-    await end_stream(repository, stream, stopped or envelope.timestamp, "session_closed")
+    at = stopped or envelope.timestamp
+    if stream.status == StreamStatus.starting:
+        # Viewers alone, or a close delivered before the broadcaster's join: viewers never end
+        # a stream, but that join, if it comes in this session, ends it then.
+        stream.session_id = envelope.session_id or stream.session_id
+        stream.session_closed_at = at
+        return
+    if not _another_session(stream, envelope, at):
+        await end_stream(repository, stream, at, "session_closed")
+
+
+def _another_session(stream: LiveStream, envelope: Envelope, at: datetime | None) -> bool:
+    """A close of an earlier session than the broadcaster's (viewers alone), delivered late."""
+    if envelope.session_id and stream.session_id:
+        return envelope.session_id != stream.session_id
+    return at is not None and stream.started_at is not None and at < stream.started_at
 
 
 async def _on_room_end(

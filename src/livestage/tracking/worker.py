@@ -1,4 +1,5 @@
-"""The in-process worker: applies stored events, ends streams after the grace, reconciles.
+"""The in-process worker: applies stored events, ends streams after the grace (fails those
+whose broadcaster never joined), reconciles.
 
 Owned by the app lifespan. Events are processed from the database, never from memory, so an
 event stored before a crash is processed after the restart.

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livestage.errors import LivestageError, SignInRequired
 from livestage.web.templating import render
@@ -113,8 +114,36 @@ def _allowed_methods(request: Request) -> str:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("http.unhandled_error", path=request.url.path, error=type(exc).__name__)
+    log.error("http.unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
     return _respond(request, 500, UNEXPECTED_MESSAGE)
+
+
+class UnexpectedErrors:
+    """Pure ASGI middleware: answers an error no handler took with the 500 response and does
+    not re-raise it. Starlette's server-error middleware re-raises after answering, and uvicorn
+    then logs the error a second time and drops the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await unexpected_error(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

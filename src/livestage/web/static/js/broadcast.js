@@ -119,9 +119,13 @@ async function start(event, path, extra) {
     const result = await api(path, { ...details, ...extra });
     await join(result);
   } catch (error) {
+    // Only a room_code_required answer offers the room-code form; provider_unavailable means
+    // nothing can start a stream now (a code would fail too), so any form shown before goes.
     if (error.code === "room_code_required") {
       show(codeForm, true);
       setStatus("");
+    } else if (error.code === "provider_unavailable") {
+      show(codeForm, false);
     }
     setProblem(error.message);
   } finally {

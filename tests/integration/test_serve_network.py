@@ -1,0 +1,159 @@
+"""`livestage serve` started as a deployer starts it: whose address a request comes from
+(`X-Forwarded-For` counts only from LIVESTAGE_TRUSTED_PROXIES), and who may read `/metrics`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from tests.support.app_process import app_environment, free_port, migrated_sqlite
+
+FORWARDED = "203.0.113.9"
+START_TIMEOUT = 30.0
+
+
+class Served:
+    """`livestage serve` in a process group of its own, on a free loopback port."""
+
+    def __init__(self, workdir: Path, **settings: object) -> None:
+        self.database = workdir / "livestage.db"
+        if not self.database.exists():
+            migrated_sqlite(self.database)
+        env = app_environment(
+            env="test",
+            database_url=f"sqlite+aiosqlite:///{self.database}",
+            secret_key="a-test-secret-key-long-enough",
+            cookie_secure="false",
+            provider="local",
+            log_level="WARNING",
+            **settings,
+        )
+        self.port = free_port()
+        self.log_path = workdir / f"serve-{self.port}.log"
+        livestage = Path(sys.executable).with_name("livestage")
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(livestage), "serve", "--port", str(self.port)],
+                env=env,
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log_path.read_text(errors="replace"))
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"not healthy:\n{self.log_path.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def failed_sign_in_addresses(self) -> list[str | None]:
+        with contextlib.closing(sqlite3.connect(self.database)) as db:
+            rows = db.execute(
+                "SELECT ip FROM audit_log WHERE action = 'login.failed' ORDER BY created_at"
+            ).fetchall()
+        return [ip for (ip,) in rows]
+
+
+@contextlib.contextmanager
+def served(workdir: Path, **settings: object) -> Iterator[Served]:
+    process = Served(workdir, **settings)
+    try:
+        process.wait_healthy()
+        yield process
+    finally:
+        process.stop()
+
+
+def fail_sign_in(base_url: str, forwarded_for: str) -> None:
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        csrf = client.get("/api/auth/csrf").json()["csrf_token"]
+        response = client.post(
+            "/api/auth/login",
+            json={"email": "nobody@example.com", "password": "wrong", "role": "influencer"},
+            headers={"x-csrf-token": csrf, "x-forwarded-for": forwarded_for},
+        )
+    assert response.status_code == 401, response.text
+
+
+class TestForwardedFor:
+    def test_is_ignored_unless_the_peer_is_a_trusted_proxy(self, tmp_path: Path) -> None:
+        with served(tmp_path) as app:
+            fail_sign_in(app.base_url, FORWARDED)
+            fail_sign_in(app.base_url, "198.51.100.1")
+            # Whatever the header says, the throttle and the audit log see the real peer.
+            assert app.failed_sign_in_addresses() == ["127.0.0.1", "127.0.0.1"]
+
+    def test_counts_from_a_trusted_proxy(self, tmp_path: Path) -> None:
+        with served(tmp_path, trusted_proxies="127.0.0.1") as app:
+            fail_sign_in(app.base_url, FORWARDED)
+            assert app.failed_sign_in_addresses() == [FORWARDED]
+
+
+class TestMetricsAccess:
+    def test_token_and_allowlist(self, tmp_path: Path) -> None:
+        with served(
+            tmp_path, metrics_token="scrape-me-please", metrics_allowed_networks="127.0.0.0/8"
+        ) as app:
+            assert httpx.get(f"{app.base_url}/metrics").status_code == 401
+            wrong = {"authorization": "Bearer not-the-token"}
+            assert httpx.get(f"{app.base_url}/metrics", headers=wrong).status_code == 401
+            right = {"authorization": "Bearer scrape-me-please"}
+            scraped = httpx.get(f"{app.base_url}/metrics", headers=right)
+            assert scraped.status_code == 200
+            assert "livestage_streams_live" in scraped.text
+
+    def test_outside_the_allowlist_is_refused_even_with_the_token(self, tmp_path: Path) -> None:
+        right = {"authorization": "Bearer scrape-me-please"}
+        with served(
+            tmp_path, metrics_token="scrape-me-please", metrics_allowed_networks="10.0.0.0/8"
+        ) as app:
+            assert httpx.get(f"{app.base_url}/metrics", headers=right).status_code == 403
+            # A forged header from an untrusted peer does not get in.
+            forged = {**right, "x-forwarded-for": "10.1.2.3"}
+            assert httpx.get(f"{app.base_url}/metrics", headers=forged).status_code == 403
+
+    def test_the_allowlist_sees_the_address_a_trusted_proxy_forwarded(self, tmp_path: Path) -> None:
+        with served(
+            tmp_path, trusted_proxies="127.0.0.1", metrics_allowed_networks="10.0.0.0/8"
+        ) as app:
+            inside = {"x-forwarded-for": "10.1.2.3"}
+            assert httpx.get(f"{app.base_url}/metrics", headers=inside).status_code == 200
+            outside = {"x-forwarded-for": FORWARDED}
+            assert httpx.get(f"{app.base_url}/metrics", headers=outside).status_code == 403
+
+
+def test_a_malformed_proxy_stops_the_start_by_name(tmp_path: Path) -> None:
+    app = Served(tmp_path, trusted_proxies="10.0.0.0/33")
+    try:
+        assert app.process.wait(timeout=START_TIMEOUT) != 0
+    finally:
+        app.stop()
+    assert "LIVESTAGE_TRUSTED_PROXIES" in app.log_path.read_text(errors="replace")
