@@ -1,28 +1,29 @@
-"""`livestage` command line: serve, migrate, accounts, emulator, 100ms checks."""
+"""`livestage` command line: serve, migrate, accounts, emulator, 100ms checks.
+
+Commands import what they use when they run: `livestage --help` and a mistyped command answer
+without loading the database, password hashing or Alembic."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from livestage import migrate as migrations
-from livestage.accounts import totp
-from livestage.accounts.service import NewAdmin
-from livestage.accounts.service import account as account_service
-from livestage.audit.service import Actor
-from livestage.config import Settings
-from livestage.db import create_engine, create_sessionmaker, transaction
 from livestage.errors import LivestageError
-from livestage.influencers.service import influencer as influencer_service
-from livestage.kit.crypto import SecretBox
-from livestage.kit.time import utc_now
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from livestage.accounts.service import NewAdmin
+    from livestage.config import Settings
 
 app = typer.Typer(
     help="livestage: live-streaming backbone for creator platforms.", no_args_is_help=True
@@ -37,10 +38,11 @@ app.add_typer(hms_app, name="hms")
 app.add_typer(webhooks_app, name="webhooks")
 
 T = TypeVar("T")
-CLI = Actor(None, "cli")
 
 
 def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    from livestage.config import Settings
+
     settings = Settings()
     try:
         return asyncio.run(work(settings))
@@ -49,7 +51,22 @@ def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(1) from error
 
 
+@asynccontextmanager
+async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One transaction on a database of its own, as every command that writes needs."""
+    from livestage.db import create_engine, create_sessionmaker, transaction
+
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
 def _print_admin(new: NewAdmin, password: str | None) -> None:
+    from livestage.accounts import totp
+
     typer.echo(f"admin email:    {new.user.email}")
     if password:
         typer.echo(f"admin password: {password}")
@@ -61,6 +78,9 @@ def _print_admin(new: NewAdmin, password: str | None) -> None:
 @app.command()
 def migrate(revision: str = "head") -> None:
     """Apply database migrations (the only way livestage makes its schema)."""
+    from livestage import migrate as migrations
+    from livestage.config import Settings
+
     settings = Settings()
     migrations.upgrade(settings.database_url, revision)
     typer.echo(f"database migrated to {migrations.head_revision()}")
@@ -75,18 +95,17 @@ def admin_create(
     ] = None,
 ) -> None:
     """Create an admin; prints the TOTP provisioning URI and a terminal QR code."""
+    from livestage.accounts.service import account as account_service
+    from livestage.kit.crypto import SecretBox
+
     chosen = password or secrets.token_urlsafe(12)
 
     async def work(settings: Settings) -> NewAdmin:
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_sessionmaker(engine)) as session:
-                box = SecretBox(settings.secret_keys)
-                return await account_service.create_admin(
-                    session, box, email=email, password=chosen, name=name
-                )
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as session:
+            box = SecretBox(settings.secret_keys)
+            return await account_service.create_admin(
+                session, box, email=email, password=chosen, name=name
+            )
 
     new = _run(work)
     _print_admin(new, None if password else chosen)
@@ -95,17 +114,14 @@ def admin_create(
 @admin_app.command("totp")
 def admin_totp(email: Annotated[str, typer.Option(prompt=True)]) -> None:
     """Print the admin's secret-key code for right now (valid about 30 s)."""
+    from livestage.accounts.service import account as account_service
+    from livestage.kit.crypto import SecretBox
+    from livestage.kit.time import utc_now
 
     async def work(settings: Settings) -> str:
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_sessionmaker(engine)) as session:
-                box = SecretBox(settings.secret_keys)
-                return await account_service.current_totp_code(
-                    session, box, email=email, now=utc_now()
-                )
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as session:
+            box = SecretBox(settings.secret_keys)
+            return await account_service.current_totp_code(session, box, email=email, now=utc_now())
 
     typer.echo(_run(work))
 
@@ -118,24 +134,23 @@ def influencer_create(
     password: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Create an influencer account (streaming enabled)."""
+    from livestage.audit.service import Actor
+    from livestage.influencers.service import influencer as influencer_service
+    from livestage.kit.time import utc_now
 
     async def work(settings: Settings) -> str | None:
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_sessionmaker(engine)) as session:
-                created, generated = await influencer_service.create(
-                    session,
-                    CLI,
-                    email=email,
-                    name=name,
-                    handle=handle,
-                    password=password,
-                    now=utc_now(),
-                )
-                typer.echo(f"influencer @{created.handle} created ({created.user.email})")
-                return generated
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as session:
+            created, generated = await influencer_service.create(
+                session,
+                Actor(None, "cli"),
+                email=email,
+                name=name,
+                handle=handle,
+                password=password,
+                now=utc_now(),
+            )
+            typer.echo(f"influencer @{created.handle} created ({created.user.email})")
+            return generated
 
     generated = _run(work)
     if generated:
@@ -145,17 +160,16 @@ def influencer_create(
 @app.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt stored secrets with LIVESTAGE_SECRET_KEY (old keys in ..._FALLBACKS)."""
+    from livestage.accounts.service import account as account_service
+    from livestage.influencers.service import influencer as influencer_service
+    from livestage.kit.crypto import SecretBox
 
     async def work(settings: Settings) -> tuple[int, int]:
-        engine = create_engine(settings)
         box = SecretBox(settings.secret_keys)
-        try:
-            async with transaction(create_sessionmaker(engine)) as session:
-                totps = await account_service.reencrypt_secrets(session, box)
-                tokens = await influencer_service.reencrypt_tokens(session, box)
-                return totps, tokens
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as session:
+            totps = await account_service.reencrypt_secrets(session, box)
+            tokens = await influencer_service.reencrypt_tokens(session, box)
+            return totps, tokens
 
     totps, tokens = _run(work)
     typer.echo(f"re-encrypted {totps} TOTP secrets and {tokens} auth tokens with the primary key")
@@ -201,7 +215,7 @@ def webhooks_replay(
     until: Annotated[str | None, typer.Option(help="RFC 3339 end (default: now)")] = None,
 ) -> None:
     """Pull events from 100ms's webhook history into the inbox (duplicates are skipped)."""
-    from livestage.kit.time import parse_rfc3339
+    from livestage.kit.time import parse_rfc3339, utc_now
     from livestage.tracking.offline import replay_history
 
     try:
@@ -219,6 +233,7 @@ def webhooks_replay(
 @webhooks_app.command("secret")
 def webhooks_secret() -> None:
     """The header 100ms must send (set it on the dashboard's workspace webhook if you use one)."""
+    from livestage.config import Settings
     from livestage.tracking.verification import WEBHOOK_SECRET_HEADER, webhook_secret
 
     typer.echo(f"{WEBHOOK_SECRET_HEADER}: {webhook_secret(Settings())}")
@@ -232,37 +247,42 @@ def serve(
     import uvicorn
 
     from livestage.analytics.metrics import MULTIPROCESS_DIR
-    from livestage.config import split_list
+    from livestage.config import Settings, split_list
     from livestage.providers.factory import cluster_problem
 
     settings = Settings()
     if problem := settings.cluster_problem(processes=workers) or cluster_problem(settings):
         typer.secho(f"cannot start: {problem}", fg="red", err=True)
         raise typer.Exit(2)
-    if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
-        # Each worker keeps its metrics in files here; /metrics adds them up.
-        os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="livestage-metrics-")
     # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: anyone on this machine, or
     # behind no proxy at all, could pick the address the sign-in throttle counts.
     trusted = split_list(settings.trusted_proxies)
-    uvicorn.run(
-        "livestage.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        reload=reload,
-        workers=workers,
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted or None,
-        timeout_graceful_shutdown=5,
-        # LIVESTAGE_LOG_LEVEL governs uvicorn's loggers too (WARNING: no access log).
-        log_level=settings.log_level.lower(),
-    )
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
+            # Each worker keeps its metrics in files here; /metrics adds them up.
+            metrics = tempfile.TemporaryDirectory(prefix="livestage-metrics-")
+            os.environ[MULTIPROCESS_DIR] = stack.enter_context(metrics)
+        uvicorn.run(
+            "livestage.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            reload=reload,
+            workers=workers,
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or None,
+            timeout_graceful_shutdown=5,
+            # LIVESTAGE_LOG_LEVEL governs uvicorn's loggers too (WARNING: no access log).
+            log_level=settings.log_level.lower(),
+        )
 
 
 @app.command()
 def up(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Quick start: migrate, create the demo admin and influencer, print their sign-in, serve."""
+    from livestage import migrate as migrations
+    from livestage.accounts import totp
+    from livestage.config import Settings
     from livestage.demo import ensure_demo_accounts
     from livestage.providers.factory import describe_choice
 
@@ -323,6 +343,8 @@ def hms_mint_token(
     ttl_minutes: Annotated[int, typer.Option(min=1, max=90 * 24 * 60)] = 60,
 ) -> None:
     """Mint a debug 100ms auth token for a room and role (printed once, to stdout)."""
+    from livestage.config import Settings
+    from livestage.kit.time import utc_now
     from livestage.providers.hms.tokens import mint_auth_token
 
     settings = Settings()

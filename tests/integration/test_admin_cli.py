@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,3 +36,17 @@ def test_prints_the_code_an_authenticator_would_show(tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli_app, ["admin", "totp", "--email", "no@example.com"], env=env)
     assert missing.exit_code == 1
     assert "No admin with this email" in missing.output
+
+
+def test_the_command_line_starts_without_the_heavy_parts() -> None:
+    """`livestage --help` answers without loading the database, Alembic, password hashing or
+    the web app: each command imports what it uses when it runs."""
+    probe = (
+        "import sys, livestage.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'alembic', 'argon2', 'sqlalchemy', 'fastapi', 'uvicorn', 'redis'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"

@@ -21,6 +21,11 @@ APPLY_LAG = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
 )
 
+RECONCILER_RUNS = Counter(
+    "livestage_reconciler_runs",
+    "Reconciler runs in this process (in a cluster, only the leader's count grows).",
+)
+
 for _source in ("hms", "local"):
     for _outcome in ("new", "duplicate"):
         EVENTS_RECEIVED.labels(_source, _outcome)

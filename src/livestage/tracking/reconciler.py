@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livestage.models import LiveStream, StreamStatus
 from livestage.providers.base import ProviderError, StreamingProvider
 from livestage.streams import lifecycle
+from livestage.tracking.metrics import RECONCILER_RUNS
 from livestage.tracking.repository import TrackingRepository
 from livestage.tracking.service import TrackingConfig, end_stream, fail_unjoined
 from livestage.tracking.service import tracking as tracking_service
@@ -49,7 +50,10 @@ async def reconcile(
             await _check_session(repository, provider, stream, report, now=now)
         await tracking_service.recompute(session, stream.id, config, now=now)
     await _close_rooms(repository, provider, report)
-    log.info(
+    RECONCILER_RUNS.inc()
+    # A run that changed nothing is news to no one: it stays out of the console at INFO.
+    changed = report.ended or report.peers_closed or report.rooms_closed or report.errors
+    (log.info if changed else log.debug)(
         "tracking.reconciled",
         checked=report.checked,
         ended=len(report.ended),
