@@ -13,9 +13,10 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livestage.errors import LivestageError, SignInRequired
+from livestage.web.asgi import WatchedSend
 from livestage.web.templating import render
 
 log = structlog.get_logger()
@@ -130,17 +131,11 @@ class UnexpectedErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, receive, watched_send)
+            await self.app(scope, receive, watched)
         except Exception as exc:
-            if started:
+            if watched.started:
                 raise
             response = await unexpected_error(Request(scope, receive), exc)
             await response(scope, receive, send)

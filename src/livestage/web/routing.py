@@ -11,7 +11,9 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from livestage.web.asgi import WatchedSend
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -60,18 +62,12 @@ class FrontRoutes:
 
 
 async def _handle(route: BaseRoute, scope: Scope, receive: Receive, send: Send) -> None:
-    started = False
-
-    async def watched_send(message: Message) -> None:
-        nonlocal started
-        started = started or message["type"] == "http.response.start"
-        await send(message)
-
+    watched = WatchedSend(send)
     try:
-        await route.handle(scope, receive, watched_send)
+        await route.handle(scope, receive, watched)
     except Exception as error:
         handler = _handler_for(scope["app"].exception_handlers, error)
-        if handler is None or started:
+        if handler is None or watched.started:
             raise
         response = await handler(Request(scope, receive), error)
         await response(scope, receive, send)
