@@ -6,10 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 import structlog
 from uvicorn.config import LOGGING_CONFIG
@@ -17,7 +19,8 @@ from uvicorn.logging import AccessFormatter, DefaultFormatter
 
 from livestage.logging import configure_logging
 
-JWT = "eyJhbGciOiJIUzI1NiJ9.eyJyb29tIjoicm9vbS0xIn0.c2lnbmF0dXJlLXNlY3JldA"
+# Minted at run time with a throwaway key: no literal token in the repository.
+JWT = jwt.encode({"room": "room-1"}, secrets.token_hex(32), algorithm="HS256")
 SESSION = "s3ss10n-v4lue"
 CSRF = "csrf-v4lue"
 SECRETS = (JWT, "eyJ", SESSION, CSRF, "hunter2", "123456", "0p4que")
