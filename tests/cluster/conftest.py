@@ -6,11 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -158,41 +154,3 @@ async def post_webhooks(
     finally:
         for client in clients:
             await client.aclose()
-
-
-class ServeProcess:
-    """`livestage serve --workers N`, as a deployer starts it."""
-
-    def __init__(self, env: dict[str, str], *, workers: int, workdir: Path) -> None:
-        self.port, self.workers = free_port(), workers
-        self.log_path = workdir / f"serve-{self.port}.log"
-        livestage = Path(sys.executable).with_name("livestage")
-        command = [str(livestage), "serve", "--port", str(self.port), "--workers", str(workers)]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(self.log_path.read_text(errors="replace"))
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"not ready:\n{self.log_path.read_text(errors='replace')}")
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)

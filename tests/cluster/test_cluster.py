@@ -18,11 +18,16 @@ from livestage.models import StreamStatus
 from tests.cluster.conftest import (
     Cluster,
     Page,
-    ServeProcess,
     open_pages,
     post_webhooks,
 )
-from tests.support.app_process import free_port, read_stream, seed_influencer, seed_stream
+from tests.support.app_process import (
+    ServeProcess,
+    free_port,
+    read_stream,
+    seed_influencer,
+    seed_stream,
+)
 from tests.support.hms_events import SessionScript
 from tests.support.prometheus import parse, value
 

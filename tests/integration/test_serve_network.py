@@ -4,25 +4,21 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
+import secrets
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from tests.support.app_process import app_environment, free_port, migrated_sqlite
+from tests.support.app_process import ServeProcess, app_environment, migrated_sqlite
 
 FORWARDED = "203.0.113.9"
 START_TIMEOUT = 30.0
 
 
-class Served:
-    """`livestage serve` in a process group of its own, on a free loopback port."""
+class Served(ServeProcess):
+    """`livestage serve` on a SQLite file of its own, with the local provider."""
 
     def __init__(self, workdir: Path, **settings: object) -> None:
         self.database = workdir / "livestage.db"
@@ -31,48 +27,13 @@ class Served:
         env = app_environment(
             env="test",
             database_url=f"sqlite+aiosqlite:///{self.database}",
-            secret_key="a-test-secret-key-long-enough",
+            secret_key=secrets.token_urlsafe(32),
             cookie_secure="false",
             provider="local",
             log_level="WARNING",
             **settings,
         )
-        self.port = free_port()
-        self.log_path = workdir / f"serve-{self.port}.log"
-        livestage = Path(sys.executable).with_name("livestage")
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(livestage), "serve", "--port", str(self.port)],
-                env=env,
-                cwd=workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(self.log_path.read_text(errors="replace"))
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"not healthy:\n{self.log_path.read_text(errors='replace')}")
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        super().__init__(env, workdir=workdir)
 
     def failed_sign_in_addresses(self) -> list[str | None]:
         with contextlib.closing(sqlite3.connect(self.database)) as db:
@@ -86,7 +47,7 @@ class Served:
 def served(workdir: Path, **settings: object) -> Iterator[Served]:
     process = Served(workdir, **settings)
     try:
-        process.wait_healthy()
+        process.wait_ready("/healthz", timeout=START_TIMEOUT)
         yield process
     finally:
         process.stop()

@@ -378,3 +378,51 @@ async def seed_stream(
             return stream.id
     finally:
         await engine.dispose()
+
+
+class ServeProcess:
+    """`livestage serve` itself, as a deployer starts it (the CLI's own choices included), in a
+    process group of its own so its workers stop with it."""
+
+    def __init__(self, env: Mapping[str, str], *, workdir: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        self.log_path = workdir / f"serve-{self.port}.log"
+        livestage = Path(sys.executable).with_name("livestage")
+        command = [str(livestage), "serve", "--port", str(self.port), "--workers", str(workers)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                env=dict(env),
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, path: str = "/readyz", timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log_path.read_text(errors="replace"))
+            try:
+                if httpx.get(f"{self.base_url}{path}", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"not ready:\n{self.log_path.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
