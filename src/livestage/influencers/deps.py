@@ -17,7 +17,6 @@ from starlette.requests import HTTPConnection
 
 from livestage.accounts.auth import ActorDep, CurrentAdmin
 from livestage.audit.service import Actor
-from livestage.config import Settings
 from livestage.influencers.schemas import (
     InfluencerCreate,
     InfluencerCreated,
@@ -39,10 +38,6 @@ class InfluencerConfig:
     box: SecretBox
     token_policy: TokenPolicy
     broadcaster_role: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings, box: SecretBox) -> InfluencerConfig:
-        return cls(box, TokenPolicy.from_settings(settings), settings.hms_broadcaster_role)
 
 
 async def get_influencer_config(connection: HTTPConnection) -> InfluencerConfig:
