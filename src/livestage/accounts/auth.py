@@ -109,23 +109,26 @@ def csrf_token_for(request: Request, signed_in: UserSession | None) -> str:
     return signed_in.csrf_token if signed_in is not None else pre_login_token(request)
 
 
-async def expected_csrf_token(
+async def signed_in_session(
     connection: HTTPConnection, reads: async_sessionmaker[AsyncSession], now: datetime
-) -> str | None:
-    """The signed-in session's token, else the pre-login cookie's. The session row is read in
-    a read-only session of its own, which never waits for the writer."""
-    expected = connection.cookies.get(CSRF_COOKIE)
-    if raw := connection.cookies.get(SESSION_COOKIE):
-        async with reads() as session:
-            record = await account_service.resolve_session(session, raw, now=now)
-        expected = record.csrf_token if record else expected
-    return expected
+) -> UserSession | None:
+    """The session the cookie names, read in a read-only session of its own, which never waits
+    for the writer."""
+    if not (raw := connection.cookies.get(SESSION_COOKIE)):
+        return None
+    async with reads() as session:
+        return await account_service.resolve_session(session, raw, now=now)
 
 
 async def check_request_csrf(
     request: Request, reads: async_sessionmaker[AsyncSession], now: datetime
-) -> None:
-    check_csrf(await expected_csrf_token(request, reads, now), await submitted_token(request))
+) -> UserSession | None:
+    """The request must echo the signed-in session's token, else the pre-login cookie's.
+    Returns the signed-in session, so a caller that needs it reads it once."""
+    record = await signed_in_session(request, reads, now)
+    expected = record.csrf_token if record else request.cookies.get(CSRF_COOKIE)
+    check_csrf(expected, await submitted_token(request))
+    return record
 
 
 async def csrf_protect(request: Request, reads: ReadSessions, now: Now) -> None:

@@ -153,18 +153,28 @@ async def live_events(handle: str, session: DbSession, broker: BrokerDep) -> Res
 
 
 async def viewer_join(request: Request) -> Response:
-    """A viewer token minted on the server for the live room (viewer role, random user id).
+    """A viewer token minted on the server for the live room (viewer role; the user id is the
+    viewer's identity: the signed-in user, else the anonymous viewer cookie, set if missing).
 
     The flash-crowd path: every viewer of a popular stream calls it at once, so it is a
     `PlainRoute` (no request transaction, no dependency injection): the CSRF check, the service
     call and the JSON body, for every viewer, signed in or not."""
     now = clock_of(request)()
     viewing = viewing_of(request)
-    await check_request_csrf(request, viewing.reads, now)
-    joined = await stream_service.viewer_join(
-        viewing, request.path_params["handle"], config=go_live_config_of(request), now=now
+    signed_in = await check_request_csrf(request, viewing.reads, now)
+    viewer = viewing.viewer_cookie.identify(
+        request.cookies, signed_in.user_id if signed_in else None
     )
-    return Response(joined.model_dump_json(), media_type="application/json")
+    joined = await stream_service.viewer_join(
+        viewing,
+        request.path_params["handle"],
+        viewer_id=viewer.id,
+        config=go_live_config_of(request),
+        now=now,
+    )
+    response = Response(joined.model_dump_json(), media_type="application/json")
+    viewing.viewer_cookie.remember(response, viewer)
+    return response
 
 
 viewer_join_route = PlainRoute(

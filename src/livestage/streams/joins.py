@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from livestage.db import transaction
 from livestage.kit.tasks import uncancelled
 from livestage.streams.repository import ViewerJoinRepository
+from livestage.streams.viewers import ViewerCookie
 
 log = structlog.get_logger()
 
@@ -95,11 +96,12 @@ class JoinIntent:
 @dataclass(frozen=True, slots=True)
 class Viewing:
     """What the viewer join keeps between requests: read-only sessions (the join holds no
-    request transaction), the watch cache and the join recorder."""
+    request transaction), the watch cache, the join recorder and the viewer cookie."""
 
     reads: async_sessionmaker[AsyncSession]
     cache: WatchCache
     joins: JoinRecorder
+    viewer_cookie: ViewerCookie
 
 
 class JoinRecorder:

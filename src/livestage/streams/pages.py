@@ -9,7 +9,7 @@ from livestage.accounts.auth import ActorDep, CurrentInfluencer, OptionalUserSes
 from livestage.errors import LivestageError
 from livestage.influencers.deps import ManagedInfluencer
 from livestage.influencers.repository import InfluencerRepository
-from livestage.streams.deps import EndingDep, GoLiveDep
+from livestage.streams.deps import EndingDep, GoLiveDep, viewing_of
 from livestage.streams.schemas import stream_read
 from livestage.streams.service import stream as stream_service
 from livestage.web.deps import DbSession
@@ -60,7 +60,11 @@ async def watch_page(
         "sdk_url": config.sdk_url,
         "broadcaster_role": config.broadcaster_role,
     }
-    return render(request, "watch.html", context)
+    response = render(request, "watch.html", context)
+    # The viewer's identity from the first page load on: the join that follows carries it.
+    cookie = viewing_of(request).viewer_cookie
+    cookie.remember(response, cookie.identify(request.cookies, None))
+    return response
 
 
 @router.post("/admin/influencers/{influencer_id}/stream/end")

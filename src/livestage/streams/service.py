@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
@@ -569,9 +568,16 @@ class StreamService:
         return live_update(latest)
 
     async def viewer_join(
-        self, viewing: Viewing, handle: str, *, config: GoLiveConfig, now: datetime
+        self,
+        viewing: Viewing,
+        handle: str,
+        *,
+        viewer_id: str,
+        config: GoLiveConfig,
+        now: datetime,
     ) -> JoinInfo:
-        """Check the stream is live and may be watched, mint a viewer token, record the intent."""
+        """Check the stream is live and may be watched, mint a token for the viewer's identity
+        (streams/viewers.py: the same across reloads and tabs), record the intent."""
         load = partial(self._watchable, viewing.reads, handle)
         watchable = await viewing.cache.get(handle, load)
         if not watchable.live or watchable.stream_id is None:
@@ -589,7 +595,6 @@ class StreamService:
         if (signalling := browser_signalling(provider)) is not None:
             if signalling.connected_viewers(watchable.room_id) >= signalling.viewer_cap:
                 raise StreamFull(signalling.viewer_cap)
-        viewer_id = f"viewer-{secrets.token_hex(8)}"
         token = provider.mint_join_token(
             room_id=watchable.room_id, role=config.viewer_role, user_id=viewer_id
         )
