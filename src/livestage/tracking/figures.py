@@ -3,10 +3,16 @@ so duplicated, missing-then-replayed or reordered events converge to the same re
 
 A viewer is a peer that is not the broadcaster. A peer is the half-open interval
 [joined_at, left_at): a leave and a join at the same instant do not overlap.
+
+Figures count viewers, not peers (SPEC §4): a peer's `user_id` is the viewer's identity, and
+one viewer's tabs, reloads and reconnects are one viewer connected over the union of their
+peers' intervals (`connected_spans`). Two tabs open at once count once in the current and
+peak figures, and their watch time is not counted twice.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +37,28 @@ class ViewerStats:
     per_minute: list[tuple[datetime, int]]
 
 
+def connected_spans(intervals: Iterable[Interval]) -> list[Interval]:
+    """Each viewer's connected time as disjoint intervals: the union of their peers'. Intervals
+    that overlap or touch merge (a reload's new peer may join before the old one has left)."""
+    by_viewer: dict[str, list[Interval]] = defaultdict(list)
+    for item in intervals:
+        by_viewer[item.user_id].append(item)
+    spans: list[Interval] = []
+    for items in by_viewer.values():
+        items.sort(key=lambda item: item.joined_at)
+        span = items[0]
+        for item in items[1:]:
+            if span.left_at is None:
+                break  # still connected: it covers every later peer
+            if item.joined_at > span.left_at:
+                spans.append(span)
+                span = item
+            elif item.left_at is None or item.left_at > span.left_at:
+                span = Interval(span.user_id, span.joined_at, item.left_at)
+        spans.append(span)
+    return spans
+
+
 def _edges(intervals: Iterable[Interval]) -> list[tuple[datetime, int]]:
     edges = []
     for item in intervals:
@@ -42,28 +70,42 @@ def _edges(intervals: Iterable[Interval]) -> list[tuple[datetime, int]]:
 
 
 def peak_concurrency(intervals: Iterable[Interval]) -> int:
+    """The most viewers connected at one instant."""
+    return _peak(connected_spans(intervals))
+
+
+def _peak(spans: Iterable[Interval]) -> int:
     level = peak = 0
-    for _, delta in _edges(intervals):
+    for _, delta in _edges(spans):
         level += delta
         peak = max(peak, level)
     return peak
 
 
 def concurrent_at(intervals: Iterable[Interval], instant: datetime) -> int:
-    return sum(
-        1
-        for i in intervals
-        if i.joined_at <= instant and (i.left_at is None or instant < i.left_at)
+    """How many viewers are connected at `instant`."""
+    return len(
+        {
+            i.user_id
+            for i in intervals
+            if i.joined_at <= instant and (i.left_at is None or instant < i.left_at)
+        }
     )
 
 
 def per_minute_peak(
-    intervals: list[Interval], start: datetime, end: datetime
+    intervals: Iterable[Interval], start: datetime, end: datetime
 ) -> list[tuple[datetime, int]]:
     """Max concurrent viewers within [minute, minute + 60 s) for each minute of [start, end]."""
+    return _series(connected_spans(intervals), start, end)
+
+
+def _series(
+    spans: Iterable[Interval], start: datetime, end: datetime
+) -> list[tuple[datetime, int]]:
     first = start.replace(second=0, microsecond=0)
     last = end.replace(second=0, microsecond=0)
-    edges = _edges(intervals)
+    edges = _edges(spans)
     series, level, index = [], 0, 0
     minute = first
     while minute <= last:
@@ -83,8 +125,14 @@ def per_minute_peak(
 
 
 def watch_seconds(intervals: Iterable[Interval], until: datetime) -> float:
+    """Time watched, summed over viewers: each viewer's connected time once, however many
+    tabs they had open. A viewer still connected counts until `until`."""
+    return _watched(connected_spans(intervals), until)
+
+
+def _watched(spans: Iterable[Interval], until: datetime) -> float:
     total = timedelta()
-    for item in intervals:
+    for item in spans:
         total += (item.left_at or max(until, item.joined_at)) - item.joined_at
     return total.total_seconds()
 
@@ -92,12 +140,13 @@ def watch_seconds(intervals: Iterable[Interval], until: datetime) -> float:
 def viewer_stats(
     intervals: list[Interval], *, start: datetime | None, end: datetime | None, now: datetime
 ) -> ViewerStats:
-    unique = len({i.user_id for i in intervals})
-    total = watch_seconds(intervals, now)
-    series = per_minute_peak(intervals, start, end or now) if start else []
+    spans = connected_spans(intervals)
+    unique = len({i.user_id for i in spans})
+    total = _watched(spans, now)
+    series = _series(spans, start, end or now) if start else []
     return ViewerStats(
-        current=sum(1 for i in intervals if i.left_at is None),
-        peak=peak_concurrency(intervals),
+        current=sum(1 for i in spans if i.left_at is None),
+        peak=_peak(spans),
         unique=unique,
         total_watch_seconds=total,
         average_watch_seconds=total / unique if unique else 0.0,

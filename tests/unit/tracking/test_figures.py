@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 from livestage.tracking.figures import (
     Interval,
     concurrent_at,
+    connected_spans,
     peak_concurrency,
     per_minute_peak,
     viewer_stats,
+    watch_seconds,
 )
 
 T0 = datetime(2026, 11, 21, 12, 0, 30, tzinfo=UTC)
@@ -84,3 +86,99 @@ def test_a_leave_exactly_at_a_minute_start_is_not_in_that_minute() -> None:
     intervals = [Interval("a", start, start + timedelta(minutes=1))]
     series = per_minute_peak(intervals, start, start + timedelta(minutes=2))
     assert [v for _, v in series] == [1, 0, 0]
+
+
+class TestOneViewerManyPeers:
+    """SPEC §4: a viewer's reloads, tabs and reconnects are one viewer (the peer's user_id)."""
+
+    def test_reloads_and_a_second_tab_are_one_viewer_watching_the_union(self) -> None:
+        intervals = [
+            Interval("v", at(0), at(20)),  # first load
+            Interval("v", at(19), at(40)),  # reload: the new peer joins before the old leaves
+            Interval("v", at(45), at(90)),  # reload after a gap
+            Interval("v", at(50), at(70)),  # a second tab meanwhile
+            Interval("w", at(60), at(65)),
+        ]
+        stats = viewer_stats(intervals, start=at(0), end=at(100), now=at(200))
+        assert (stats.unique, stats.peak, stats.current) == (2, 2, 0)
+        assert stats.total_watch_seconds == 40 + 45 + 5
+        assert stats.average_watch_seconds == 45.0
+        assert [v for _, v in stats.per_minute] == [1, 2, 0]  # 12:00, 12:01, 12:02
+        assert peak_concurrency(intervals[:4]) == 1
+        assert concurrent_at(intervals, at(60)) == 2
+
+    def test_two_open_tabs_are_one_current_viewer(self) -> None:
+        intervals = [Interval("v", at(0), None), Interval("v", at(10), None)]
+        stats = viewer_stats(intervals, start=at(0), end=None, now=at(30))
+        assert (stats.current, stats.peak, stats.unique) == (1, 1, 1)
+        assert stats.total_watch_seconds == 30.0
+
+    def test_a_tab_left_open_covers_the_closed_ones_after_it(self) -> None:
+        intervals = [Interval("v", at(0), None), Interval("v", at(5), at(8))]
+        assert connected_spans(intervals) == [Interval("v", at(0), None)]
+        assert watch_seconds(intervals, at(12)) == 12.0
+
+    def test_touching_peers_of_one_viewer_merge(self) -> None:
+        intervals = [Interval("v", at(10), at(20)), Interval("v", at(0), at(10))]
+        assert connected_spans(intervals) == [Interval("v", at(0), at(20))]
+
+
+# A peer: (viewer, start second, length in seconds, still connected?)
+peers = st.lists(
+    st.tuples(st.sampled_from("abcd"), st.integers(0, 120), st.integers(0, 60), st.booleans()),
+    max_size=25,
+)
+UNTIL = 200
+
+
+def _intervals(raw: list[tuple[str, int, int, bool]]) -> list[Interval]:
+    return [Interval(v, at(s), None if open_ else at(s + d)) for v, s, d, open_ in raw]
+
+
+def _covers(raw: list[tuple[str, int, int, bool]], viewer: str, second: int) -> bool:
+    """Brute force on whole seconds: is `viewer` connected during [second, second + 1)?"""
+    return any(v == viewer and s <= second < (UNTIL if open_ else s + d) for v, s, d, open_ in raw)
+
+
+class TestPerViewerProperties:
+    @settings(max_examples=200)
+    @given(peers)
+    def test_figures_match_a_brute_force_count_of_viewers(
+        self, raw: list[tuple[str, int, int, bool]]
+    ) -> None:
+        intervals = _intervals(raw)
+        viewers = {v for v, *_ in raw}
+        connected = [sum(_covers(raw, v, t) for v in viewers) for t in range(UNTIL)]
+        stats = viewer_stats(intervals, start=at(0), end=None, now=at(UNTIL))
+        assert stats.peak == max(connected, default=0)
+        assert stats.total_watch_seconds == sum(connected)
+        assert stats.unique == len(viewers)
+        assert stats.current == len({v for v, _, _, open_ in raw if open_})
+        assert stats.peak <= stats.unique
+
+    @settings(max_examples=200)
+    @given(peers, st.data())
+    def test_another_tab_inside_a_viewers_time_changes_nothing(
+        self, raw: list[tuple[str, int, int, bool]], data: st.DataObject
+    ) -> None:
+        intervals = _intervals(raw)
+        before = viewer_stats(intervals, start=at(0), end=None, now=at(UNTIL))
+        if intervals:
+            host = data.draw(st.sampled_from(intervals))
+            end = host.left_at or at(UNTIL)
+            offset = data.draw(st.integers(0, int((end - host.joined_at).total_seconds())))
+            joined = host.joined_at + timedelta(seconds=offset)
+            intervals.append(Interval(host.user_id, joined, end if host.left_at else None))
+        shuffled = intervals[:]
+        random.Random(3).shuffle(shuffled)
+        assert viewer_stats(shuffled, start=at(0), end=None, now=at(UNTIL)) == before
+
+    @settings(max_examples=200)
+    @given(peers)
+    def test_spans_are_disjoint_per_viewer(self, raw: list[tuple[str, int, int, bool]]) -> None:
+        spans = connected_spans(_intervals(raw))
+        for viewer in {s.user_id for s in spans}:
+            own = sorted((s for s in spans if s.user_id == viewer), key=lambda s: s.joined_at)
+            for earlier, later in zip(own, own[1:], strict=False):
+                assert earlier.left_at is not None
+                assert earlier.left_at < later.joined_at
