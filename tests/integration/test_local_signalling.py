@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from livestage.models import LiveStream, ProviderEvent, StreamPeer
 from livestage.providers.local.provider import LocalProvider
 from livestage.providers.local.tokens import derive_signing_key, mint_join_token
+from livestage.streams.viewers import VIEWER_COOKIE
 from tests.support.fixtures import (
     InfluencerAccount,
     create_influencer,
@@ -96,6 +97,8 @@ async def live(studio: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def viewer_join(public: httpx.AsyncClient) -> dict[str, Any]:
+    """Each call is another viewer, as another browser would be: no viewer cookie kept."""
+    public.cookies.delete(VIEWER_COOKIE)
     response = await public.post("/api/watch/alice/join")
     assert response.status_code == 200, response.text
     join: dict[str, Any] = response.json()

@@ -71,7 +71,8 @@ function renderControls(on) {
 }
 
 function renderPeers(others) {
-  sdkViewers = others.filter((p) => p.role !== config.broadcasterRole).length;
+  // Two tabs of one viewer are one viewer (SPEC §4).
+  sdkViewers = new Set(others.filter((p) => p.role !== config.broadcasterRole).map((p) => p.viewer)).size;
   renderViewers();
   $("participants").replaceChildren(
     ...others.map((p) => Object.assign(document.createElement("li"), { textContent: `${p.name} (${p.role})` })),

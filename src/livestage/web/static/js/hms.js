@@ -36,7 +36,8 @@ function follow(handlers) {
 }
 
 function describe(peer) {
-  return { id: peer.id, name: peer.name, role: peer.roleName };
+  // customerUserId: the user_id of the peer's token, the viewer's identity (SPEC §4).
+  return { id: peer.id, name: peer.name, role: peer.roleName, viewer: peer.customerUserId || peer.id };
 }
 
 async function authToken(actions, join) {

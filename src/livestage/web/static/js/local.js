@@ -111,7 +111,7 @@ function serially() {
 }
 
 function describe(peer) {
-  return { id: peer.peer_id, name: peer.name, role: peer.role };
+  return { id: peer.peer_id, name: peer.name, role: peer.role, viewer: peer.viewer || peer.peer_id };
 }
 
 async function capture(constraints) {

@@ -11,7 +11,8 @@
 //   Viewing:   {leave()}
 //
 // Callbacks:
-//   onPeers([{id, name, role}])          everyone else in the room that this page may know of
+//   onPeers([{id, name, role, viewer}])  everyone else in the room that this page may know of;
+//                                        `viewer` is the identity (tabs of one viewer share it)
 //   onDevices({videoInput, audioInput})  lists of {deviceId, label}
 //   onControls({audio, video, screen})   the local tracks' on/off state
 //   onState(state, detail)               "live" | "reconnecting" | "waiting" (no broadcaster yet)

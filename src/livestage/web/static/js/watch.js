@@ -32,7 +32,9 @@ async function watch() {
       refreshJoin: () => api(joinPath),
       onPeers: (others) => {
         if (ended) return;
-        roomViewers = others.filter((p) => p.role !== config.broadcasterRole).length + 1;
+        // Distinct viewers, this one included: its own other tabs are not more viewers.
+        const viewers = others.filter((p) => p.role !== config.broadcasterRole).map((p) => p.viewer);
+        roomViewers = new Set([...viewers, join.user_id]).size;
         renderViewers();
       },
       onState: onRoomState,
