@@ -35,7 +35,7 @@ from livestage.kit.leader import Leadership, RedisLeadership, SoleProcess
 from livestage.kit.time import Clock, utc_now
 from livestage.logging import configure_logging
 from livestage.providers.base import StreamingProvider, WebhookTarget
-from livestage.providers.factory import build_provider, cluster_problem
+from livestage.providers.factory import build_provider
 from livestage.providers.local.provider import LocalProvider
 from livestage.streams import endpoints as streams_endpoints
 from livestage.streams import pages as streams_pages
@@ -73,6 +73,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 
 LIVE_CHANNEL = "livestage:live"
 LEADER_KEY = "livestage:leader"
+LOCAL_ROOMS = "livestage:local"
 
 
 class DatabaseNotMigrated(RuntimeError):
@@ -108,7 +109,7 @@ class AppState:
     def build(
         cls, settings: Settings, *, clock: Clock, provider: StreamingProvider | None
     ) -> AppState:
-        if problem := settings.cluster_problem() or cluster_problem(settings):
+        if problem := settings.cluster_problem():
             raise CannotStart(problem)
         database = Database.open(settings)
         box = SecretBox(settings.secret_keys)
@@ -119,9 +120,7 @@ class AppState:
         bus = None
         if redis is not None:
             leadership = RedisLeadership(redis, key=LEADER_KEY, ttl=settings.leader_ttl_seconds)
-            # Pub/sub channels span Redis's databases: one per database keeps deployments apart.
-            redis_database = redis.connection_pool.connection_kwargs.get("db", 0)
-            bus = RedisBus(redis, f"{LIVE_CHANNEL}:{redis_database}")
+            bus = RedisBus(redis, f"{LIVE_CHANNEL}:{_redis_database(redis)}")
         broker = LiveBroker(bus=bus, refresh=partial(read_live_state, database.read_sessionmaker))
         viewing = Viewing(
             database.read_sessionmaker,
@@ -170,11 +169,14 @@ class AppState:
     def of(cls, app: FastAPI) -> AppState:
         return cast(AppState, app.state.livestage)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start the background tasks; the local provider's events go to the inbox, exactly
-        where 100ms webhooks go."""
+        where 100ms webhooks go, and its rooms are shared through Redis in a cluster."""
         if isinstance(self.provider, LocalProvider):
             self.provider.bind_events(self._store_local_event)
+            if self.redis is not None:
+                prefix = f"{LOCAL_ROOMS}:{_redis_database(self.redis)}"
+                await self.provider.join_cluster(self.redis, prefix=prefix)
         self.ingestion.inbox.start()
         self.viewing.joins.start()
         self.broker.start(heartbeat_seconds=HEARTBEAT_SECONDS)
@@ -194,6 +196,12 @@ class AppState:
 
     async def _store_local_event(self, envelope: dict[str, Any]) -> None:
         await self.ingestion.store("local", envelope)
+
+
+def _redis_database(redis: Redis) -> int:
+    """Pub/sub channels span Redis's databases: naming the database in every channel and key
+    keeps two deployments on one Redis server apart."""
+    return int(redis.connection_pool.connection_kwargs.get("db", 0))
 
 
 def _webhook_target(settings: Settings, webhooks: WebhookPolicy) -> WebhookTarget | None:
@@ -231,7 +239,7 @@ def create_app(
         try:
             await ensure_migrated(state.database)
             app.state.livestage = state
-            state.start()
+            await state.start()
             try:
                 yield
             finally:

@@ -248,10 +248,9 @@ def serve(
 
     from livestage.analytics.metrics import MULTIPROCESS_DIR
     from livestage.config import Settings, split_list
-    from livestage.providers.factory import cluster_problem
 
     settings = Settings()
-    if problem := settings.cluster_problem(processes=workers) or cluster_problem(settings):
+    if problem := settings.cluster_problem(processes=workers):
         typer.secho(f"cannot start: {problem}", fg="red", err=True)
         raise typer.Exit(2)
     # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: anyone on this machine, or

@@ -178,7 +178,7 @@ async def drop_broadcaster(ctx: AppState, room_id: str, code: int) -> str:
     """Close the broadcaster's signalling connection from the server side; its peer id."""
     assert isinstance(ctx.provider, LocalProvider)
     hub = ctx.provider.hub
-    (member,) = [m for m in hub.members(room_id) if m.role == hub.broadcaster_role]
+    (member,) = [m for m in await hub.members(room_id) if m.role == hub.broadcaster_role]
     member.close(code, "dropped by the test")
     return member.peer_id
 
@@ -186,7 +186,7 @@ async def drop_broadcaster(ctx: AppState, room_id: str, code: int) -> str:
 async def broadcaster_peer(ctx: AppState, room_id: str) -> str | None:
     assert isinstance(ctx.provider, LocalProvider)
     hub = ctx.provider.hub
-    found = [m.peer_id for m in hub.members(room_id) if m.role == hub.broadcaster_role]
+    found = [m.peer_id for m in await hub.members(room_id) if m.role == hub.broadcaster_role]
     return found[0] if found else None
 
 

@@ -562,7 +562,7 @@ class TestShutdown:
 
 async def _no_session(server: LiveServer, provider: LocalProvider, room_id: str) -> bool:
     async def check() -> bool:
-        return provider.hub.session(room_id) is None
+        return await provider.hub.session(room_id) is None
 
     return await server.arun(check())
 

@@ -27,7 +27,7 @@ class RedisBus:
     def __init__(self, redis: Redis, channel: str) -> None:
         self.redis, self.channel = redis, channel
         self.origin = uuid.uuid4().hex
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(QUEUE_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self.dropped = 0
@@ -51,19 +51,21 @@ class RedisBus:
                 await task
         self._tasks = []
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any], *, channel: str | None = None) -> None:
+        """Publish to this bus's channel, or to `channel` (another process's own channel):
+        either way after everything sent before, over the one connection."""
         envelope = json.dumps({"origin": self.origin, "message": message})
         try:
-            self._outbox.put_nowait(envelope)
+            self._outbox.put_nowait((channel or self.channel, envelope))
         except asyncio.QueueFull:
             self.dropped += 1  # Redis has been unreachable for a while: keep serving
 
     async def _send_loop(self) -> None:
         while True:
-            envelope = await self._outbox.get()
+            channel, envelope = await self._outbox.get()
             while True:
                 try:
-                    await self.redis.publish(self.channel, envelope)
+                    await self.redis.publish(channel, envelope)
                     break
                 except (RedisError, OSError) as error:
                     log.warning("bus.publish_failed", error=type(error).__name__)

@@ -47,13 +47,3 @@ def _local_chosen(settings: Settings) -> bool:
         settings.provider == "auto" and not settings.hms_any_credential
     )
 
-
-def cluster_problem(settings: Settings) -> str | None:
-    """The local provider's signalling lives in one process's memory: with several processes
-    (Redis set), a viewer and the broadcaster could reach different ones."""
-    if settings.redis_url and _local_chosen(settings):
-        return (
-            "the local provider runs in one process; with LIVESTAGE_REDIS_URL (several "
-            "processes) use 100ms: set LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET"
-        )
-    return None

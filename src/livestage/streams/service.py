@@ -593,7 +593,7 @@ class StreamService:
                 "is not using any more."
             )
         if (signalling := browser_signalling(provider)) is not None:
-            if signalling.connected_viewers(watchable.room_id) >= signalling.viewer_cap:
+            if await signalling.connected_viewers(watchable.room_id) >= signalling.viewer_cap:
                 raise StreamFull(signalling.viewer_cap)
         token = provider.mint_join_token(
             room_id=watchable.room_id, role=config.viewer_role, user_id=viewer_id

@@ -38,7 +38,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, WebSocket
 
-from livestage.providers.local.provider import SIGNAL_PATH, LocalProvider
+from livestage.providers.local.provider import SIGNAL_PATH, Hub, LocalProvider
 from livestage.providers.local.signalling import (
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
@@ -52,7 +52,6 @@ from livestage.providers.local.signalling import (
     Close,
     Member,
     Refused,
-    SignallingHub,
     error,
 )
 from livestage.providers.local.tokens import TokenRefused
@@ -108,7 +107,7 @@ async def local_signalling(
         joined_at=provider.clock(),
     )
     try:
-        provider.hub.join(room_id, room_name, member)
+        await provider.hub.join(room_id, room_name, member)
     except Refused as refusal:
         await _refuse(websocket, refusal)
         return
@@ -140,14 +139,14 @@ async def _hello(websocket: WebSocket) -> tuple[str, str | None] | None:
     return token, _clean_name(message.get("name") if message else None) or name
 
 
-async def _serve(websocket: WebSocket, hub: SignallingHub, member: Member) -> None:
+async def _serve(websocket: WebSocket, hub: Hub, member: Member) -> None:
     writer = asyncio.create_task(_write(websocket, member))
     SIGNALLING_CONNECTIONS.inc()
     try:
         await _read(websocket, hub, member)
     finally:
         SIGNALLING_CONNECTIONS.dec()
-        hub.leave(member, DROPPED)
+        await hub.leave(member, DROPPED)
         member.close(CLOSE_NORMAL, "closed")
         try:
             await asyncio.wait_for(writer, WRITER_STOP_TIMEOUT)
@@ -166,7 +165,7 @@ async def _write(websocket: WebSocket, member: Member) -> None:
             await websocket.send_text(json.dumps(item, separators=(",", ":")))
 
 
-async def _read(websocket: WebSocket, hub: SignallingHub, member: Member) -> None:
+async def _read(websocket: WebSocket, hub: Hub, member: Member) -> None:
     """Handle the browser's messages until it disconnects."""
     bucket = _Bucket(RATE_PER_SECOND, RATE_BURST)
     while True:
@@ -177,10 +176,10 @@ async def _read(websocket: WebSocket, hub: SignallingHub, member: Member) -> Non
             continue  # closing: wait for the browser's close reply
         text = raw.get("text")
         if len(text if text is not None else raw.get("bytes") or b"") > MAX_MESSAGE_CHARS:
-            hub.remove(member, Refused(CLOSE_TOO_BIG, "message too big"))
+            await hub.remove(member, Refused(CLOSE_TOO_BIG, "message too big"))
             continue
         if not bucket.take():
-            hub.remove(member, Refused(CLOSE_RATE_LIMITED, "too many messages"))
+            await hub.remove(member, Refused(CLOSE_RATE_LIMITED, "too many messages"))
             continue
         message = _parse(text)
         if message is None:
@@ -189,11 +188,11 @@ async def _read(websocket: WebSocket, hub: SignallingHub, member: Member) -> Non
         kind = message["type"]
         if kind in RELAYED:
             try:
-                hub.relay(member, message)
+                await hub.relay(member, message)
             except Refused as refusal:
-                hub.remove(member, refusal)
+                await hub.remove(member, refusal)
         elif kind == "leave":
-            hub.leave(member, LEFT_CLEANLY)
+            await hub.leave(member, LEFT_CLEANLY)
             member.close(CLOSE_NORMAL, "left")
         elif kind == "ping":
             member.send({"type": "pong"})

@@ -11,6 +11,8 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
+from redis.asyncio import Redis
+
 from livestage.config import Settings
 from livestage.kit.time import Clock, utc_now
 from livestage.providers.base import (
@@ -25,9 +27,11 @@ from livestage.providers.base import (
 )
 from livestage.providers.hms.tokens import TokenBuildError, token_expiry
 from livestage.providers.local import tokens
+from livestage.providers.local.cluster import ClusterHub
 from livestage.providers.local.signalling import EventSink, SignallingHub
 
 SIGNAL_PATH = "/ws/local/{room_id}"
+Hub = SignallingHub | ClusterHub
 
 
 def room_id_for(name: str) -> str:
@@ -58,7 +62,7 @@ class LocalProvider:
         self.broadcaster_role, self.viewer_role = broadcaster_role, viewer_role
         self.join_token_ttl = join_token_ttl
         self.clock = clock
-        self.hub = SignallingHub(
+        self.hub: Hub = SignallingHub(
             broadcaster_role=broadcaster_role,
             viewer_role=viewer_role,
             viewer_cap=viewer_cap,
@@ -86,6 +90,25 @@ class LocalProvider:
         """Where lifecycle events go (the app's provider-event inbox)."""
         self.hub.sink = sink
 
+    async def join_cluster(self, redis: Redis, *, prefix: str) -> None:
+        """Several processes serve this site: rooms are shared through Redis from now on
+        (called at start, before any connection)."""
+        hub = self.hub
+        assert isinstance(hub, SignallingHub), "join_cluster is called once, at start"
+        self.hub = ClusterHub(
+            redis,
+            prefix=prefix,
+            broadcaster_role=hub.broadcaster_role,
+            viewer_role=hub.viewer_role,
+            viewer_cap=hub.viewer_cap,
+            ice_servers=hub.ice_servers,
+            reconnect_grace=hub.reconnect_grace,
+            absence_margin=hub.absence_margin,
+            clock=hub.clock,
+            sink=hub.sink,
+        )
+        await self.hub.start()
+
     # -- what go-live hands the browser ----------------------------------------------------
 
     @property
@@ -99,8 +122,8 @@ class LocalProvider:
     def signal_path(self, room_id: str) -> str:
         return SIGNAL_PATH.format(room_id=room_id)
 
-    def connected_viewers(self, room_id: str) -> int:
-        return self.hub.viewer_count(room_id)
+    async def connected_viewers(self, room_id: str) -> int:
+        return await self.hub.viewer_count(room_id)
 
     def verify_join_token(self, token: str, room_id: str) -> tokens.JoinClaims:
         """Raises `tokens.TokenRefused` with a short reason."""
@@ -159,24 +182,24 @@ class LocalProvider:
             self._disabled.discard(room_id)
         else:
             self._disabled.add(room_id)
-            self.hub.end_room(room_id)
+            await self.hub.end_room(room_id)
         return room
 
     async def end_room(self, room_id: str, *, reason: str, lock: bool = False) -> None:
         """Close every connection in the room (they are told `room-ended`), end its session."""
-        self.hub.end_room(room_id, reason=reason)
+        await self.hub.end_room(room_id, reason=reason)
 
     async def list_peers(self, room_id: str) -> list[Peer]:
         return [
             Peer(m.peer_id, m.user_id, m.role, m.name, m.joined_at)
-            for m in self.hub.members(room_id)
+            for m in await self.hub.members(room_id)
         ]
 
     async def get_active_session(self, room_id: str) -> ActiveSession | None:
-        session = self.hub.session(room_id)
+        session = await self.hub.session(room_id)
         if session is None:
             return None
-        peers = frozenset(m.peer_id for m in self.hub.members(room_id))
+        peers = frozenset(m.peer_id for m in await self.hub.members(room_id))
         return ActiveSession(session.id, session.started_at, peers)
 
     async def start_hls(self, room_id: str) -> HlsStream:

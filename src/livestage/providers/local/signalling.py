@@ -4,8 +4,9 @@ Rooms hold connected peers; one broadcaster at a time, at most `viewer_cap` view
 passes through the server: the broadcaster's browser opens one RTCPeerConnection per viewer (a
 mesh), and the hub relays their offers, answers and ICE candidates, adding `from`.
 
-The hub is transport-free: a `Member` has an outbox the WebSocket endpoint drains, so every state
-change here is synchronous (no awaits), hence atomic on the event loop, and unit-testable.
+The hub is transport-free: a `Member` has an outbox the WebSocket endpoint drains. Its methods are
+async because its cluster twin (`cluster.py`, several processes sharing rooms through Redis) must
+wait for Redis; here every state change runs without an await, hence atomically on the event loop.
 
 Lifecycle events are 100ms-shaped envelopes (`session.open.success`, `peer.join.success`,
 `peer.leave.success`, `session.close.success`) handed, in order, to an async `EventSink` (the
@@ -54,6 +55,7 @@ DROPPED = "websocket closed"
 ROOM_ENDED = "room ended"
 REMOVED = "server removed peer"
 REPLACED = "replaced by a new connection"
+BROADCASTER_GONE = "the broadcaster did not come back"
 
 RELAYED = frozenset({"offer", "answer", "ice", "request-offer"})
 MAX_OUTBOX = 1000
@@ -106,6 +108,8 @@ class Member:
     name: str
     joined_at: datetime
     room_id: str | None = None
+    # The process it is connected through (the cluster hub's peers; "" in one process).
+    process: str = ""
     outbox: asyncio.Queue[Outgoing] = field(default_factory=asyncio.Queue)
     closed: Close | None = None
 
@@ -180,59 +184,47 @@ class SignallingHub:
         self.ice_servers = list(ice_servers or [])
         self.reconnect_grace, self.absence_margin = reconnect_grace, absence_margin
         self.clock = clock
-        self.sink = sink
+        self.events = EventOutbox(sink)
         self.rooms: dict[str, Room] = {}
-        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._emitter: asyncio.Task[None] | None = None
         self._closing = False
 
     # -- queries -------------------------------------------------------------------------
 
-    def members(self, room_id: str) -> list[Member]:
+    async def members(self, room_id: str) -> list[Member]:
         room = self.rooms.get(room_id)
         return list(room.members.values()) if room else []
 
-    def session(self, room_id: str) -> Session | None:
+    async def session(self, room_id: str) -> Session | None:
         room = self.rooms.get(room_id)
         return room.session if room else None
 
-    def viewer_count(self, room_id: str) -> int:
+    async def viewer_count(self, room_id: str) -> int:
         room = self.rooms.get(room_id)
         return len(room.viewers(self.viewer_role)) if room else 0
 
     # -- joining and leaving -------------------------------------------------------------
 
-    def join(self, room_id: str, room_name: str, member: Member) -> dict[str, Any]:
+    async def join(self, room_id: str, room_name: str, member: Member) -> dict[str, Any]:
         """Admit `member` (raises `Refused`), queue its welcome, tell the others."""
         if self._closing:
             raise Refused(CLOSE_GOING_AWAY, "server shutting down")
+        check_role(member, self.broadcaster_role, self.viewer_role)
         room = self.rooms.get(room_id) or Room(room_id, room_name)
         if member.role == self.broadcaster_role:
             current = room.broadcaster(self.broadcaster_role)
             if current is not None and current.user_id != member.user_id:
-                raise Refused(
-                    CLOSE_FORBIDDEN,
-                    "another broadcaster is live in this room",
-                    "Someone else is broadcasting in this room; only one broadcaster at a time.",
-                )
+                raise another_broadcaster()
             if current is not None:
                 # The same person again (a reload, a second tab, a connection not yet known
                 # to be dead): the newest connection wins, in the same session.
                 self._remove(room, current, REPLACED, after="keep")
-                current.send(error("replaced", "This broadcast continued in another window."))
-                current.close(CLOSE_REPLACED, "replaced by a new connection")
+                for message in replaced_messages():
+                    deliver(current, message)
             if room.broadcaster_away is not None:
                 room.broadcaster_away.cancel()
                 room.broadcaster_away = None
-        elif member.role == self.viewer_role:
-            if len(room.viewers(self.viewer_role)) >= self.viewer_cap:
-                raise Refused(
-                    CLOSE_FULL,
-                    "stream is full",
-                    f"This stream is full ({self.viewer_cap} viewers). Try again in a moment.",
-                )
-        else:
-            raise Refused(CLOSE_FORBIDDEN, f"the role {member.role[:40]!r} cannot join")
+        elif len(room.viewers(self.viewer_role)) >= self.viewer_cap:
+            raise stream_full(self.viewer_cap)
 
         self.rooms[room_id] = room
         if room.session is None:
@@ -240,47 +232,43 @@ class SignallingHub:
             self._emit(room, "session.open.success", member.joined_at, {})
         room.members[member.peer_id] = member
         member.room_id = room.id
-        self._emit(room, "peer.join.success", member.joined_at, _peer_data(room, member))
-        welcome = {
-            "type": "welcome",
-            "peer_id": member.peer_id,
-            "role": member.role,
-            "room_id": room.id,
-            "ice_servers": self.ice_servers,
-            "peers": [p.describe() for p in self._counterparts(room, member)],
-        }
+        self._emit(room, "peer.join.success", member.joined_at, peer_data(member))
+        peers = [p.describe() for p in self._counterparts(room, member)]
+        welcome = welcome_message(member, room.id, self.ice_servers, peers)
         member.send(welcome)
         for other in self._counterparts(room, member):
             other.send({"type": "peer-joined", **member.describe()})
         return welcome
 
-    def leave(self, member: Member, reason: str) -> None:
+    async def leave(self, member: Member, reason: str) -> None:
         """`member` is gone (no-op when the hub already removed it)."""
         room = self._room_of(member)
         if room is not None:
             self._remove(room, member, reason)
 
-    def remove(self, member: Member, refusal: Refused) -> None:
+    async def remove(self, member: Member, refusal: Refused) -> None:
         """Throw `member` out: an `error` message, then the close."""
         member.send(refusal.error_message())
-        self.leave(member, REMOVED)
+        await self.leave(member, REMOVED)
         member.close(refusal.code, refusal.reason)
 
-    def end_room(self, room_id: str, *, reason: str = ROOM_ENDED) -> int:
+    async def end_room(self, room_id: str, *, reason: str = ROOM_ENDED) -> int:
         """Close every connection (they get `room-ended`) and the session. Returns how many."""
+        return self._end_room(room_id, reason)
+
+    def _end_room(self, room_id: str, reason: str) -> int:
         room = self.rooms.get(room_id)
         if room is None:
             return 0
         if room.broadcaster_away is not None:
             room.broadcaster_away.cancel()
             room.broadcaster_away = None
-        members = list(room.members.values())
         # Viewers first, so the broadcaster's leave does not start a reconnect grace.
-        members.sort(key=lambda m: m.role == self.broadcaster_role)
+        members = viewers_first(list(room.members.values()), self.broadcaster_role)
         for member in members:
-            member.send({"type": "room-ended", "reason": reason})
             self._remove(room, member, ROOM_ENDED, after="keep")
-            member.close(CLOSE_NORMAL, "room ended")
+            for message in room_ended_messages(reason):
+                deliver(member, message)
         self._close_session(room)
         return len(members)
 
@@ -292,14 +280,7 @@ class SignallingHub:
         if room.members.pop(member.peer_id, None) is None:
             return
         now = max(self.clock(), member.joined_at)
-        data = {
-            **_peer_data(room, member),
-            "left_at": rfc3339_micro(now),
-            "duration": int((now - member.joined_at).total_seconds()),
-            "reason": reason,
-            "message": "",
-        }
-        self._emit(room, "peer.leave.success", now, data)
+        self._emit(room, "peer.leave.success", now, leave_data(member, now, reason))
         for other in self._counterparts(room, member):
             other.send({"type": "peer-left", "peer_id": member.peer_id, "reason": reason})
         if after == "keep":
@@ -321,17 +302,13 @@ class SignallingHub:
         if self.rooms.get(room.id) is not room or room.broadcaster(self.broadcaster_role):
             return
         log.info("local.broadcaster_gone", room_id=room.id, viewers=len(room.members))
-        self.end_room(room.id, reason="the broadcaster did not come back")
+        self._end_room(room.id, BROADCASTER_GONE)
 
     def _close_session(self, room: Room) -> None:
         session = room.session
         if session is not None:
             now = max(self.clock(), session.started_at)
-            data = {
-                "session_stopped_at": rfc3339_micro(now),
-                "session_duration": int((now - session.started_at).total_seconds()),
-            }
-            self._emit(room, "session.close.success", now, data)
+            self._emit(room, "session.close.success", now, close_data(session, now))
             room.session = None
         if not room.members and self.rooms.get(room.id) is room:
             del self.rooms[room.id]
@@ -341,76 +318,246 @@ class SignallingHub:
         return room if room is not None and room.members.get(member.peer_id) is member else None
 
     def _counterparts(self, room: Room, member: Member) -> list[Member]:
-        """Whom `member` sees and who hears of its coming and going: the broadcaster sees
-        everyone, a viewer only the broadcaster (viewers never learn of each other)."""
-        others = [m for m in room.members.values() if m is not member]
-        if member.role == self.broadcaster_role:
-            return others
-        return [m for m in others if m.role == self.broadcaster_role]
+        return counterparts(member, list(room.members.values()), self.broadcaster_role)
 
     # -- messages --------------------------------------------------------------------------
 
-    def relay(self, member: Member, message: dict[str, Any]) -> None:
+    async def relay(self, member: Member, message: dict[str, Any]) -> None:
         """Forward an offer/answer/ice/request-offer to its `to`, adding `from`.
 
         A viewer sending an offer is trying to publish: `Refused` (4403). Other mistakes get an
         `error` message and the connection stays open.
         """
-        kind = message.get("type")
         room = self._room_of(member)
-        if room is None or kind not in RELAYED:
+        if room is None:
             return
-        is_broadcaster = member.role == self.broadcaster_role
-        if kind == "offer" and not is_broadcaster:
-            raise Refused(
-                CLOSE_FORBIDDEN,
-                "viewers cannot publish",
-                "Only the broadcaster sends audio and video in this room.",
-            )
-        if kind in ("answer", "request-offer") and is_broadcaster:
-            member.send(error("bad_message", f"the broadcaster does not send {kind!r}"))
+        checked = checked_relay(member, message, self.broadcaster_role)
+        if checked is None:
             return
-        target_id = message.get("to")
-        target = room.members.get(target_id) if isinstance(target_id, str) else None
-        if target is None or target is member:
-            member.send(error("unknown_peer", "no such peer in this room", to=target_id))
+        target_id, out = checked
+        target = room.members.get(target_id)
+        if (problem := relay_target_problem(member, target, self.broadcaster_role)) is not None:
+            member.send(problem)
             return
-        if not is_broadcaster and target.role != self.broadcaster_role:
-            member.send(error("forbidden", "viewers can only signal the broadcaster"))
-            return
-        out: dict[str, Any] = {"type": kind, "from": member.peer_id}
-        if kind in ("offer", "answer"):
-            sdp = message.get("sdp")
-            if not isinstance(sdp, str | dict) or not sdp:
-                member.send(error("bad_message", f"{kind!r} needs an 'sdp'"))
-                return
-            out["sdp"] = sdp
-        elif kind == "ice":
-            candidate = message.get("candidate")
-            if candidate is not None and not isinstance(candidate, str | dict):
-                member.send(error("bad_message", "'candidate' must be an object or null"))
-                return
-            out["candidate"] = candidate
+        assert target is not None
         target.send(out)
 
     # -- events ----------------------------------------------------------------------------
 
     def _emit(self, room: Room, kind: str, at: datetime, extra: dict[str, Any]) -> None:
         assert room.session is not None
-        data = {
-            "room_id": room.id,
-            "room_name": room.name,
-            "session_id": room.session.id,
-            "session_started_at": rfc3339_micro(room.session.started_at),
-            **extra,
-        }
-        envelope = {
-            "version": "2.0",
-            "id": str(uuid.uuid4()),
-            "timestamp": rfc3339_micro(at),
-            "type": kind,
-            "data": data,
-        }
+        self.events.put(envelope(kind, at, room.id, room.name, room.session, extra))
+
+    @property
+    def sink(self) -> EventSink | None:
+        return self.events.sink
+
+    @sink.setter
+    def sink(self, sink: EventSink | None) -> None:
+        self.events.sink = sink
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every event emitted so far has been handed to the sink."""
+        await self.events.flush(timeout)
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Server shutdown: close every connection (their leaves are recorded), stop timers.
+
+        Sessions are not closed: a broadcaster reconnecting to the restarted server within the
+        grace carries on, and the reconciler ends what nobody came back to.
+        """
+        self._closing = True
+        for room in list(self.rooms.values()):
+            if room.broadcaster_away is not None:
+                room.broadcaster_away.cancel()
+                room.broadcaster_away = None
+            for member in list(room.members.values()):
+                self._remove(room, member, DROPPED, after="keep")
+                member.close(CLOSE_GOING_AWAY, "server shutting down")
+        await self.events.aclose(timeout)
+
+
+# -- the rules and messages both hubs share (this one and cluster.py's) -------------------
+
+
+def check_role(member: Member, broadcaster_role: str, viewer_role: str) -> None:
+    if member.role not in (broadcaster_role, viewer_role):
+        raise Refused(CLOSE_FORBIDDEN, f"the role {member.role[:40]!r} cannot join")
+
+
+def another_broadcaster() -> Refused:
+    return Refused(
+        CLOSE_FORBIDDEN,
+        "another broadcaster is live in this room",
+        "Someone else is broadcasting in this room; only one broadcaster at a time.",
+    )
+
+
+def stream_full(cap: int) -> Refused:
+    return Refused(
+        CLOSE_FULL,
+        "stream is full",
+        f"This stream is full ({cap} viewers). Try again in a moment.",
+    )
+
+
+def replaced_messages() -> list[Outgoing]:
+    """What a broadcaster's older connection gets when the same person connects again."""
+    return [
+        error("replaced", "This broadcast continued in another window."),
+        Close(CLOSE_REPLACED, "replaced by a new connection"),
+    ]
+
+
+def room_ended_messages(reason: str) -> list[Outgoing]:
+    return [{"type": "room-ended", "reason": reason}, Close(CLOSE_NORMAL, "room ended")]
+
+
+def deliver(member: Member, item: Outgoing) -> None:
+    if isinstance(item, Close):
+        member.close(item.code, item.reason)
+    else:
+        member.send(item)
+
+
+def welcome_message(
+    member: Member, room_id: str, ice_servers: list[dict[str, Any]], peers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "type": "welcome",
+        "peer_id": member.peer_id,
+        "role": member.role,
+        "room_id": room_id,
+        "ice_servers": ice_servers,
+        "peers": peers,
+    }
+
+
+def counterparts(member: Member, present: list[Member], broadcaster_role: str) -> list[Member]:
+    """Whom `member` sees and who hears of its coming and going: the broadcaster sees
+    everyone, a viewer only the broadcaster (viewers never learn of each other)."""
+    others = [m for m in present if m.peer_id != member.peer_id]
+    if member.role == broadcaster_role:
+        return others
+    return [m for m in others if m.role == broadcaster_role]
+
+
+def viewers_first(members: list[Member], broadcaster_role: str) -> list[Member]:
+    return sorted(members, key=lambda m: m.role == broadcaster_role)
+
+
+def checked_relay(
+    member: Member, message: dict[str, Any], broadcaster_role: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The target's peer id and what it receives; None after sending `member` an error.
+    Raises `Refused` for a viewer's offer (trying to publish)."""
+    kind = message.get("type")
+    if kind not in RELAYED:
+        return None
+    is_broadcaster = member.role == broadcaster_role
+    if kind == "offer" and not is_broadcaster:
+        raise Refused(
+            CLOSE_FORBIDDEN,
+            "viewers cannot publish",
+            "Only the broadcaster sends audio and video in this room.",
+        )
+    if kind in ("answer", "request-offer") and is_broadcaster:
+        member.send(error("bad_message", f"the broadcaster does not send {kind!r}"))
+        return None
+    target_id = message.get("to")
+    if not isinstance(target_id, str) or target_id == member.peer_id:
+        member.send(error("unknown_peer", "no such peer in this room", to=target_id))
+        return None
+    out: dict[str, Any] = {"type": kind, "from": member.peer_id}
+    if kind in ("offer", "answer"):
+        sdp = message.get("sdp")
+        if not isinstance(sdp, str | dict) or not sdp:
+            member.send(error("bad_message", f"{kind!r} needs an 'sdp'"))
+            return None
+        out["sdp"] = sdp
+    elif kind == "ice":
+        candidate = message.get("candidate")
+        if candidate is not None and not isinstance(candidate, str | dict):
+            member.send(error("bad_message", "'candidate' must be an object or null"))
+            return None
+        out["candidate"] = candidate
+    return target_id, out
+
+
+def relay_target_problem(
+    member: Member, target: Member | None, broadcaster_role: str
+) -> dict[str, Any] | None:
+    """The error `member` gets when the relay's target is not one it may signal."""
+    if target is None:
+        return error("unknown_peer", "no such peer in this room")
+    if member.role != broadcaster_role and target.role != broadcaster_role:
+        return error("forbidden", "viewers can only signal the broadcaster")
+    return None
+
+
+def peer_data(member: Member) -> dict[str, Any]:
+    return {
+        "peer_id": member.peer_id,
+        "user_id": member.user_id,
+        "user_name": member.name,
+        "role": member.role,
+        "joined_at": rfc3339_micro(member.joined_at),
+        "type": "regular",
+    }
+
+
+def leave_data(member: Member, now: datetime, reason: str) -> dict[str, Any]:
+    return {
+        **peer_data(member),
+        "left_at": rfc3339_micro(now),
+        "duration": int((now - member.joined_at).total_seconds()),
+        "reason": reason,
+        "message": "",
+    }
+
+
+def close_data(session: Session, now: datetime) -> dict[str, Any]:
+    return {
+        "session_stopped_at": rfc3339_micro(now),
+        "session_duration": int((now - session.started_at).total_seconds()),
+    }
+
+
+def envelope(
+    kind: str,
+    at: datetime,
+    room_id: str,
+    room_name: str,
+    session: Session,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """A 100ms-shaped webhook envelope."""
+    data = {
+        "room_id": room_id,
+        "room_name": room_name,
+        "session_id": session.id,
+        "session_started_at": rfc3339_micro(session.started_at),
+        **extra,
+    }
+    return {
+        "version": "2.0",
+        "id": str(uuid.uuid4()),
+        "timestamp": rfc3339_micro(at),
+        "type": kind,
+        "data": data,
+    }
+
+
+class EventOutbox:
+    """Lifecycle events handed, in order, to the sink (the app's provider-event inbox). A
+    failing sink is retried, then the event is logged as lost: the reconciler repairs."""
+
+    def __init__(self, sink: EventSink | None = None) -> None:
+        self.sink = sink
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._emitter: asyncio.Task[None] | None = None
+
+    def put(self, envelope: dict[str, Any]) -> None:
         self._events.put_nowait(envelope)
         self._ensure_emitter()
 
@@ -446,42 +593,18 @@ class SignallingHub:
             await asyncio.sleep(0.2 * attempt)
 
     async def flush(self, timeout: float = 10.0) -> None:
-        """Wait until every event emitted so far has been handed to the sink."""
+        """Wait until every event put so far has been handed to the sink."""
         if not self._events.empty():
             self._ensure_emitter()
         await asyncio.wait_for(self._events.join(), timeout)
 
     async def aclose(self, timeout: float = 5.0) -> None:
-        """Server shutdown: close every connection (their leaves are recorded), stop timers.
-
-        Sessions are not closed: a broadcaster reconnecting to the restarted server within the
-        grace carries on, and the reconciler ends what nobody came back to.
-        """
-        self._closing = True
-        for room in list(self.rooms.values()):
-            if room.broadcaster_away is not None:
-                room.broadcaster_away.cancel()
-                room.broadcaster_away = None
-            for member in list(room.members.values()):
-                self._remove(room, member, DROPPED, after="keep")
-                member.close(CLOSE_GOING_AWAY, "server shutting down")
         with contextlib.suppress(TimeoutError):
             await self.flush(timeout)
         if self._emitter is not None:
             self._emitter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._emitter
-
-
-def _peer_data(room: Room, member: Member) -> dict[str, Any]:
-    return {
-        "peer_id": member.peer_id,
-        "user_id": member.user_id,
-        "user_name": member.name,
-        "role": member.role,
-        "joined_at": rfc3339_micro(member.joined_at),
-        "type": "regular",
-    }
 
 
 def error(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -85,12 +85,13 @@ class TestJoinTokens:
         assert minted.expires_at == NOW - timedelta(seconds=10) + timedelta(seconds=600)
         assert provider.verify_join_token(minted.token, "a" * 24).role == "viewer"
 
-    def test_what_the_page_needs(self, provider: LocalProvider) -> None:
+    @pytest.mark.asyncio
+    async def test_what_the_page_needs(self, provider: LocalProvider) -> None:
         assert isinstance(provider, BrowserSignalling)
         assert provider.signal_path("abc") == "/ws/local/abc"
         assert provider.viewer_cap == 3
         assert provider.ice_servers == []
-        assert provider.connected_viewers("abc") == 0
+        assert await provider.connected_viewers("abc") == 0
 
 
 class TestSettings:

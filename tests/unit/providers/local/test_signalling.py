@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 
 from livestage.kit.time import parse_rfc3339
+from livestage.providers.local.cluster import ClusterHub
+from livestage.providers.local.provider import Hub
 from livestage.providers.local.signalling import (
     CLOSE_FORBIDDEN,
     CLOSE_FULL,
@@ -49,23 +52,36 @@ def events() -> list[dict[str, Any]]:
     return []
 
 
-@pytest_asyncio.fixture
-async def hub(clock: Clock, events: list[dict[str, Any]]) -> AsyncIterator[SignallingHub]:
+@pytest_asyncio.fixture(params=["one process", "cluster"])
+async def hub(
+    request: pytest.FixtureRequest, clock: Clock, events: list[dict[str, Any]]
+) -> AsyncIterator[Hub]:
+    """Every rule holds for the one-process hub and for the cluster hub (rooms in Redis)."""
+
     async def sink(envelope: dict[str, Any]) -> None:
         events.append(envelope)
 
-    hub = SignallingHub(
-        broadcaster_role="broadcaster",
-        viewer_role="viewer",
-        viewer_cap=2,
-        ice_servers=[{"urls": "stun:stun.example.org"}],
-        reconnect_grace=timedelta(seconds=0.05),
-        absence_margin=timedelta(0),
-        clock=clock,
-        sink=sink,
-    )
-    yield hub
-    await hub.aclose()
+    options: dict[str, Any] = {
+        "broadcaster_role": "broadcaster",
+        "viewer_role": "viewer",
+        "viewer_cap": 2,
+        "ice_servers": [{"urls": "stun:stun.example.org"}],
+        "reconnect_grace": timedelta(seconds=0.05),
+        "absence_margin": timedelta(0),
+        "clock": clock,
+        "sink": sink,
+    }
+    if request.param == "one process":
+        hub: Hub = SignallingHub(**options)
+        yield hub
+        await hub.aclose()
+        return
+    redis = Redis.from_url(request.getfixturevalue("redis_url"))
+    cluster = ClusterHub(redis, prefix="test", **options)
+    await cluster.start()
+    yield cluster
+    await cluster.aclose()
+    await redis.aclose()
 
 
 def member(clock: Clock, role: str, user_id: str | None = None) -> Member:
@@ -83,16 +99,16 @@ def messages(peer: Member) -> list[dict[str, Any]]:
     return [m for m in drain(peer) if isinstance(m, dict)]
 
 
-async def types(hub: SignallingHub, events: list[dict[str, Any]]) -> list[str]:
+async def types(hub: Hub, events: list[dict[str, Any]]) -> list[str]:
     await hub.flush()
     return [e["type"] for e in events]
 
 
 async def test_first_join_opens_a_session_and_welcomes(
-    hub: SignallingHub, clock: Clock, events: list[dict[str, Any]]
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
 ) -> None:
     host = member(clock, "broadcaster")
-    hub.join(ROOM, "livestage-alice", host)
+    await hub.join(ROOM, "livestage-alice", host)
     welcome = messages(host)[0]
     assert welcome == {
         "type": "welcome",
@@ -123,16 +139,16 @@ async def test_first_join_opens_a_session_and_welcomes(
 
 
 async def test_the_broadcaster_sees_viewers_and_viewers_see_only_the_broadcaster(
-    hub: SignallingHub, clock: Clock
+    hub: Hub, clock: Clock
 ) -> None:
     host, first, second = (
         member(clock, "broadcaster"),
         member(clock, "viewer", "v1"),
         member(clock, "viewer", "v2"),
     )
-    hub.join(ROOM, "r", first)
-    hub.join(ROOM, "r", host)
-    hub.join(ROOM, "r", second)
+    await hub.join(ROOM, "r", first)
+    await hub.join(ROOM, "r", host)
+    await hub.join(ROOM, "r", second)
     host_messages = messages(host)
     assert [p["peer_id"] for p in host_messages[0]["peers"]] == [first.peer_id]
     assert host_messages[1]["type"] == "peer-joined"
@@ -144,58 +160,58 @@ async def test_the_broadcaster_sees_viewers_and_viewers_see_only_the_broadcaster
     assert first_messages[1]["peer_id"] == host.peer_id
     second_welcome = messages(second)[0]
     assert [p["peer_id"] for p in second_welcome["peers"]] == [host.peer_id]
-    assert hub.viewer_count(ROOM) == 2
+    assert await hub.viewer_count(ROOM) == 2
 
 
 async def test_one_broadcaster_at_a_time_and_the_viewer_cap(
-    hub: SignallingHub, clock: Clock
+    hub: Hub, clock: Clock
 ) -> None:
-    hub.join(ROOM, "r", member(clock, "broadcaster", "alice"))
+    await hub.join(ROOM, "r", member(clock, "broadcaster", "alice"))
     with pytest.raises(Refused) as refused:
-        hub.join(ROOM, "r", member(clock, "broadcaster", "mallory"))
+        await hub.join(ROOM, "r", member(clock, "broadcaster", "mallory"))
     assert refused.value.code == CLOSE_FORBIDDEN
-    hub.join(ROOM, "r", member(clock, "viewer"))
-    hub.join(ROOM, "r", member(clock, "viewer"))
+    await hub.join(ROOM, "r", member(clock, "viewer"))
+    await hub.join(ROOM, "r", member(clock, "viewer"))
     with pytest.raises(Refused) as full:
-        hub.join(ROOM, "r", member(clock, "viewer"))
+        await hub.join(ROOM, "r", member(clock, "viewer"))
     assert (full.value.code, full.value.reason) == (CLOSE_FULL, "stream is full")
     assert "full (2 viewers)" in full.value.message
     with pytest.raises(Refused) as role:
-        hub.join(ROOM, "r", member(clock, "moderator"))
+        await hub.join(ROOM, "r", member(clock, "moderator"))
     assert role.value.code == CLOSE_FORBIDDEN
 
 
 async def test_the_same_broadcaster_reconnecting_replaces_the_old_connection(
-    hub: SignallingHub, clock: Clock, events: list[dict[str, Any]]
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
 ) -> None:
     old, viewer = member(clock, "broadcaster", "alice"), member(clock, "viewer")
-    hub.join(ROOM, "r", old)
-    hub.join(ROOM, "r", viewer)
-    session = hub.session(ROOM)
+    await hub.join(ROOM, "r", old)
+    await hub.join(ROOM, "r", viewer)
+    session = await hub.session(ROOM)
     new = member(clock, "broadcaster", "alice")
-    hub.join(ROOM, "r", new)
-    assert hub.session(ROOM) is session
+    await hub.join(ROOM, "r", new)
+    assert await hub.session(ROOM) == session
     old_out = drain(old)
     assert old_out[-1] == Close(CLOSE_REPLACED, "replaced by a new connection")
     assert [p["peer_id"] for p in messages(new)[0]["peers"]] == [viewer.peer_id]
     assert [m["type"] for m in messages(viewer)][-2:] == ["peer-left", "peer-joined"]
-    assert {m.peer_id for m in hub.members(ROOM)} == {new.peer_id, viewer.peer_id}
+    assert {m.peer_id for m in await hub.members(ROOM)} == {new.peer_id, viewer.peer_id}
     assert "session.close.success" not in await types(hub, events)
 
 
 async def test_offers_answers_and_candidates_are_relayed_with_from(
-    hub: SignallingHub, clock: Clock
+    hub: Hub, clock: Clock
 ) -> None:
     host, viewer = member(clock, "broadcaster"), member(clock, "viewer")
-    hub.join(ROOM, "r", host)
-    hub.join(ROOM, "r", viewer)
+    await hub.join(ROOM, "r", host)
+    await hub.join(ROOM, "r", viewer)
     drain(host), drain(viewer)
-    hub.relay(host, {"type": "offer", "to": viewer.peer_id, "sdp": "v=0 offer", "x": 1})
+    await hub.relay(host, {"type": "offer", "to": viewer.peer_id, "sdp": "v=0 offer", "x": 1})
     assert messages(viewer) == [{"type": "offer", "from": host.peer_id, "sdp": "v=0 offer"}]
-    hub.relay(viewer, {"type": "answer", "to": host.peer_id, "sdp": {"type": "answer"}})
-    hub.relay(viewer, {"type": "ice", "to": host.peer_id, "candidate": {"candidate": "c"}})
-    hub.relay(viewer, {"type": "ice", "to": host.peer_id, "candidate": None})
-    hub.relay(viewer, {"type": "request-offer", "to": host.peer_id})
+    await hub.relay(viewer, {"type": "answer", "to": host.peer_id, "sdp": {"type": "answer"}})
+    await hub.relay(viewer, {"type": "ice", "to": host.peer_id, "candidate": {"candidate": "c"}})
+    await hub.relay(viewer, {"type": "ice", "to": host.peer_id, "candidate": None})
+    await hub.relay(viewer, {"type": "request-offer", "to": host.peer_id})
     assert messages(host) == [
         {"type": "answer", "from": viewer.peer_id, "sdp": {"type": "answer"}},
         {"type": "ice", "from": viewer.peer_id, "candidate": {"candidate": "c"}},
@@ -205,7 +221,7 @@ async def test_offers_answers_and_candidates_are_relayed_with_from(
 
 
 async def test_a_viewer_cannot_publish_or_reach_other_viewers(
-    hub: SignallingHub, clock: Clock
+    hub: Hub, clock: Clock
 ) -> None:
     host, viewer, other = (
         member(clock, "broadcaster"),
@@ -213,29 +229,29 @@ async def test_a_viewer_cannot_publish_or_reach_other_viewers(
         member(clock, "viewer", "v2"),
     )
     for peer in (host, viewer, other):
-        hub.join(ROOM, "r", peer)
+        await hub.join(ROOM, "r", peer)
     for peer in (host, viewer, other):
         drain(peer)
     with pytest.raises(Refused) as refused:
-        hub.relay(viewer, {"type": "offer", "to": host.peer_id, "sdp": "v=0"})
+        await hub.relay(viewer, {"type": "offer", "to": host.peer_id, "sdp": "v=0"})
     assert (refused.value.code, refused.value.reason) == (CLOSE_FORBIDDEN, "viewers cannot publish")
-    hub.relay(viewer, {"type": "ice", "to": other.peer_id, "candidate": None})
-    hub.relay(viewer, {"type": "ice", "to": "nobody", "candidate": None})
-    hub.relay(host, {"type": "answer", "to": viewer.peer_id, "sdp": "v=0"})
-    hub.relay(host, {"type": "offer", "to": viewer.peer_id})
+    await hub.relay(viewer, {"type": "ice", "to": other.peer_id, "candidate": None})
+    await hub.relay(viewer, {"type": "ice", "to": "nobody", "candidate": None})
+    await hub.relay(host, {"type": "answer", "to": viewer.peer_id, "sdp": "v=0"})
+    await hub.relay(host, {"type": "offer", "to": viewer.peer_id})
     assert [m["code"] for m in messages(viewer)] == ["forbidden", "unknown_peer"]
     assert [m["code"] for m in messages(host)] == ["bad_message", "bad_message"]
     assert messages(other) == []
 
 
 async def test_removing_a_peer_sends_the_error_then_closes(
-    hub: SignallingHub, clock: Clock, events: list[dict[str, Any]]
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
 ) -> None:
     host, viewer = member(clock, "broadcaster"), member(clock, "viewer")
-    hub.join(ROOM, "r", host)
-    hub.join(ROOM, "r", viewer)
+    await hub.join(ROOM, "r", host)
+    await hub.join(ROOM, "r", viewer)
     drain(viewer)
-    hub.remove(viewer, Refused(CLOSE_FORBIDDEN, "viewers cannot publish", "Only the host."))
+    await hub.remove(viewer, Refused(CLOSE_FORBIDDEN, "viewers cannot publish", "Only the host."))
     out = drain(viewer)
     assert out[0] == {
         "type": "error",
@@ -249,13 +265,13 @@ async def test_removing_a_peer_sends_the_error_then_closes(
 
 
 async def test_leaves_and_the_last_one_closes_the_session(
-    hub: SignallingHub, clock: Clock, events: list[dict[str, Any]]
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
 ) -> None:
     viewer = member(clock, "viewer")
-    hub.join(ROOM, "r", viewer)
+    await hub.join(ROOM, "r", viewer)
     clock.advance(42.5)
-    hub.leave(viewer, "client request")
-    hub.leave(viewer, "websocket closed")  # already gone: no second event
+    await hub.leave(viewer, "client request")
+    await hub.leave(viewer, "websocket closed")  # already gone: no second event
     assert await types(hub, events) == [
         "session.open.success",
         "peer.join.success",
@@ -267,37 +283,37 @@ async def test_leaves_and_the_last_one_closes_the_session(
     assert parse_rfc3339(left["left_at"]) == clock()
     assert closed["session_duration"] == 42
     assert parse_rfc3339(closed["session_stopped_at"]) == clock()
-    assert hub.session(ROOM) is None and hub.rooms == {}
+    assert await hub.session(ROOM) is None and await hub.members(ROOM) == []
 
 
 async def test_a_broadcaster_who_comes_back_within_the_grace_keeps_the_session(
-    hub: SignallingHub, clock: Clock, events: list[dict[str, Any]]
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
 ) -> None:
     host = member(clock, "broadcaster", "alice")
-    hub.join(ROOM, "r", host)
-    session = hub.session(ROOM)
-    hub.leave(host, "websocket closed")
-    assert hub.session(ROOM) is session  # the grace holds the empty room open
+    await hub.join(ROOM, "r", host)
+    session = await hub.session(ROOM)
+    await hub.leave(host, "websocket closed")
+    assert await hub.session(ROOM) == session  # the grace holds the empty room open
     back = member(clock, "broadcaster", "alice")
-    hub.join(ROOM, "r", back)
+    await hub.join(ROOM, "r", back)
     await asyncio.sleep(0.1)
-    assert hub.session(ROOM) is session
+    assert await hub.session(ROOM) == session
     assert (await types(hub, events)).count("session.open.success") == 1
 
 
 async def test_a_broadcaster_gone_past_the_grace_ends_the_room(
-    hub: SignallingHub, clock: Clock, events: list[dict[str, Any]]
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
 ) -> None:
     host, viewer = member(clock, "broadcaster"), member(clock, "viewer")
-    hub.join(ROOM, "r", host)
-    hub.join(ROOM, "r", viewer)
-    hub.leave(host, "websocket closed")
-    assert hub.session(ROOM) is not None
+    await hub.join(ROOM, "r", host)
+    await hub.join(ROOM, "r", viewer)
+    await hub.leave(host, "websocket closed")
+    assert await hub.session(ROOM) is not None
     await asyncio.sleep(0.15)
     out = drain(viewer)
     assert {"type": "room-ended", "reason": "the broadcaster did not come back"} in out
     assert out[-1] == Close(CLOSE_NORMAL, "room ended")
-    assert hub.session(ROOM) is None
+    assert await hub.session(ROOM) is None
     assert (await types(hub, events))[-3:] == [
         "peer.leave.success",
         "peer.leave.success",
@@ -307,12 +323,12 @@ async def test_a_broadcaster_gone_past_the_grace_ends_the_room(
 
 
 async def test_end_room_closes_everyone(
-    hub: SignallingHub, clock: Clock, events: list[dict[str, Any]]
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
 ) -> None:
     host, viewer = member(clock, "broadcaster"), member(clock, "viewer")
-    hub.join(ROOM, "r", host)
-    hub.join(ROOM, "r", viewer)
-    assert hub.end_room(ROOM, reason="ended by broadcaster") == 2
+    await hub.join(ROOM, "r", host)
+    await hub.join(ROOM, "r", viewer)
+    assert await hub.end_room(ROOM, reason="ended by broadcaster") == 2
     for peer in (host, viewer):
         out = drain(peer)
         assert {"type": "room-ended", "reason": "ended by broadcaster"} in out
@@ -323,7 +339,7 @@ async def test_end_room_closes_everyone(
         "room ended",
         "room ended",
     ]
-    assert hub.end_room(ROOM) == 0
+    assert await hub.end_room(ROOM) == 0
 
 
 async def test_a_failing_sink_does_not_stop_the_events(clock: Clock) -> None:
@@ -338,19 +354,24 @@ async def test_a_failing_sink_does_not_stop_the_events(clock: Clock) -> None:
     hub = SignallingHub(
         broadcaster_role="broadcaster", viewer_role="viewer", viewer_cap=2, clock=clock, sink=flaky
     )
-    hub.join(ROOM, "r", member(clock, "viewer"))
+    await hub.join(ROOM, "r", member(clock, "viewer"))
     await hub.flush()
     assert delivered == ["failed", "session.open.success", "peer.join.success"]
     await hub.aclose()
 
 
 async def test_aclose_closes_connections_and_records_their_leaves(
-    hub: SignallingHub, clock: Clock, events: list[dict[str, Any]]
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
 ) -> None:
     viewer = member(clock, "viewer")
-    hub.join(ROOM, "r", viewer)
+    await hub.join(ROOM, "r", viewer)
     await hub.aclose()
     assert drain(viewer)[-1] == Close(1001, "server shutting down")
-    assert events[-1]["type"] == "peer.leave.success"
+    # (One process keeps the session for a restart; in a cluster the others carry on.)
+    assert [e["type"] for e in events][:3] == [
+        "session.open.success",
+        "peer.join.success",
+        "peer.leave.success",
+    ]
     with pytest.raises(Refused):
-        hub.join(ROOM, "r", member(clock, "viewer"))
+        await hub.join(ROOM, "r", member(clock, "viewer"))
