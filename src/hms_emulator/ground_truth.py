@@ -3,16 +3,18 @@
 `GET /_emulator/rooms/{room_id}/ground-truth[?session_id=]` is what livestage's stream tracking
 must reproduce from webhooks alone. Definitions (livestage uses the same ones):
 
-* A *viewer* is any peer whose role is not the broadcaster role (`broadcaster`).
-* Each peer is the half-open interval [joined_at, left_at).
-* **peak_viewers** = the maximum number of viewer intervals covering any instant. A leave and a
-  join at the same instant do not overlap; a zero-length interval covers no instant.
+* A *viewer* is a `user_id` among the peers whose role is not the broadcaster role
+  (`broadcaster`): one person's tabs, reloads and reconnects are one viewer (livestage's SPEC §4).
+* Each peer is the half-open interval [joined_at, left_at). A viewer is connected over the union
+  of their peers' intervals. A leave and a join at the same instant do not overlap; a
+  zero-length interval covers no instant.
+* **peak_viewers** = the maximum number of viewers connected at any instant.
 * **unique_viewers** = the number of distinct `user_id` among viewer peers.
 * **viewer_role_peers** = the number of viewer peers (a re-join is a new peer).
-* **total_watch_seconds** = sum over viewer peers of (left_at − joined_at): the exact sum in
-  microseconds, divided by 10^6 (a float).
+* **total_watch_seconds** = sum over viewers of the length of the union of their intervals: the
+  exact sum in microseconds, divided by 10^6 (a float).
 * **per_minute_peak** = for each UTC minute from the minute of the session start to the minute
-  of the session end inclusive, the maximum concurrent viewers within [minute, minute + 60 s).
+  of the session end inclusive, the maximum viewers connected within [minute, minute + 60 s).
 * **duration_seconds** = session end − session start in whole seconds, rounded down (the same
   number as `session_duration` in `session.close.success`).
 
@@ -44,13 +46,39 @@ def is_viewer(peer: Peer) -> bool:
     return peer.role != BROADCASTER_ROLE
 
 
+# A viewer connected from `joined_at` until `left_at` (None: still connected)
+Span = tuple[datetime, datetime | None]
+
+
+def connected_spans(viewers: Iterable[Peer]) -> list[Span]:
+    """Each viewer's connected time: the union of their peers' intervals (overlapping or
+    touching intervals merge), as disjoint spans."""
+    by_user: dict[str, list[Peer]] = {}
+    for peer in viewers:
+        by_user.setdefault(peer.user_id, []).append(peer)
+    spans: list[Span] = []
+    for peers in by_user.values():
+        peers.sort(key=lambda peer: peer.joined_at)
+        start, end = peers[0].joined_at, peers[0].left_at
+        for peer in peers[1:]:
+            if end is None:
+                break
+            if peer.joined_at > end:
+                spans.append((start, end))
+                start, end = peer.joined_at, peer.left_at
+            elif peer.left_at is None or peer.left_at > end:
+                end = peer.left_at
+        spans.append((start, end))
+    return spans
+
+
 def viewer_steps(viewers: Iterable[Peer]) -> list[Step]:
     """The viewer count as a step function: all joins and leaves at one instant net out first."""
     deltas: dict[datetime, int] = {}
-    for peer in viewers:
-        deltas[peer.joined_at] = deltas.get(peer.joined_at, 0) + 1
-        if peer.left_at is not None:
-            deltas[peer.left_at] = deltas.get(peer.left_at, 0) - 1
+    for joined_at, left_at in connected_spans(viewers):
+        deltas[joined_at] = deltas.get(joined_at, 0) + 1
+        if left_at is not None:
+            deltas[left_at] = deltas.get(left_at, 0) - 1
     steps: list[Step] = []
     count = 0
     for instant in sorted(deltas):
@@ -90,8 +118,8 @@ def floor_minute(value: datetime) -> datetime:
 
 def watch_time(viewers: Iterable[Peer], as_of: datetime) -> timedelta:
     total = timedelta()
-    for peer in viewers:
-        total += (peer.left_at or as_of) - peer.joined_at
+    for joined_at, left_at in connected_spans(viewers):
+        total += (left_at or as_of) - joined_at
     return total
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hms_emulator.ground_truth import per_minute_peak, viewer_steps
+from hms_emulator.ground_truth import per_minute_peak, viewer_steps, watch_time
 from hms_emulator.state import Peer, parse_ts
 from tests.emulator.conftest import Emu
 from tests.support.emulator import join_op, leave_op, rfc3339
@@ -135,6 +135,17 @@ class TestGroundTruth:
         assert [t["session_id"] for t in both] == [result["session_ids"][0], second]
         assert [t["session_id"] for t in one] == [second]
         assert missing.status_code == 404
+
+    def test_overlapping_peers_of_one_user_are_one_viewer(self) -> None:
+        later = T0 + timedelta(seconds=30)
+        peers = [
+            Peer("p1", "s", "r", "u1", "u1", "viewer", "", T0, T0 + timedelta(seconds=20)),
+            Peer("p2", "s", "r", "u1", "u1", "viewer", "", T0 + timedelta(seconds=10), later),
+            Peer("p3", "s", "r", "u1", "u1", "viewer", "", later, None),
+        ]
+
+        assert viewer_steps(peers) == [(T0, 1)]
+        assert watch_time(peers, later + timedelta(seconds=5)) == timedelta(seconds=35)
 
     def test_zero_length_peer_covers_no_instant(self) -> None:
         moment = T0 + timedelta(seconds=10)
@@ -302,8 +313,9 @@ class TestScale:
 
         assert response.status_code == 201
         assert elapsed < 3
-        assert (truth["peak_viewers"], truth["unique_viewers"]) == (600, 450)
+        # u0…u149 have two overlapping peers each: one viewer connected over both.
+        assert (truth["peak_viewers"], truth["unique_viewers"]) == (450, 450)
         assert truth["viewer_role_peers"] == 600
-        assert truth["total_watch_seconds"] == 600 * 600.0
+        assert truth["total_watch_seconds"] == 150 * 1050.0 + 300 * 600.0
         assert truth["duration_seconds"] == 1300
         assert len(truth["per_minute_peak"]) == 23  # 11:58 … 12:20
