@@ -35,7 +35,7 @@ from livestage.kit.leader import Leadership, RedisLeadership, SoleProcess
 from livestage.kit.time import Clock, utc_now
 from livestage.logging import configure_logging
 from livestage.providers.base import StreamingProvider, WebhookTarget
-from livestage.providers.factory import build_provider
+from livestage.providers.factory import browser_uses_hms, build_provider
 from livestage.providers.local.provider import LocalProvider
 from livestage.streams import endpoints as streams_endpoints
 from livestage.streams import pages as streams_pages
@@ -51,8 +51,9 @@ from livestage.tracking.service import TrackingConfig
 from livestage.tracking.verification import WebhookPolicy
 from livestage.tracking.worker import TrackingWorker
 from livestage.web import system
+from livestage.web.docs import install_docs
 from livestage.web.errors import UnexpectedErrors, install_error_handlers
-from livestage.web.headers import CookieAndSecurityHeaders
+from livestage.web.headers import CookieAndSecurityHeaders, content_security_policy
 from livestage.web.routing import FrontRoutes
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -254,17 +255,29 @@ def create_app(
     # FastAPI's native OpenTelemetry hooks look for configured providers on every request;
     # livestage exports Prometheus metrics, not OpenTelemetry, so they are off.
     telemetry: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-    app = FastAPI(title="livestage", version=__version__, lifespan=lifespan, telemetry=telemetry)
+    # /docs is livestage's own (web/docs.py): FastAPI's loads Swagger UI from a CDN, inline.
+    app = FastAPI(
+        title="livestage",
+        version=__version__,
+        lifespan=lifespan,
+        telemetry=telemetry,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
     # The viewer join, the URL a crowd calls, is served ahead of FastAPI's router (it checks
     # CSRF itself); FastAPI holds the same route for the OpenAPI document.
     crowd_routes = [streams_endpoints.viewer_join_route]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(UnexpectedErrors)
-    app.add_middleware(CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure)
+    policy = content_security_policy(settings, hms_in_browser=browser_uses_hms(settings))
+    app.add_middleware(
+        CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure, policy=policy
+    )
     app.router.routes.extend(crowd_routes)
     # Routes match in order: 100ms's webhook bursts first.
     app.include_router(tracking_endpoints.router)
+    install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(csrf_protect)])

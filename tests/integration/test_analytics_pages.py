@@ -340,7 +340,7 @@ class TestAdminStreamDetail:
         assert config is not None
         assert '"handle": "bob"' in config.group(1)
         assert f'"streamId": "{live_stream["id"]}"' in config.group(1)
-        assert 'import { follow } from "/static/js/live-updates.js"' in html
+        assert '<script type="module" src="/static/js/analytics-stream.js"></script>' in html
         assert html.count("still here") == 3
 
     async def test_unknown_stream_is_a_404_page(self, admin_web: Browser) -> None:

@@ -9,7 +9,8 @@ Fixtures:
   A missing binary fails the tests; it never skips them.
 - `page`: a page in a fresh context, 10 s default timeouts; requests to non-loopback hosts are
   aborted (the network guard's rule, in the browser) unless a page route such as
-  `replace_module()` answers them.
+  `replace_module()` answers them. Any Content-Security-Policy violation in the context's pages
+  fails the test when the page closes (`watch_csp()`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Route,
+    async_playwright,
+    expect,
+)
 
 from tests.support.network_guard import is_loopback
 
@@ -69,17 +78,50 @@ async def _loopback_only(route: Route) -> None:
         await route.abort("blockedbyclient")
 
 
+# Every page of the context reports the violations the browser finds (the event fires where the
+# refused code or resource was, and bubbles to the document); the binding outlives navigations.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  const where = `${event.sourceFile || event.documentURI}:${event.lineNumber}`;
+  const what = `${event.blockedURI || "inline code"} ${event.sample || ""}`.trim();
+  window.__livestageCspViolation(`${event.effectiveDirective} refused ${what} (${where})`);
+}, true);
+"""
+CSP_CONSOLE_MARKS = ("Content Security Policy", "Refused to")
+
+
+async def watch_csp(context: BrowserContext) -> list[str]:
+    """The Content-Security-Policy violations in the context's pages, as they happen: the
+    `securitypolicyviolation` events, and console messages saying a policy refused something."""
+    violations: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if any(mark in message.text for mark in CSP_CONSOLE_MARKS):
+            violations.append(f"console: {message.text}")
+
+    await context.expose_binding(
+        "__livestageCspViolation", lambda _source, text: violations.append(text)
+    )
+    await context.add_init_script(REPORT_CSP_VIOLATIONS)
+    context.on("console", console)
+    return violations
+
+
 @asynccontextmanager
 async def isolated_page(browser: Browser) -> AsyncIterator[Page]:
-    """A page in a context of its own (own cookies) that can reach only loopback."""
+    """A page in a context of its own (own cookies) that can reach only loopback. A test whose
+    pages met a Content-Security-Policy violation fails, listing them, when it closes."""
     context = await browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     await context.route("**/*", _loopback_only)
+    violations = await watch_csp(context)
     try:
         yield await context.new_page()
     finally:
         await context.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations), pytrace=False)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

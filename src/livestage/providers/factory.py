@@ -42,8 +42,14 @@ def describe_choice(settings: Settings) -> str:
     )
 
 
+def browser_uses_hms(settings: Settings) -> bool:
+    """Whether pages may load the 100ms SDK: under every choice but the local provider (with
+    `none` or a partial configuration, influencers go live with an admin-set token or a room
+    code, in the SDK)."""
+    return not _local_chosen(settings)
+
+
 def _local_chosen(settings: Settings) -> bool:
     return settings.provider == "local" or (
         settings.provider == "auto" and not settings.hms_any_credential
     )
-

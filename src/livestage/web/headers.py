@@ -1,12 +1,16 @@
-"""Headers every response carries, the pre-login CSRF cookie, and Server-Timing."""
+"""Headers every response carries (the Content-Security-Policy among them), the pre-login CSRF
+cookie, and Server-Timing."""
 
 from __future__ import annotations
 
+import re
 import time
+from urllib.parse import urlsplit
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from livestage.config import Settings
 from livestage.kit.waits import close_ledger, open_ledger, waited_seconds
 from livestage.web.csrf import CSRF_COOKIE
 
@@ -15,6 +19,49 @@ SECURITY_HEADERS = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 )
+
+# Where the 100ms SDK connects in production: its init, signalling (WebSocket) and event hosts.
+HMS_CONNECT_SOURCES = ("https://*.100ms.live", "wss://*.100ms.live")
+# A host[:port] that cannot end the directive or the header it is written into.
+SOURCE_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
+
+
+def content_security_policy(settings: Settings, *, hms_in_browser: bool) -> str:
+    """The policy every response carries: pages run only livestage's own scripts and styles, so
+    an injected `<script>`, `style=` or `onclick=` does nothing. With 100ms in the browser
+    (`hms_in_browser`), the SDK's module may come from `LIVESTAGE_HMS_SDK_URL`'s origin, it may
+    reach 100ms and the room-code endpoint (`LIVESTAGE_HMS_AUTH_URL`), and start its workers
+    from blob: URLs (it builds them in the page)."""
+    script, connect, worker = ["'self'"], ["'self'"], ["'self'"]
+    if hms_in_browser:
+        script += _origin(settings.hms_sdk_url)
+        connect += [*_origin(settings.hms_auth_url), *HMS_CONNECT_SOURCES]
+        worker.append("blob:")
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": script,
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:", "mediastream:"],
+        "connect-src": connect,
+        "worker-src": worker,
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+    return "; ".join(
+        f"{name} {' '.join(dict.fromkeys(values))}" for name, values in directives.items()
+    )
+
+
+def _origin(url: str) -> list[str]:
+    """The URL's origin as a CSP source; none for a URL on this site (a path: 'self' covers it)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme not in ("http", "https") or not SOURCE_HOST.fullmatch(host):
+        return []
+    return [f"{parts.scheme}://{host}"]
 
 
 class CookieAndSecurityHeaders:
@@ -25,8 +72,9 @@ class CookieAndSecurityHeaders:
     (kit/waits.py): the wait, and the whole time in the app until the response started, so a
     browser's developer tools, and the bench, tell 100ms's time from livestage's own."""
 
-    def __init__(self, app: ASGIApp, *, cookie_secure: bool) -> None:
+    def __init__(self, app: ASGIApp, *, cookie_secure: bool, policy: str) -> None:
         self.app, self.cookie_secure = app, cookie_secure
+        self.headers = (*SECURITY_HEADERS, (b"content-security-policy", policy.encode("latin-1")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,7 +85,7 @@ class CookieAndSecurityHeaders:
             if message["type"] == "http.response.start":
                 raw = message["headers"] = list(message.get("headers", ()))
                 present = {key for key, _ in raw}
-                raw.extend(header for header in SECURITY_HEADERS if header[0] not in present)
+                raw.extend(header for header in self.headers if header[0] not in present)
                 token = scope.get("state", {}).get("new_csrf_cookie")
                 if token is not None:
                     raw.append((b"set-cookie", self._csrf_cookie(token).encode("latin-1")))

@@ -1,0 +1,20 @@
+// Current viewers, peak and status of a stream's analytics page, pushed by the server while the
+// stream is live.
+import { pageConfig } from "./api.js";
+import { follow } from "./live-updates.js";
+
+const config = pageConfig();
+const $ = (id) => document.getElementById(id);
+const live = follow(config.handle, (update) => {
+  if (update.stream_id !== config.streamId) return;
+  $("stat-current").textContent = String(update.viewers);
+  $("stat-peak").textContent = String(update.peak);
+  const badge = $("stream-status").querySelector(".badge");
+  badge.className = `badge ${update.status}`;
+  badge.textContent = update.status;
+  if (update.status === "ended" || update.status === "failed") {
+    $("current-box").classList.add("hidden");
+    $("ended-notice").classList.remove("hidden");
+    live.close();
+  }
+});
