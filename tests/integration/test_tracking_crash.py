@@ -88,7 +88,22 @@ def build_session(t0: datetime) -> tuple[list[dict[str, Any]], Expected]:
 
 
 def _watching(viewers: list[PeerRow], instant: datetime) -> int:
-    return sum(1 for _, _, _, j, left in viewers if j and left and j <= instant < left)
+    """Viewers connected at `instant`: users, however many of their peers overlap (SPEC §4)."""
+    return len({user for _, user, _, j, left in viewers if j and left and j <= instant < left})
+
+
+def _watched(viewers: list[PeerRow]) -> timedelta:
+    """Each user's connected time once: their peers in join order, each adding only the time
+    past the latest leave so far."""
+    total = timedelta()
+    for user in {user for _, user, _, _, _ in viewers}:
+        reached: datetime | None = None
+        for j, left in sorted((j, left) for _, u, _, j, left in viewers if u == user):
+            assert j is not None and left is not None
+            start = j if reached is None else max(j, reached)
+            total += max(left - start, timedelta())
+            reached = left if reached is None else max(reached, left)
+    return total
 
 
 def _figures(
@@ -98,9 +113,7 @@ def _figures(
     its start or at one of the joins inside it."""
     joins = sorted(j for _, _, _, j, _ in viewers if j is not None)
     unique = len({user for _, user, _, _, _ in viewers})
-    total = sum(
-        ((left - j) for _, _, _, j, left in viewers if j and left), timedelta()
-    ).total_seconds()
+    total = _watched(viewers).total_seconds()
     samples = []
     minute = start.replace(second=0, microsecond=0)
     while minute <= end.replace(second=0, microsecond=0):
