@@ -23,7 +23,16 @@ _HEADER = re.compile(
 )
 _QUERY = re.compile(r"([?&](?:\w*(?:token|secret|password)|code)=)[^&#\s'\"]+", re.I)
 _COOKIE = re.compile(r"\b(livestage_\w+=)[^;,\s'\"]+")
-_JWT = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]*")
+# A JSON member whose name says credential, in a message logged whole (a WebSocket frame).
+_MEMBER = re.compile(r"(\"[\w-]*(?:token|secret|password)[\w-]*\"\s*:\s*\")[^\"]*", re.I)
+# Also a JWT the websockets library shortened for its log ("eyJhbGci...dKguZg"): its head
+# and tail are still the token's.
+_JWT = re.compile(r"eyJ[\w-]*(?:\.{1,3}[\w-]*)*")
+
+# Loggers whose DEBUG lines hold what they carry, which no pattern can tell from noise:
+# aiosqlite logs every query with its parameters (a session's CSRF token, a stored ciphertext),
+# hpack every HTTP/2 header it decodes (a provider call's Authorization).
+VERBATIM_LOGGERS = ("aiosqlite", "hpack")
 
 TRACEBACK_FRAMES = 30
 TRACEBACK_CHARS = 20_000
@@ -54,6 +63,7 @@ _RULES: tuple[tuple[tuple[str, ...], re.Pattern[str], Any], ...] = (
     (("cookie", "authorization"), _HEADER, _header_value),
     (("token", "secret", "password", "code="), _QUERY, _keep_name),
     (("livestage_",), _COOKIE, _keep_name),
+    (("token", "secret", "password"), _MEMBER, _keep_name),
     (("eyj",), _JWT, REDACTED),
 )
 
@@ -134,6 +144,8 @@ def bounded_traceback(
 
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     logging.basicConfig(format="%(message)s", level=level.upper())
+    for name in VERBATIM_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
     _install_redaction()
     renderer: Any = (
         structlog.processors.JSONRenderer()

@@ -1,10 +1,18 @@
 """The webhook route refuses before it reads: the secret and the declared size are checked
 before any body byte is pulled, a body is read only up to the limit, and only JSON events that
-fit are accepted. SQLite and PostgreSQL."""
+fit are accepted. SQLite and PostgreSQL. Then the same against a real `livestage serve`
+process over a raw socket: the answer comes before the body is sent, and the process's peak
+memory stays bounded."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import select as polling
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +25,7 @@ from livestage.app import AppState
 from livestage.models import ProviderEvent
 from livestage.tracking.endpoints import MAX_WEBHOOK_BYTES
 from livestage.tracking.verification import WEBHOOK_SECRET_HEADER
+from tests.support.app_process import ServeProcess, app_environment, migrated_sqlite
 
 pytestmark = pytest.mark.asyncio
 CHUNK = 64 * 1024
@@ -167,3 +176,116 @@ class TestOnlyJsonEvents:
         assert response.status_code == 400, response.text
         assert "finite" in response.json()["detail"]
         assert await _stored(ctx) == 0
+
+
+# A real `livestage serve` process, fed over a raw socket --------------------------------------
+
+BODY_CHUNK = 256 * 1024
+ANSWER_WAIT = 0.02  # between two chunks: how long the sender looks for an early answer
+PEAK_GROWTH_BOUND = 30 * 1024 * 1024
+# What may go out after the server could answer: chunks sent while the answer was on its way
+# (the sender looks for it for ANSWER_WAIT between chunks) on a busy machine.
+EARLY_SLACK = 32 * BODY_CHUNK
+
+
+def _peak_rss(pid: int) -> int:
+    """VmHWM, the process's peak resident memory so far, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
+
+
+@dataclass
+class RawPost:
+    """One POST sent slowly after its headers, reading the answer as soon as it comes."""
+
+    sent: int = 0
+    answered_after: int | None = None
+    status: int | None = None
+    sent_after_answer: int = 0
+
+    def run(self, port: int, headers: dict[str, str], size: int, *, chunked: bool) -> RawPost:
+        head = ["POST /webhooks/100ms HTTP/1.1", "Host: 127.0.0.1"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            self._send_body(sock, size, chunked)
+        return self
+
+    def _send_body(self, sock: socket.socket, size: int, chunked: bool) -> None:
+        piece = b" " * BODY_CHUNK
+        framed = f"{BODY_CHUNK:x}\r\n".encode() + piece + b"\r\n" if chunked else piece
+        try:
+            while self.sent < size:
+                if self.status is None and polling.select([sock], [], [], ANSWER_WAIT)[0]:
+                    answer = sock.recv(65536)
+                    self.status = int(answer.split(b" ", 2)[1])
+                    self.answered_after = self.sent
+                sock.sendall(framed)
+                self.sent += BODY_CHUNK
+                if self.status is not None:
+                    self.sent_after_answer += BODY_CHUNK
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed the connection: what a sender should see
+        if self.status is None:
+            sock.settimeout(60)  # the old server read all 200 MB first: seconds, not minutes
+            answer = sock.recv(65536)
+            self.status = int(answer.split(b" ", 2)[1])
+
+
+@pytest.fixture
+def served_webhooks(tmp_path: Path) -> Iterator[tuple[ServeProcess, str]]:
+    database = tmp_path / "livestage.db"
+    migrated_sqlite(database)
+    secret = secrets.token_urlsafe(32)
+    env = app_environment(
+        env="test",
+        database_url=f"sqlite+aiosqlite:///{database}",
+        secret_key=secrets.token_urlsafe(32),
+        provider="local",
+        webhook_secret=secret,
+        log_level="WARNING",
+    )
+    server = ServeProcess(env, workdir=tmp_path)
+    try:
+        server.wait_ready("/healthz", timeout=30)
+        yield server, secret
+    finally:
+        server.stop()
+
+
+class TestAServedProcess:
+    """`livestage serve` answers an over-limit body before it has been sent and stays small,
+    whatever the sender goes on sending (issue 12: 200 MB without the secret took 6.7 s and
+    grew the process from 110 to 510 MiB)."""
+
+    @pytest.mark.parametrize(
+        ("with_secret", "chunked", "status"),
+        [(False, False, 401), (False, True, 401), (True, False, 413), (True, True, 413)],
+        ids=["no-secret-declared", "no-secret-chunked", "secret-declared", "secret-chunked"],
+    )
+    async def test_answers_early_with_bounded_memory(
+        self,
+        served_webhooks: tuple[ServeProcess, str],
+        with_secret: bool,
+        chunked: bool,
+        status: int,
+    ) -> None:
+        server, secret = served_webhooks
+        headers = {**JSON, **({WEBHOOK_SECRET_HEADER: secret} if with_secret else {})}
+        before = _peak_rss(server.process.pid)
+        post = await asyncio.to_thread(RawPost().run, server.port, headers, HUGE, chunked=chunked)
+        growth = _peak_rss(server.process.pid) - before
+        assert post.status == status
+        assert post.answered_after is not None, "answered only once the whole body was sent"
+        # The secret check needs no body byte; the size check at most the limit (and what the
+        # socket buffers hold meanwhile).
+        read_first = MAX_WEBHOOK_BYTES if with_secret and chunked else 0
+        assert post.answered_after <= read_first + EARLY_SLACK, post
+        assert growth < PEAK_GROWTH_BOUND, f"peak memory grew {growth / 2**20:.0f} MiB"
+        # The server is still there, answering.
+        assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
