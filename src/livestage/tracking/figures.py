@@ -48,12 +48,12 @@ def connected_spans(intervals: Iterable[Interval]) -> list[Interval]:
         items.sort(key=lambda item: item.joined_at)
         span = items[0]
         for item in items[1:]:
-            if span.left_at is None:
+            if (reached := span.left_at) is None:
                 break  # still connected: it covers every later peer
-            if item.joined_at > span.left_at:
+            if item.joined_at > reached:
                 spans.append(span)
                 span = item
-            elif item.left_at is None or item.left_at > span.left_at:
+            elif item.left_at is None or item.left_at > reached:
                 span = Interval(span.user_id, span.joined_at, item.left_at)
         spans.append(span)
     return spans
