@@ -109,6 +109,39 @@ ROWS = [
     Row("fanout2_max_ms", "  delivery max", "", unit="ms"),
     Row("fanout2_rss_a_mb", "  RSS, process receiving the webhook", "", unit="MB"),
     Row("fanout2_rss_b_mb", "  RSS, the other process", "", unit="MB"),
+    Row(
+        "backlog_apply_eps",
+        "Backlog apply (stored events → figures current)",
+        "≥ 5,000 ev/s",
+        _at_least("backlog_apply_eps", 5000),
+        "ev/s",
+    ),
+    Row("backlog_apply_eps_min", "  apply, slowest repeat", "", unit="ev/s"),
+    Row("backlog_apply_eps_max", "  apply, fastest repeat", "", unit="ev/s"),
+    Row("backlog_store_eps", "  storing the same events (inbox group commits)", "", unit="ev/s"),
+    Row("backlog_store_eps_min", "  store, slowest repeat", "", unit="ev/s"),
+    Row("backlog_store_eps_max", "  store, fastest repeat", "", unit="ev/s"),
+    Row(
+        "backlog_apply_vs_store",
+        "  apply ÷ store (same run)",
+        "≥ 0.4",
+        _at_least("backlog_apply_vs_store", 0.4),
+    ),
+    Row("backlog_apply_vs_store_min", "  apply ÷ store, lowest repeat", ""),
+    Row("backlog_apply_vs_store_max", "  apply ÷ store, highest repeat", ""),
+    Row("backlog_unprocessed", "  left unprocessed", "0", _at_most("backlog_unprocessed", 0)),
+    Row(
+        "backlog_stale_streams",
+        "  streams with figures owed",
+        "0",
+        _at_most("backlog_stale_streams", 0),
+    ),
+    Row(
+        "backlog_peers_wrong",
+        "  peer rows missing, doubled or left open",
+        "0",
+        _at_most("backlog_peers_wrong", 0),
+    ),
 ]
 
 

@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Bed], dict[str, float]]] = {
     "golive": scenarios.go_live,
     "fanout": scenarios.fan_out,
     "fanout2": scenarios.fan_out_cluster,
+    "backlog": scenarios.backlog,
 }
 
 

@@ -11,7 +11,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,12 @@ from livestage.config import Settings
 from livestage.db import READ_ONLY, create_engine, create_sessionmaker, transaction
 from livestage.influencers.service import influencer as influencer_service
 from livestage.kit.time import utc_now
+from livestage.streams.broker import LiveBroker
+from livestage.tracking.inbox import MAX_BATCH
+from livestage.tracking.service import TrackingConfig
+from livestage.tracking.service import tracking as tracking_service
 from livestage.tracking.verification import WEBHOOK_SECRET_HEADER, webhook_secret
+from livestage.tracking.worker import TrackingWorker
 from livestage.web.csrf import CSRF_COOKIE, CSRF_HEADER
 
 CONNECTIONS = 64
@@ -43,11 +48,12 @@ class Profile:
     golive_influencers: int
     fanout_clients: int
     fanout_changes: int
+    backlog_events: int = 20_000
 
     @classmethod
     def of(cls, quick: bool) -> Profile:
         if quick:
-            return cls(2, 1, 50, 4, 1000, 2)
+            return cls(2, 1, 50, 4, 1000, 2, 4000)
         return cls(8, 3, 200, 20, 5000, 5)
 
 
@@ -577,6 +583,122 @@ def fan_out_cluster(bed: Bed) -> dict[str, float]:
         "fanout2_rss_a_mb": rss[0],
         "fanout2_rss_b_mb": rss[1],
     }
+
+
+# 6. Backlog apply rate ---------------------------------------------------------------------------
+
+
+def _backlog_events(rooms: list[str], count: int, run: str) -> list[dict[str, Any]]:
+    """A flash crowd: count ÷ 2 viewers join the live streams in turn, then all leave, each
+    with its own join and leave time (100ms-shaped `peer.join`/`peer.leave` envelopes)."""
+    started = datetime.now(UTC)
+    viewers = count // 2
+
+    def event(i: int, kind: str) -> dict[str, Any]:
+        room = rooms[i % len(rooms)]
+        joined = started + timedelta(milliseconds=10 * i)
+        data = {
+            "room_id": room,
+            "session_id": f"session-{room}",
+            "peer_id": f"{run}-peer-{i}",
+            "user_id": f"{run}-u{i}",
+            "role": "viewer",
+            "joined_at": joined.isoformat().replace("+00:00", "Z"),
+        }
+        if kind == "peer.leave.success":
+            left = joined + timedelta(seconds=30 + i % 90)
+            data["left_at"] = left.isoformat().replace("+00:00", "Z")
+        at = data.get("left_at", data["joined_at"])
+        return {
+            "version": "2.0",
+            "id": str(uuid.uuid4()),
+            "type": kind,
+            "timestamp": at,
+            "data": data,
+        }
+
+    joins = [event(i, "peer.join.success") for i in range(viewers)]
+    return joins + [event(i, "peer.leave.success") for i in range(viewers)]
+
+
+async def _backlog_round(url: str, rooms: list[str], count: int, run: str) -> dict[str, float]:
+    """Store `count` events as the inbox does under load (its largest group commits), then time
+    the worker applying them until every touched stream's figures are current."""
+    events = [("hms", payload) for payload in _backlog_events(rooms, count, run)]
+    engine = create_engine(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        began = time.perf_counter()
+        for start in range(0, len(events), MAX_BATCH):
+            async with transaction(sessionmaker) as session:
+                chunk = events[start : start + MAX_BATCH]
+                await tracking_service.ingest_many(session, chunk, now=utc_now())
+        stored = time.perf_counter() - began
+        config = TrackingConfig("broadcaster", timedelta(minutes=2))
+        worker = TrackingWorker(
+            sessionmaker,
+            config,
+            clock=utc_now,
+            broker=LiveBroker(),
+            provider=None,
+            poll_seconds=3600,
+            reconcile_seconds=0,
+        )
+        began = time.perf_counter()
+        applied = await worker.drain()
+        applying = time.perf_counter() - began
+    finally:
+        await engine.dispose()
+    return {"store_eps": len(events) / stored, "apply_eps": applied / applying, "applied": applied}
+
+
+async def _backlog_state(url: str) -> dict[str, int]:
+    engine = _reader(url)
+    try:
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT (SELECT count(*) - count(processed_at) FROM provider_events),"
+                        " (SELECT count(*) FROM live_streams WHERE figures_stale),"
+                        " (SELECT count(*) FROM stream_peers WHERE peer_id LIKE 'b%-peer-%'),"
+                        " (SELECT count(*) FROM stream_peers"
+                        "  WHERE peer_id LIKE 'b%-peer-%' AND left_at IS NULL)"
+                    )
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    return {"pending": row[0], "stale": row[1], "peers": row[2], "open_peers": row[3]}
+
+
+def backlog(bed: Bed) -> dict[str, float]:
+    """Applying a stored backlog (20,000 events over 200 live streams) against storing the
+    same events, in the same run: this process, the same database, one after the other."""
+    rooms = [c.room_id for c in bed.live_channels()]
+    rounds = [
+        asyncio.run(_backlog_round(bed.database.url, rooms, bed.profile.backlog_events, f"b{r}"))
+        for r in range(bed.profile.repeats)
+    ]
+    state = asyncio.run(_backlog_state(bed.database.url))
+    viewers = bed.profile.repeats * (bed.profile.backlog_events // 2)
+    ratios = [r["apply_eps"] / r["store_eps"] for r in rounds]
+    return {
+        "backlog_events": bed.profile.backlog_events,
+        **_with_spread("backlog_apply_eps", [r["apply_eps"] for r in rounds]),
+        **_with_spread("backlog_store_eps", [r["store_eps"] for r in rounds]),
+        **_with_spread("backlog_apply_vs_store", ratios),
+        "backlog_missed": sum(bed.profile.backlog_events - int(r["applied"]) for r in rounds),
+        "backlog_unprocessed": state["pending"],
+        "backlog_stale_streams": state["stale"],
+        # One row per viewer, every one closed by its own leave.
+        "backlog_peers_wrong": abs(state["peers"] - viewers) + state["open_peers"],
+    }
+
+
+def _with_spread(key: str, values: list[float]) -> dict[str, float]:
+    """The median as `key`, the lowest and highest as `key_min` and `key_max`."""
+    return {key: _median(values), f"{key}_min": min(values), f"{key}_max": max(values)}
 
 
 def _median(values: Any) -> float:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,41 @@ from livestage.models.live_stream import ACTIVE_STATUSES
 
 # Provider clocks and ours differ a little; an event may carry a time just before the stream row.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+class StoredEvent(NamedTuple):
+    """A claimed inbox row: what applying it needs, no ORM object."""
+
+    id: uuid.UUID
+    external_id: str
+    payload: Any
+    received_at: datetime
+    attempts: int
+
+
+class StreamKey(NamedTuple):
+    """What finding an event's stream compares (see `TrackingRepository.stream_for_event`)."""
+
+    id: uuid.UUID
+    room_id: str | None
+    session_id: str | None
+    created_at: datetime
+
+
+# In the order of batch.PeerRow's fields, which is built from these rows.
+PEER_COLUMNS = (
+    "stream_id",
+    "peer_id",
+    "user_id",
+    "name",
+    "role",
+    "is_broadcaster",
+    "joined_at",
+    "left_at",
+    "left_inferred",
+    "leave_reason",
+    "id",
+)
 
 
 class PeerSpan(NamedTuple):
@@ -40,6 +76,45 @@ _INSERT_IF_ABSENT = {
     "sqlite": _insert_if_absent(sqlite_insert),
 }
 
+_EVENTS = cast(Table, ProviderEvent.__table__)
+_PEERS = cast(Table, StreamPeer.__table__)
+_SAMPLES = cast(Table, ViewerSample.__table__)
+
+
+def _upsert_peers(insert: Any) -> Any:
+    """Peer rows written whole: the batch read them under its streams' locks."""
+    statement = insert(_PEERS)
+    changed = [name for name in PEER_COLUMNS if name not in ("id", "stream_id", "peer_id")]
+    return statement.on_conflict_do_update(
+        index_elements=["stream_id", "peer_id"],
+        set_={name: statement.excluded[name] for name in changed},
+    )
+
+
+_UPSERT_PEERS = {"postgresql": _upsert_peers(pg_insert), "sqlite": _upsert_peers(sqlite_insert)}
+_PEERS_BY_PEER_ID = select(*(_PEERS.c[name] for name in PEER_COLUMNS)).where(
+    _PEERS.c.peer_id.in_(bindparam("peer_ids", expanding=True))
+)
+# Executed with one parameter set per event (executemany): one statement for a whole batch.
+_MARK_APPLIED = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("b_id", type_=_EVENTS.c.id.type))
+    .values(
+        processed_at=bindparam("b_at", type_=_EVENTS.c.processed_at.type),
+        stream_id=bindparam("b_stream", type_=_EVENTS.c.stream_id.type),
+        error=None,
+    )
+)
+_MARK_FAILED = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("b_id", type_=_EVENTS.c.id.type))
+    .values(
+        processed_at=bindparam("b_at", type_=_EVENTS.c.processed_at.type),
+        attempts=bindparam("b_attempts", type_=_EVENTS.c.attempts.type),
+        error=bindparam("b_error", type_=_EVENTS.c.error.type),
+    )
+)
+
 
 class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -56,15 +131,37 @@ class EventRepository:
             (r.source, r.external_id) for r in await self.session.execute(statement, parameters)
         }
 
-    async def claim_unprocessed(self, limit: int) -> list[ProviderEvent]:
+    async def claim_unprocessed(self, limit: int) -> list[StoredEvent]:
+        """The oldest unapplied events, locked until the transaction ends (another process
+        skips them: each is applied once)."""
+        c = _EVENTS.c
         statement = (
-            select(ProviderEvent)
-            .where(ProviderEvent.processed_at.is_(None))
-            .order_by(ProviderEvent.received_at, ProviderEvent.id)
+            select(c.id, c.external_id, c.payload, c.received_at, c.attempts)
+            .where(c.processed_at.is_(None))
+            .order_by(c.received_at, c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return list(await self.session.scalars(statement))
+        return [StoredEvent(*row) for row in await self.session.execute(statement)]
+
+    async def mark_applied(
+        self, applied: Sequence[tuple[uuid.UUID, uuid.UUID | None]], now: datetime
+    ) -> None:
+        """(event id, the stream it touched) pairs: applied at `now`."""
+        if applied:
+            rows = [{"b_id": e, "b_at": now, "b_stream": s} for e, s in applied]
+            await self.session.execute(_MARK_APPLIED, rows)
+
+    async def mark_failed(
+        self, failed: Sequence[tuple[uuid.UUID, int, str, datetime | None]]
+    ) -> None:
+        """(event id, attempts, error, processed_at: set once it is given up) tuples."""
+        if failed:
+            rows = [
+                {"b_id": e, "b_attempts": n, "b_error": error, "b_at": at}
+                for e, n, error, at in failed
+            ]
+            await self.session.execute(_MARK_FAILED, rows)
 
     async def count(self, *, processed: bool | None = None) -> int:
         statement = select(func.count()).select_from(ProviderEvent)
@@ -94,6 +191,85 @@ class TrackingRepository:
             statement = statement.where(LiveStream.created_at <= at + CLOCK_SKEW)
         statement = statement.order_by(LiveStream.created_at.desc()).limit(1)
         return await self.session.scalar(statement)
+
+    async def stream_keys(self, sessions: set[str], rooms: set[str]) -> list[StreamKey]:
+        """Every stream an event of these sessions or rooms may belong to, in one statement
+        (the batch picks each event's own as `stream_for_event` would)."""
+        if not sessions and not rooms:
+            return []
+        statement = select(
+            LiveStream.id, LiveStream.room_id, LiveStream.session_id, LiveStream.created_at
+        ).where(or_(LiveStream.session_id.in_(sessions), LiveStream.room_id.in_(rooms)))
+        return [StreamKey(*row) for row in await self.session.execute(statement)]
+
+    async def lock_streams(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, LiveStream]:
+        """The streams, locked until the transaction ends, in id order so two processes
+        locking overlapping sets never wait for each other in a circle; read again even if
+        the session holds them (another process may have changed them before the lock)."""
+        statement = (
+            select(LiveStream)
+            .where(LiveStream.id.in_(sorted(ids)))
+            .order_by(LiveStream.id)
+            .with_for_update(of=LiveStream)
+            .execution_options(populate_existing=True)
+        )
+        await self.session.flush()
+        return {stream.id: stream for stream in await self.session.scalars(statement)}
+
+    async def lock_streams_unless_locked(self, ids: Iterable[uuid.UUID]) -> list[LiveStream]:
+        """The streams no other transaction holds, locked until this one ends (PostgreSQL:
+        SKIP LOCKED; SQLite has one writer anyway). Pending changes are flushed first."""
+        statement = (
+            select(LiveStream)
+            .where(LiveStream.id.in_(sorted(ids)))
+            .order_by(LiveStream.id)
+            .with_for_update(of=LiveStream, skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        await self.session.flush()
+        return list(await self.session.scalars(statement))
+
+    async def peer_rows(self, wanted: set[tuple[uuid.UUID, str]]) -> list[tuple[Any, ...]]:
+        """The stored peers among these (stream id, peer id) pairs, as tuples of PEER_COLUMNS:
+        one cached statement by peer id (100ms's are unique), the pairs kept."""
+        if not wanted:
+            return []
+        parameters = {"peer_ids": sorted({peer_id for _, peer_id in wanted})}
+        rows = await self.session.execute(_PEERS_BY_PEER_ID, parameters)
+        return [tuple(row) for row in rows if (row[0], row[1]) in wanted]
+
+    async def upsert_peers(self, rows: list[dict[str, Any]]) -> None:
+        """Insert or overwrite peer rows (every column of PEER_COLUMNS), one statement."""
+        if rows:
+            statement = _UPSERT_PEERS[self.session.get_bind().dialect.name]
+            await self.session.execute(statement, rows)
+
+    async def peer_spans_of(self, stream_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[PeerSpan]]:
+        """`peer_spans` of several streams in one statement."""
+        await self.session.flush()
+        c = _PEERS.c
+        statement = select(c.stream_id, c.user_id, c.is_broadcaster, c.joined_at, c.left_at).where(
+            c.stream_id.in_(stream_ids)
+        )
+        spans: dict[uuid.UUID, list[PeerSpan]] = {s: [] for s in stream_ids}
+        for stream_id, *span in await self.session.execute(statement):
+            spans[stream_id].append(PeerSpan(*span))
+        return spans
+
+    async def replace_samples_of(
+        self, samples: dict[uuid.UUID, list[tuple[datetime, int]]]
+    ) -> None:
+        """`replace_samples` for several streams: one delete, one insert."""
+        if not samples:
+            return
+        await self.session.execute(delete(_SAMPLES).where(_SAMPLES.c.stream_id.in_(samples)))
+        rows = [
+            {"stream_id": stream_id, "minute": minute, "viewers": viewers}
+            for stream_id, series in samples.items()
+            for minute, viewers in series
+        ]
+        if rows:
+            await self.session.execute(insert(_SAMPLES), rows)
 
     async def stale_stream_ids(self) -> set[uuid.UUID]:
         rows = await self.session.scalars(select(LiveStream.id).where(LiveStream.figures_stale))

@@ -10,19 +10,24 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.config import Settings
 from livestage.kit.db import on_commit
-from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus
+from livestage.models import LiveStream, StreamStatus
 from livestage.streams import lifecycle
-from livestage.streams.repository import StreamRepository
 from livestage.tracking import figures, metrics
+from livestage.tracking.batch import Lookup, PeerBook, PeerRow, StreamFinder
 from livestage.tracking.events import RECORDING_KINDS, Envelope, Kind, parse_envelope
-from livestage.tracking.repository import EventRepository, PeerSpan, TrackingRepository
+from livestage.tracking.repository import (
+    EventRepository,
+    PeerSpan,
+    StoredEvent,
+    TrackingRepository,
+)
 
 log = structlog.get_logger()
 MAX_ATTEMPTS = 5
@@ -40,6 +45,12 @@ class TrackingConfig:
         return cls(settings.hms_broadcaster_role, settings.reconnect_grace, start_timeout)
 
 
+class PeerWrites(Protocol):
+    """What ending a stream changes in its peers (TrackingRepository, or a batch's PeerBook)."""
+
+    async def close_open_peers(self, stream_id: uuid.UUID, at: datetime, reason: str) -> None: ...
+
+
 @dataclass
 class BatchResult:
     processed: int = 0
@@ -47,13 +58,25 @@ class BatchResult:
     touched: set[uuid.UUID] = field(default_factory=set)
     # Seconds from each applied event's storage to its application.
     lags: list[float] = field(default_factory=list)
+    # (event id, stream id) of the applied; (event id, attempts, error, given up at) of the failed.
+    applied_rows: list[tuple[uuid.UUID, uuid.UUID | None]] = field(default_factory=list)
+    failed_rows: list[tuple[uuid.UUID, int, str, datetime | None]] = field(default_factory=list)
 
-    def applied(self, event: ProviderEvent, stream_id: uuid.UUID | None, now: datetime) -> None:
-        event.processed_at, event.stream_id, event.error = now, stream_id, None
+    def applied(self, event: StoredEvent, stream_id: uuid.UUID | None, now: datetime) -> None:
+        self.applied_rows.append((event.id, stream_id))
         self.processed += 1
         self.lags.append(max(0.0, (now - event.received_at).total_seconds()))
         if stream_id is not None:
             self.touched.add(stream_id)
+
+    def failed_one(self, event: StoredEvent, error: Exception, now: datetime) -> None:
+        attempts = event.attempts + 1
+        message = f"{type(error).__name__}: {error}"[:2000]
+        self.failed_rows.append(
+            (event.id, attempts, message, now if attempts >= MAX_ATTEMPTS else None)
+        )
+        self.failed += 1
+        log.warning("tracking.event_failed", event_id=event.external_id, error=message)
 
     def counted(self) -> Callable[[], None]:
         """What counts this batch in the Prometheus figures (run after its commit)."""
@@ -106,36 +129,32 @@ class TrackingService:
         """Apply a batch of stored events, then (unless told not to: the caller will) recompute
         the streams they touched."""
         repository = EventRepository(session)
-        result = await self._apply_all(
-            session, await repository.claim_unprocessed(limit), config, now=now
-        )
+        events = await repository.claim_unprocessed(limit)
+        result = await self._apply_all(session, events, config, now=now)
         if result is None:
-            # The rollback expired what the batch had loaded: load it again.
-            events = await repository.claim_unprocessed(limit)
             result = await self._apply_each(session, events, config, now=now)
+        await repository.mark_applied(result.applied_rows, now)
+        await repository.mark_failed(result.failed_rows)
         on_commit(session, result.counted())
-        if recompute:
-            for stream_id in result.touched:
-                await self.recompute(session, stream_id, config, now=now)
+        if recompute and result.touched:
+            await self.recompute_many(session, result.touched, config, now=now)
         return result
 
     async def _apply_all(
         self,
         session: AsyncSession,
-        events: list[ProviderEvent],
+        events: list[StoredEvent],
         config: TrackingConfig,
         *,
         now: datetime,
     ) -> BatchResult | None:
-        """The whole batch under one savepoint: the common case, half the statements of one
-        savepoint per event. None when any event failed (nothing of the batch is kept)."""
+        """The whole batch under one savepoint: the common case. None when any event failed
+        (nothing of the batch is kept)."""
         result = BatchResult()
         try:
             async with session.begin_nested():
-                for event in events:
-                    stream_id = await self._apply(session, event, config)
+                for event, stream_id in await self._apply_batch(session, events, config):
                     result.applied(event, stream_id, now)
-                await session.flush()
         except Exception:
             return None
         return result
@@ -143,7 +162,7 @@ class TrackingService:
     async def _apply_each(
         self,
         session: AsyncSession,
-        events: list[ProviderEvent],
+        events: list[StoredEvent],
         config: TrackingConfig,
         *,
         now: datetime,
@@ -153,33 +172,59 @@ class TrackingService:
         for event in events:
             try:
                 async with session.begin_nested():
-                    stream_id = await self._apply(session, event, config)
+                    ((_, stream_id),) = await self._apply_batch(session, [event], config)
             except Exception as error:  # one bad event must not block the inbox
-                event.attempts += 1
-                event.error = f"{type(error).__name__}: {error}"[:2000]
-                if event.attempts >= MAX_ATTEMPTS:
-                    event.processed_at = now
-                result.failed += 1
-                log.warning("tracking.event_failed", event_id=event.external_id, error=event.error)
+                result.failed_one(event, error, now)
                 continue
             result.applied(event, stream_id, now)
         return result
 
-    async def _apply(
-        self, session: AsyncSession, event: ProviderEvent, config: TrackingConfig
-    ) -> uuid.UUID | None:
-        envelope = parse_envelope(event.payload)
-        kind = envelope.kind
-        if kind is None:
-            return None
+    async def _apply_batch(
+        self, session: AsyncSession, events: list[StoredEvent], config: TrackingConfig
+    ) -> list[tuple[StoredEvent, uuid.UUID | None]]:
+        """Apply the events in order; each with the stream it touched. The batch's streams and
+        peers are read before and written after, each in a few statements."""
+        envelopes = [parse_envelope(event.payload) for event in events]
+        lookups = [_lookup(e) if e.kind is not None else None for e in envelopes]
         repository = TrackingRepository(session)
-        at = _event_time(envelope)
-        stream = await repository.stream_for_event(envelope.room_id, envelope.session_id, at)
+        finder = await StreamFinder.load(repository, [k for k in lookups if k is not None])
+        peers = PeerBook(repository)
+        await peers.load(
+            {
+                (stream_id, peer_id)
+                for envelope, lookup in zip(envelopes, lookups, strict=True)
+                if lookup is not None
+                and (peer_id := envelope.text("peer_id"))
+                and (stream_id := finder.pick(*lookup)) is not None
+            }
+        )
+        touched = [
+            await self._apply(finder, peers, envelope, lookup, config)
+            for envelope, lookup in zip(envelopes, lookups, strict=True)
+        ]
+        await peers.write()
+        await session.flush()
+        return list(zip(events, touched, strict=True))
+
+    async def _apply(
+        self,
+        finder: StreamFinder,
+        peers: PeerBook,
+        envelope: Envelope,
+        lookup: Lookup | None,
+        config: TrackingConfig,
+    ) -> uuid.UUID | None:
+        kind = envelope.kind
+        if kind is None or lookup is None:
+            return None
+        stream = await finder.find(*lookup)
         if stream is None:
             return None
-        await HANDLERS.get(kind, _ignore)(repository, stream, envelope, config)
+        session_before = stream.session_id
+        await HANDLERS.get(kind, _ignore)(peers, stream, envelope, config)
         if stream.status not in (StreamStatus.starting, StreamStatus.failed):
             _adopt_session(stream, envelope)
+        finder.session_changed(stream, session_before)
         stream.figures_stale = True
         return stream.id
 
@@ -191,30 +236,29 @@ class TrackingService:
         self, session: AsyncSession, stream_id: uuid.UUID, config: TrackingConfig, *, now: datetime
     ) -> LiveStream | None:
         """The stream's figures from its peer rows; None when another process holds the stream
-        (it is recomputing it or applying its events: try again later). Locking first means a
-        recompute never writes figures from peers older than another's it would overwrite, and
-        never waits, so processes applying events for the same streams cannot deadlock."""
-        stream = await StreamRepository(session).lock_unless_locked(stream_id)
-        if stream is None:
-            return None
-        stream.figures_stale = False
+        (see `recompute_many`)."""
+        streams = await self.recompute_many(session, {stream_id}, config, now=now)
+        return streams[0] if streams else None
+
+    async def recompute_many(
+        self,
+        session: AsyncSession,
+        stream_ids: set[uuid.UUID],
+        config: TrackingConfig,
+        *,
+        now: datetime,
+    ) -> list[LiveStream]:
+        """The streams' figures from their peer rows, in a few statements whatever their
+        number; returns those recomputed: a stream another process holds (it is recomputing it
+        or applying its events) is left for later. Locking first means a recompute never writes
+        figures from peers older than another's it would overwrite, and never waits, so
+        processes applying events for the same streams cannot deadlock."""
         repository = TrackingRepository(session)
-        peers = await repository.peer_spans(stream_id)
-        viewers = [
-            figures.Interval(p.user_id, p.joined_at, p.left_at)
-            for p in peers
-            if not p.is_broadcaster and p.joined_at is not None
-        ]
-        stats = figures.viewer_stats(viewers, start=stream.started_at, end=stream.ended_at, now=now)
-        stream.current_viewers = stats.current if stream.status == StreamStatus.live else 0
-        stream.peak_viewers, stream.unique_viewers = stats.peak, stats.unique
-        stream.total_watch_seconds = stats.total_watch_seconds
-        stream.avg_watch_seconds = stats.average_watch_seconds
-        stream.broadcaster_left_at = _broadcaster_away_since(peers)
-        if stream.ended_at is not None:
-            stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, stream.ended_at)
-        await repository.replace_samples(stream_id, stats.per_minute)
-        return stream
+        streams = await repository.lock_streams_unless_locked(stream_ids)
+        spans = await repository.peer_spans_of({s.id for s in streams})
+        samples = {s.id: _refigure(s, spans[s.id], now) for s in streams}
+        await repository.replace_samples_of(samples)
+        return streams
 
     async def end_after_grace(
         self, session: AsyncSession, config: TrackingConfig, *, now: datetime
@@ -233,9 +277,34 @@ class TrackingService:
             ):
                 await fail_unjoined(repository, stream, config)
                 ended.append(stream)
-        for stream in ended:
-            await self.recompute(session, stream.id, config, now=now)
+        if ended:
+            await self.recompute_many(session, {s.id for s in ended}, config, now=now)
         return ended
+
+
+def _refigure(
+    stream: LiveStream, peers: list[PeerSpan], now: datetime
+) -> list[tuple[datetime, int]]:
+    """Set the stream's figures from its peers (pure but for the stream); its per-minute series."""
+    stream.figures_stale = False
+    viewers = [
+        figures.Interval(p.user_id, p.joined_at, p.left_at)
+        for p in peers
+        if not p.is_broadcaster and p.joined_at is not None
+    ]
+    stats = figures.viewer_stats(viewers, start=stream.started_at, end=stream.ended_at, now=now)
+    stream.current_viewers = stats.current if stream.status == StreamStatus.live else 0
+    stream.peak_viewers, stream.unique_viewers = stats.peak, stats.unique
+    stream.total_watch_seconds = stats.total_watch_seconds
+    stream.avg_watch_seconds = stats.average_watch_seconds
+    stream.broadcaster_left_at = _broadcaster_away_since(peers)
+    if stream.ended_at is not None:
+        stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, stream.ended_at)
+    return stats.per_minute
+
+
+def _lookup(envelope: Envelope) -> Lookup:
+    return envelope.room_id, envelope.session_id, _event_time(envelope)
 
 
 def _event_time(envelope: Envelope) -> datetime | None:
@@ -265,15 +334,15 @@ def _broadcaster_away_since(peers: list[PeerSpan]) -> datetime | None:
 
 
 async def _peer(
-    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, config: TrackingConfig
-) -> StreamPeer | None:
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, config: TrackingConfig
+) -> PeerRow | None:
     peer_id = envelope.text("peer_id")
     if peer_id is None:
         return None
-    peer = await repository.get_peer(stream.id, peer_id)
+    peer = await peers.get(stream.id, peer_id)
     if peer is None:
-        peer = await repository.add_peer(
-            StreamPeer(
+        peer = peers.add(
+            PeerRow(
                 stream_id=stream.id,
                 peer_id=peer_id,
                 user_id=envelope.text("user_id") or peer_id,
@@ -291,9 +360,9 @@ async def _peer(
 
 
 async def _on_join(
-    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, config: TrackingConfig
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, config: TrackingConfig
 ) -> None:
-    peer = await _peer(repository, stream, envelope, config)
+    peer = await _peer(peers, stream, envelope, config)
     if peer is None or not peer.is_broadcaster or peer.joined_at is None:
         return
     if stream.status == StreamStatus.starting:
@@ -302,15 +371,15 @@ async def _on_join(
     if stream.status == StreamStatus.live and stream.session_closed_at is not None:
         closed_at, stream.session_closed_at = stream.session_closed_at, None
         if envelope.session_id == stream.session_id:
-            await end_stream(repository, stream, closed_at, "session_closed")
+            await end_stream(peers, stream, closed_at, "session_closed")
         else:  # the session that closed held viewers alone; the broadcaster's is this one
             stream.session_id = envelope.session_id
 
 
 async def _on_leave(
-    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, config: TrackingConfig
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, config: TrackingConfig
 ) -> None:
-    peer = await _peer(repository, stream, envelope, config)
+    peer = await _peer(peers, stream, envelope, config)
     if peer is None:
         return
     left = envelope.time("left_at") or envelope.timestamp
@@ -320,26 +389,24 @@ async def _on_leave(
 
 
 async def _on_role_change(
-    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, config: TrackingConfig
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, config: TrackingConfig
 ) -> None:
-    peer = await _peer(repository, stream, envelope, config)
+    peer = await _peer(peers, stream, envelope, config)
     if peer is not None and (role := envelope.text("role")):
         peer.role, peer.is_broadcaster = role, role == config.broadcaster_role
 
 
 async def end_stream(
-    repository: TrackingRepository, stream: LiveStream, at: datetime | None, reason: str
+    peers: PeerWrites, stream: LiveStream, at: datetime | None, reason: str
 ) -> None:
     if stream.status not in (StreamStatus.starting, StreamStatus.live) or at is None:
         return
     stream.status = lifecycle.check_transition(stream.status, StreamStatus.ended)
     stream.ended_at, stream.end_reason = at, reason
-    await repository.close_open_peers(stream.id, at, reason)
+    await peers.close_open_peers(stream.id, at, reason)
 
 
-async def fail_unjoined(
-    repository: TrackingRepository, stream: LiveStream, config: TrackingConfig
-) -> None:
+async def fail_unjoined(peers: PeerWrites, stream: LiveStream, config: TrackingConfig) -> None:
     """The broadcaster never joined within the start timeout: the stream fails then."""
     at = stream.created_at + config.start_timeout
     stream.status = lifecycle.check_transition(stream.status, StreamStatus.failed)
@@ -348,7 +415,7 @@ async def fail_unjoined(
     stream.failure_reason = (
         f"The broadcaster did not join within {minutes:g} min of Start Streaming."
     )
-    await repository.close_open_peers(stream.id, at, "broadcaster_never_joined")
+    await peers.close_open_peers(stream.id, at, "broadcaster_never_joined")
 
 
 # Ends livestage had to guess the time of: the reconciler's "now" (it found no session), the
@@ -357,7 +424,7 @@ ESTIMATED_ENDS = frozenset({"reconciled_no_session", "room_ended"})
 
 
 async def _on_session_close(
-    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, _: TrackingConfig
 ) -> None:
     stopped = envelope.time("session_stopped_at")
     if (
@@ -367,7 +434,7 @@ async def _on_session_close(
         and stream.ended_at is not None
         and stream.ended_at != stopped
     ):
-        await repository.move_inferred_leaves(stream.id, stream.ended_at, stopped)
+        await peers.move_inferred_leaves(stream.id, stream.ended_at, stopped)
         stream.ended_at = stopped
         return
     at = stopped or envelope.timestamp
@@ -378,7 +445,7 @@ async def _on_session_close(
         stream.session_closed_at = at
         return
     if not _another_session(stream, envelope, at):
-        await end_stream(repository, stream, at, "session_closed")
+        await end_stream(peers, stream, at, "session_closed")
 
 
 def _another_session(stream: LiveStream, envelope: Envelope, at: datetime | None) -> bool:
@@ -389,19 +456,19 @@ def _another_session(stream: LiveStream, envelope: Envelope, at: datetime | None
 
 
 async def _on_room_end(
-    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, _: TrackingConfig
 ) -> None:
-    await end_stream(repository, stream, envelope.timestamp, "room_ended")
+    await end_stream(peers, stream, envelope.timestamp, "room_ended")
 
 
 async def _on_hls_started(
-    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, _: TrackingConfig
 ) -> None:
     stream.hls_url = envelope.text("url") or stream.hls_url
 
 
 async def _on_recording(
-    repository: TrackingRepository, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, _: TrackingConfig
 ) -> None:
     path = (
         envelope.text("recording_path")

@@ -35,7 +35,7 @@ from livestage.tracking.service import tracking as tracking_service
 log = structlog.get_logger()
 # Events applied per transaction. On SQLite a transaction holds the one write lock, and webhook
 # acknowledgements wait behind it: short transactions keep ingestion flowing under load.
-BATCH = 64
+BATCH = 500
 # After a wake-up, wait this long so a burst of events is applied (and its streams recomputed
 # and announced) once, not once per event.
 COALESCE_SECONDS = 0.02
@@ -142,11 +142,12 @@ class TrackingWorker:
 
     async def _recompute(self, session: AsyncSession, streams: set[Any]) -> set[Any]:
         """Recompute what it can; a stream another process holds stays owed."""
-        now, done = self.clock(), set()
-        for stream_id in sorted(streams):
-            if await tracking_service.recompute(session, stream_id, self.config, now=now):
-                done.add(stream_id)
-        return done
+        if not streams:
+            return set()
+        done = await tracking_service.recompute_many(
+            session, streams, self.config, now=self.clock()
+        )
+        return {stream.id for stream in done}
 
     def _due(self, *, settle: bool) -> set[Any]:
         """The dirty streams to recompute now: all when settling, else at most
