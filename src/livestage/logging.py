@@ -23,6 +23,8 @@ _HEADER = re.compile(
 )
 _QUERY = re.compile(r"([?&](?:\w*(?:token|secret|password)|code)=)[^&#\s'\"]+", re.I)
 _COOKIE = re.compile(r"\b(livestage_\w+=)[^;,\s'\"]+")
+# The password of a URL (redis://:pw@host, postgresql://user:pw@host) in an error message.
+_URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/?#\s@]*:)[^@/?#\s]+(?=@)", re.I)
 # A JSON member whose name says credential, in a message logged whole (a WebSocket frame).
 _MEMBER = re.compile(r"(\"[\w-]*(?:token|secret|password)[\w-]*\"\s*:\s*\")[^\"]*", re.I)
 # Also a JWT the websockets library shortened for its log ("eyJhbGci...dKguZg"): its head
@@ -64,6 +66,7 @@ _RULES: tuple[tuple[tuple[str, ...], re.Pattern[str], Any], ...] = (
     (("token", "secret", "password", "code="), _QUERY, _keep_name),
     (("livestage_",), _COOKIE, _keep_name),
     (("token", "secret", "password"), _MEMBER, _keep_name),
+    (("://",), _URL_PASSWORD, _keep_name),
     (("eyj",), _JWT, REDACTED),
 )
 

@@ -71,3 +71,19 @@ def test_a_credential_member_in_a_logged_message(served: io.StringIO) -> None:
     assert csrf not in logged
     assert '"csrf_token": "[redacted]"' in logged
     assert '"room": "r1"' in logged
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("redis://:{pw}@127.0.0.1:6379/0", "redis://:[redacted]@127.0.0.1:6379/0"),
+        ("postgresql+asyncpg://app:{pw}@db/live", "postgresql+asyncpg://app:[redacted]@db/live"),
+        ("http://127.0.0.1:8000/x?next=/a@b", "http://127.0.0.1:8000/x?next=/a@b"),
+    ],
+)
+def test_the_password_of_a_url(served: io.StringIO, url: str, kept: str) -> None:
+    password = secrets.token_urlsafe(12)
+    logging.getLogger("uvicorn.error").error("cannot connect to %s", url.format(pw=password))
+    logged = served.getvalue()
+    assert password not in logged
+    assert kept in logged
