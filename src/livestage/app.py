@@ -40,6 +40,7 @@ from livestage.providers.local.provider import LocalProvider
 from livestage.streams import endpoints as streams_endpoints
 from livestage.streams import pages as streams_pages
 from livestage.streams import signalling_endpoints
+from livestage.streams import thumbnails as streams_thumbnails
 from livestage.streams.broker import HEARTBEAT_SECONDS, LiveBroker
 from livestage.streams.joins import JoinRecorder, Viewing, WatchCache
 from livestage.streams.service import GoLiveConfig, read_live_state
@@ -54,6 +55,7 @@ from livestage.web import system
 from livestage.web.docs import install_docs
 from livestage.web.errors import UnexpectedErrors, install_error_handlers
 from livestage.web.headers import CookieAndSecurityHeaders, content_security_policy
+from livestage.web.hms_sdk import warn_if_sdk_missing
 from livestage.web.routing import FrontRoutes
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -67,6 +69,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     influencers_api.router,
     streams_endpoints.router,
     streams_pages.router,
+    streams_thumbnails.router,
     analytics_endpoints.router,
     analytics_pages.router,
 )
@@ -270,6 +273,8 @@ def create_app(
     crowd_routes = [streams_endpoints.viewer_join_route]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(UnexpectedErrors)
+    if browser_uses_hms(settings):
+        warn_if_sdk_missing(settings, STATIC_DIR)
     policy = content_security_policy(settings, hms_in_browser=browser_uses_hms(settings))
     app.add_middleware(
         CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure, policy=policy
