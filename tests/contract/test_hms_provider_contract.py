@@ -143,6 +143,23 @@ class TestPeers:
         with emulator.api() as api:
             assert api.get(f"/rooms/{room.id}").json()["enabled"] is False
 
+    @pytest.mark.asyncio
+    async def test_remove_user_disconnects_all_their_peers_and_no_one_else(
+        self, hms_provider: HmsProvider, emulator: EmulatorHandle
+    ) -> None:
+        room = await hms_provider.ensure_room(name="stage")
+        emulator.control.join_peer(room.id, user_id="creator", role="broadcaster")
+        for _ in range(2):  # two tabs of one viewer
+            emulator.control.join_peer(room.id, user_id="troll", role="viewer")
+        emulator.control.join_peer(room.id, user_id="fan", role="viewer")
+
+        removed = await hms_provider.remove_user(room.id, "troll", reason="banned from chat")
+
+        assert removed == 2
+        left = {p.user_id for p in await hms_provider.list_peers(room.id)}
+        assert left == {"creator", "fan"}
+        assert await hms_provider.remove_user(room.id, "troll", reason="again") == 0
+
 
 class TestHls:
     @pytest.mark.asyncio

@@ -206,3 +206,19 @@ async def _die(hub: ClusterHub) -> None:
     await hub.bus.stop()
     hub.local.clear()
     hub._closing = True
+
+
+async def test_a_banned_user_is_thrown_out_through_the_process_holding_them(
+    make_hub: Callable[..., Any],
+) -> None:
+    a, b = await make_hub(), await make_hub()
+    host, troll = peer("broadcaster", "alice"), peer("viewer", "troll")
+    await a.join(ROOM, "room", host)
+    await b.join(ROOM, "room", troll)
+
+    assert await a.remove_user(ROOM, "troll", reason="You were banned.") == 1
+
+    error = await next_message(troll, "error")
+    assert (error["code"], error["message"]) == ("forbidden", "You were banned.")
+    assert (await next_message(host, "peer-left"))["peer_id"] == troll.peer_id
+    assert [m.user_id for m in await b.members(ROOM)] == ["alice"]

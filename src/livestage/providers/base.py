@@ -101,6 +101,10 @@ class StreamingProvider(Protocol):
 
     async def list_peers(self, room_id: str) -> list[Peer]: ...
 
+    async def remove_user(self, room_id: str, user_id: str, *, reason: str) -> int:
+        """Disconnect every peer `user_id` has in the room (a ban); how many there were."""
+        ...
+
     async def get_active_session(self, room_id: str) -> ActiveSession | None:
         """The room's live session and its connected peers, or None when nothing is live."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -283,6 +283,17 @@ class HmsProvider:
             except HmsNotFound:
                 return []
         return [Peer(p.id, p.user_id, p.role, p.name, p.joined_at) for p in peers]
+
+    async def remove_user(self, room_id: str, user_id: str, *, reason: str) -> int:
+        with self._translated(f"removing a user's peers from room {room_id}"):
+            try:
+                peers = await self._client.list_active_peers(room_id, user_id=user_id)
+            except HmsNotFound:
+                return 0
+            for peer in peers:
+                with suppress(HmsNotFound):  # it left meanwhile
+                    await self._client.remove_peers(room_id, peer_id=peer.id, reason=reason)
+        return len(peers)
 
     async def get_active_session(self, room_id: str) -> ActiveSession | None:
         with self._translated(f"checking the live session of room {room_id}"):

@@ -57,6 +57,7 @@ from livestage.providers.local.signalling import (
     leave_data,
     peer_data,
     relay_target_problem,
+    removed_user,
     replaced_messages,
     rfc3339_micro,
     room_ended_messages,
@@ -332,6 +333,16 @@ class ClusterHub:
 
     async def end_room(self, room_id: str, *, reason: str = ROOM_ENDED) -> int:
         return await self._end_room(room_id, reason, abandoned=False)
+
+    async def remove_user(self, room_id: str, user_id: str, *, reason: str) -> int:
+        """Throw out every connection of `user_id`, through whichever process holds it."""
+        found = [m for m in await self.members(room_id) if m.user_id == user_id]
+        refusal = removed_user(reason)
+        for member in found:
+            self._send(member, refusal.error_message())
+            await self._leave_room(room_id, member.peer_id, REMOVED)
+            self._send(member, Close(refusal.code, refusal.reason))
+        return len(found)
 
     async def _end_room(self, room_id: str, reason: str, *, abandoned: bool) -> int:
         self._cancel_timer(room_id)

@@ -195,6 +195,10 @@ class LocalProvider:
             for m in await self.hub.members(room_id)
         ]
 
+    async def remove_user(self, room_id: str, user_id: str, *, reason: str) -> int:
+        """Close the user's connections (4403, with `reason` for the person)."""
+        return await self.hub.remove_user(room_id, user_id, reason=reason)
+
     async def get_active_session(self, room_id: str) -> ActiveSession | None:
         session = await self.hub.session(room_id)
         if session is None:

@@ -256,6 +256,14 @@ class SignallingHub:
         """Close every connection (they get `room-ended`) and the session. Returns how many."""
         return self._end_room(room_id, reason)
 
+    async def remove_user(self, room_id: str, user_id: str, *, reason: str) -> int:
+        """Throw out every connection of `user_id` (a ban). Returns how many."""
+        room = self.rooms.get(room_id)
+        found = [m for m in room.members.values() if m.user_id == user_id] if room else []
+        for member in found:
+            await self.remove(member, removed_user(reason))
+        return len(found)
+
     def _end_room(self, room_id: str, reason: str) -> int:
         room = self.rooms.get(room_id)
         if room is None:
@@ -383,6 +391,10 @@ class SignallingHub:
 def check_role(member: Member, broadcaster_role: str, viewer_role: str) -> None:
     if member.role not in (broadcaster_role, viewer_role):
         raise Refused(CLOSE_FORBIDDEN, f"the role {member.role[:40]!r} cannot join")
+
+
+def removed_user(reason: str) -> Refused:
+    return Refused(CLOSE_FORBIDDEN, "removed from the stream", reason)
 
 
 def another_broadcaster() -> Refused:

@@ -163,9 +163,7 @@ async def test_the_broadcaster_sees_viewers_and_viewers_see_only_the_broadcaster
     assert await hub.viewer_count(ROOM) == 2
 
 
-async def test_one_broadcaster_at_a_time_and_the_viewer_cap(
-    hub: Hub, clock: Clock
-) -> None:
+async def test_one_broadcaster_at_a_time_and_the_viewer_cap(hub: Hub, clock: Clock) -> None:
     await hub.join(ROOM, "r", member(clock, "broadcaster", "alice"))
     with pytest.raises(Refused) as refused:
         await hub.join(ROOM, "r", member(clock, "broadcaster", "mallory"))
@@ -199,9 +197,7 @@ async def test_the_same_broadcaster_reconnecting_replaces_the_old_connection(
     assert "session.close.success" not in await types(hub, events)
 
 
-async def test_offers_answers_and_candidates_are_relayed_with_from(
-    hub: Hub, clock: Clock
-) -> None:
+async def test_offers_answers_and_candidates_are_relayed_with_from(hub: Hub, clock: Clock) -> None:
     host, viewer = member(clock, "broadcaster"), member(clock, "viewer")
     await hub.join(ROOM, "r", host)
     await hub.join(ROOM, "r", viewer)
@@ -220,9 +216,7 @@ async def test_offers_answers_and_candidates_are_relayed_with_from(
     ]
 
 
-async def test_a_viewer_cannot_publish_or_reach_other_viewers(
-    hub: Hub, clock: Clock
-) -> None:
+async def test_a_viewer_cannot_publish_or_reach_other_viewers(hub: Hub, clock: Clock) -> None:
     host, viewer, other = (
         member(clock, "broadcaster"),
         member(clock, "viewer", "v1"),
@@ -375,3 +369,28 @@ async def test_aclose_closes_connections_and_records_their_leaves(
     ]
     with pytest.raises(Refused):
         await hub.join(ROOM, "r", member(clock, "viewer"))
+
+
+async def test_remove_user_throws_out_every_connection_of_that_user(
+    hub: Hub, clock: Clock, events: list[dict[str, Any]]
+) -> None:
+    host = member(clock, "broadcaster")
+    tabs = [member(clock, "viewer", "troll"), member(clock, "viewer", "troll")]
+    fan = member(clock, "viewer", "fan")
+    for peer in (host, *tabs):
+        await hub.join(ROOM, "r", peer)
+    with pytest.raises(Refused):  # the cap is 2: the troll's two tabs fill it
+        await hub.join(ROOM, "r", fan)
+
+    assert await hub.remove_user(ROOM, "troll", reason="You were banned from this stream.") == 2
+
+    for tab in tabs:
+        out = drain(tab)
+        assert {"type": "error", "code": "forbidden", "message": "You were banned from this stream.",
+                "reason": "removed from the stream"} in out  # fmt: skip
+        assert out[-1] == Close(CLOSE_FORBIDDEN, "removed from the stream")
+    await hub.join(ROOM, "r", fan)
+    assert {m.user_id for m in await hub.members(ROOM)} == {"broadcaster-user", "fan"}
+    await hub.flush()
+    reasons = [e["data"]["reason"] for e in events if e["type"] == "peer.leave.success"]
+    assert reasons == ["server removed peer", "server removed peer"]
