@@ -17,9 +17,23 @@ $(VENV)/.dev: $(BIN)/livestage requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-deps: $(BIN)/livestage
+# The 100ms browser SDK, bundled once into one ES module that livestage serves from its own origin
+# (its ESM build imports other packages by bare name), and the 100ms server SDK the emulator's
+# contract tests drive: exact versions from vendor/package.json, never a lock file.
+HMS_SDK := src/livestage/web/static/vendor/hms-video-store.js
 
-dev-deps: $(VENV)/.dev
+vendor/node_modules/.installed: vendor/package.json
+	cd vendor && npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(HMS_SDK): vendor/node_modules/.installed
+	vendor/node_modules/.bin/esbuild vendor/node_modules/@100mslive/hms-video-store/dist/index.js \
+		--bundle --format=esm --platform=browser --target=es2020 --minify --log-level=warning \
+		--outfile=$@
+
+deps: $(BIN)/livestage $(HMS_SDK)
+
+dev-deps: $(VENV)/.dev $(HMS_SDK)
 
 system-deps:
 	scripts/system-deps.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: Chromium (browser tests), PostgreSQL (integration tests),
-# Redis, iproute2 + util-linux (the isolated network namespace). Installs only what is missing.
+# Redis, iproute2 + util-linux (the isolated network namespace), Node.js + npm (the 100ms SDKs,
+# vendor/package.json). Installs only what is missing.
 set -euo pipefail
 needed=()
 command -v chromium >/dev/null || needed+=(chromium)
@@ -9,6 +10,8 @@ command -v psql >/dev/null || needed+=(postgresql-client)
 command -v redis-server >/dev/null || needed+=(redis-server)
 command -v ip >/dev/null || needed+=(iproute2)
 command -v unshare >/dev/null || needed+=(util-linux)
+command -v node >/dev/null || needed+=(nodejs)
+command -v npm >/dev/null || needed+=(npm)
 if [ ${#needed[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${needed[*]}"

@@ -56,6 +56,7 @@ from livestage.web.docs import install_docs
 from livestage.web.errors import UnexpectedErrors, install_error_handlers
 from livestage.web.headers import CookieAndSecurityHeaders, content_security_policy
 from livestage.web.hms_sdk import warn_if_sdk_missing
+from livestage.web.hms_sdk import warn_if_sdk_missing
 from livestage.web.routing import FrontRoutes
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -273,6 +274,8 @@ def create_app(
     crowd_routes = [streams_endpoints.viewer_join_route]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(UnexpectedErrors)
+    if browser_uses_hms(settings):
+        warn_if_sdk_missing(settings, STATIC_DIR)
     if browser_uses_hms(settings):
         warn_if_sdk_missing(settings, STATIC_DIR)
     policy = content_security_policy(settings, hms_in_browser=browser_uses_hms(settings))

@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     hms_max_retries: int = Field(default=3, ge=0, le=10)
     hms_auth_token_ttl_seconds: int = Field(default=4 * 3600, ge=60, le=90 * 86400)
     hms_management_token_ttl_seconds: int = Field(default=3600, ge=60, le=90 * 86400)
-    hms_sdk_url: str = "https://cdn.jsdelivr.net/npm/@100mslive/hms-video-store@0.12.37/+esm"
+    # The pinned SDK (vendor/package.json), bundled by `make deps` and served by livestage itself.
+    hms_sdk_url: str = "/static/vendor/hms-video-store.js"
     webhook_secret: SecretStr = SecretStr("")
     webhook_hmac_secret: SecretStr = SecretStr("")
     webhook_allowed_networks: str = ""

@@ -65,9 +65,9 @@ def test_with_100ms_the_sdk_s_origin_and_100ms_s_hosts_are_allowed() -> None:
     }
 
 
-def test_the_default_sdk_url_s_origin_is_allowed() -> None:
+def test_the_default_sdk_is_livestage_s_own_so_scripts_stay_self() -> None:
     policy = directives(content_security_policy(settings(), hms_in_browser=True))
-    assert policy["script-src"] == ["'self'", "https://cdn.jsdelivr.net"]
+    assert policy["script-src"] == ["'self'"]
     assert "https://auth.100ms.live" in policy["connect-src"]
 
 
