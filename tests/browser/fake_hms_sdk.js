@@ -12,6 +12,8 @@
 //   joins                  every join: {room_id, role, user_id, type, userName, settings}
 //   state()                a JSON copy of the reactive state
 //   addPeer({id, name, roleName, videoTrack?}) / removePeer(id)   remote peers come and go
+//   setRoomState(state, error?)   the connection as `selectRoomState` reports it (an
+//                               HMSRoomState value); `error` {message} is pushed to the errors
 //   failNext(action, message)   the next call of `action` rejects with Error(message)
 
 const hooks = (window.__hms = window.__hms || { calls: [], joins: [], failures: {} });
@@ -28,8 +30,20 @@ const DEVICES = {
   audioOutput: [],
 };
 
+export const HMSRoomState = {
+  Disconnected: "Disconnected",
+  Preview: "Preview",
+  Connecting: "Connecting",
+  Connected: "Connected",
+  Reconnecting: "Reconnecting",
+  Disconnecting: "Disconnecting",
+  Failed: "Failed",
+};
+
 let state = {
   connected: false,
+  roomState: HMSRoomState.Disconnected,
+  errors: [],
   peers: [],
   audioEnabled: false,
   videoEnabled: false,
@@ -44,6 +58,7 @@ function update(changes) {
 }
 
 export const selectIsConnectedToRoom = (s) => s.connected;
+export const selectRoomState = (s) => s.roomState;
 export const selectPeers = (s) => s.peers;
 export const selectLocalPeer = (s) => s.peers.find((p) => p.isLocal) ?? null;
 export const selectRemotePeers = (s) => s.peers.filter((p) => !p.isLocal);
@@ -104,6 +119,7 @@ const actions = {
     const settings = config.settings ?? {};
     update({
       connected: true,
+      roomState: HMSRoomState.Connected,
       peers: [local, ...state.peers.filter((p) => !p.isLocal)],
       audioEnabled: !settings.isAudioMuted,
       videoEnabled: !settings.isVideoMuted,
@@ -111,7 +127,7 @@ const actions = {
   },
   async leave() {
     record("leave", []);
-    update({ connected: false, peers: [], screenShared: false });
+    update({ connected: false, roomState: HMSRoomState.Disconnected, peers: [], screenShared: false });
   },
   async attachVideo(trackId, videoElement) {
     record("attachVideo", [trackId, videoElement]);
@@ -207,6 +223,9 @@ hooks.addPeer = ({ id, name, roleName, videoTrack = null }) => {
   update({ peers: [...state.peers.filter((p) => p.id !== id), peer] });
 };
 hooks.removePeer = (id) => update({ peers: state.peers.filter((p) => p.id !== id) });
+hooks.setRoomState = (roomState, error) => {
+  update({ roomState, errors: error ? [...state.errors, error] : state.errors });
+};
 hooks.failNext = (action, message) => {
   hooks.failures[action] = message;
 };

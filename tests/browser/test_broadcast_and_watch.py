@@ -604,3 +604,45 @@ async def test_viewer_watches_live_offline_ended_and_unknown_creators(
     assert sdk_module.requests == [SDK_URL], "only the live watch page loads the SDK"
     await assert_secret_never_shown(viewer, traffic, emulator.app_secret)
     assert traffic.page_errors == []
+
+
+async def test_both_pages_follow_the_sdk_room_state_reconnecting_reconnected_failed(
+    page: Page, viewer_page: Page, live_server: LiveServer, alice: InfluencerAccount
+) -> None:
+    """hms.js follows `selectRoomState`: the SDK keeps `isConnected` true while it reconnects,
+    so only the room state can tell the broadcaster and the viewer (tests/browser/
+    test_real_hms_sdk.py drives the real SDK through the same states)."""
+    await replace_module(page, SDK_URL, FAKE_SDK)
+    studio = await open_go_live(page, live_server, alice)
+    await go_live(studio, "Night owls")
+    await replace_module(viewer_page, SDK_URL, FAKE_SDK)
+    await viewer_page.goto(live_server.url("/watch/alice"))
+    viewer = FakeSdk(viewer_page)
+    await viewer.wait_for_join()
+    await viewer.add_peer("host", "Alice", "broadcaster", video="host-video")
+    watch_state = viewer_page.get_by_test_id("watch-state")
+    await expect(watch_state).to_have_text("Live")
+
+    async def set_room_state(target: Page, state: str, error: str | None = None) -> None:
+        await target.evaluate(
+            "([state, error]) => window.__hms.setRoomState(state, error && {message: error})",
+            [state, error],
+        )
+
+    for target in (page, viewer_page):
+        await set_room_state(target, "Reconnecting")
+    await expect(studio.status).to_have_text("Disconnected: reconnecting…")
+    await expect(watch_state).to_have_text("Connection lost: reconnecting…")
+    for target in (page, viewer_page):
+        await set_room_state(target, "Connected")
+    await expect(studio.status).to_have_text("Reconnected: you are live: Night owls")
+    await expect(watch_state).to_have_text("Reconnected: live")
+
+    for target in (page, viewer_page):
+        await set_room_state(target, "Failed", "Network connection lost")
+    failed = (
+        "The connection to the room failed: Network connection lost. Reload the page to try again."
+    )
+    await expect(studio.problem).to_have_text(failed)
+    await expect(studio.status).to_have_text("Disconnected.")
+    await expect(viewer_page.get_by_test_id("problem")).to_have_text(failed)

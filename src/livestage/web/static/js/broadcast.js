@@ -58,10 +58,14 @@ function renderElapsed() {
 function onRoomState(state, detail) {
   if (!startedAt) return;
   if (state === "reconnecting") setStatus("Disconnected: reconnecting…");
+  else if (state === "reconnected") setStatus(`Reconnected: you are live: ${details.title}`);
   else if (state === "live") setStatus(`You are live: ${details.title}`);
   else if (state === "replaced") finish(detail, { left: true });
   else if (state === "ended") finish("Your stream has ended.");
-  else if (state === "failed") setProblem(detail);
+  else if (state === "failed") {
+    setStatus("Disconnected.");
+    setProblem(detail);
+  }
 }
 
 function renderControls(on) {

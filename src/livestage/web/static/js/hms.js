@@ -1,6 +1,7 @@
 // The 100ms provider of the room interface (room.js): the 100ms browser SDK, loaded from the
-// configured URL (LIVESTAGE_HMS_SDK_URL). One SDK store per page, subscribed once; going live
-// again after End Stream reuses it, and the subscriptions report to the current room's callbacks.
+// configured URL (LIVESTAGE_HMS_SDK_URL; by default the pinned SDK livestage serves itself). One
+// SDK store per page, subscribed once; going live again after End Stream reuses it, and the
+// subscriptions report to the current room's callbacks.
 let hms = null;
 let current = null;
 
@@ -11,12 +12,21 @@ const SELECTORS = {
   video: "selectIsLocalVideoEnabled",
   screen: "selectIsLocalScreenShared",
   devices: "selectDevices",
-  connected: "selectIsConnectedToRoom",
+  roomState: "selectRoomState",
 };
 
 async function load(sdkUrl) {
   if (hms) return hms;
-  const sdk = await import(sdkUrl);
+  let sdk;
+  try {
+    sdk = await import(sdkUrl);
+  } catch (error) {
+    console.error(error);
+    throw new Error(
+      `The 100ms video SDK could not be loaded from ${sdkUrl}, so this page cannot join the room. ` +
+        "If you run this site: install it with `make deps`, or set LIVESTAGE_HMS_SDK_URL.",
+    );
+  }
   const reactive = new sdk.HMSReactiveStore();
   reactive.triggerOnSubscribe();
   hms = { sdk, store: reactive.getStore(), actions: reactive.getActions() };
@@ -38,6 +48,38 @@ function follow(handlers) {
 function describe(peer) {
   // customerUserId: the user_id of the peer's token, the viewer's identity (SPEC §4).
   return { id: peer.id, name: peer.name, role: peer.roleName, viewer: peer.customerUserId || peer.id };
+}
+
+// The room's connection as the SDK reports it (`selectRoomState`). `isConnected` cannot tell: it
+// stays true while the SDK reconnects and turns false only after a leave. Connecting is the join
+// itself (the page says so already); Disconnected while this page has not left means the room
+// removed it (ended, or this peer was removed); after a failure it is the SDK's own leave.
+function roomStates(sdk, options) {
+  const S = sdk.HMSRoomState;
+  let lost = false;
+  let failed = false;
+  return (state) => {
+    if (failed) return;
+    if (state === S.Reconnecting) {
+      lost = true;
+      options.onState("reconnecting");
+    } else if (state === S.Connected && lost) {
+      lost = false;
+      options.onState("reconnected");
+    } else if (state === S.Failed) {
+      failed = true;
+      options.onState("failed", failure());
+    } else if (state === S.Disconnected) {
+      options.onState("ended");
+    }
+  };
+}
+
+function failure() {
+  const errors = hms.store.getState().errors || [];
+  const last = errors[errors.length - 1];
+  const reason = last && (last.description || last.message);
+  return `The connection to the room failed${reason ? `: ${reason}` : ""}. Reload the page to try again.`;
 }
 
 async function authToken(actions, join) {
@@ -63,7 +105,7 @@ export async function broadcast(join, options) {
     video: () => options.onControls(controls()),
     screen: () => options.onControls(controls()),
     devices: (devices) => devices && options.onDevices(devices),
-    connected: (connected) => connected === false && options.onState("reconnecting"),
+    roomState: roomStates(sdk, options),
   };
   await actions.join({
     userName: join.user_name,
@@ -87,7 +129,7 @@ export async function broadcast(join, options) {
 }
 
 export async function watch(join, options) {
-  const { actions } = await load(options.sdkUrl);
+  const { sdk, actions } = await load(options.sdkUrl);
   const handlers = {
     peers: (peers) => {
       const list = peers || [];
@@ -96,6 +138,7 @@ export async function watch(join, options) {
       options.onPeers(list.filter((p) => !p.isLocal).map(describe));
       options.onState(host ? "live" : "waiting");
     },
+    roomState: roomStates(sdk, options),
   };
   await actions.join({
     userName: join.user_name,

@@ -15,7 +15,8 @@
 //                                        `viewer` is the identity (tabs of one viewer share it)
 //   onDevices({videoInput, audioInput})  lists of {deviceId, label}
 //   onControls({audio, video, screen})   the local tracks' on/off state
-//   onState(state, detail)               "live" | "reconnecting" | "waiting" (no broadcaster yet)
+//   onState(state, detail)               "live" | "reconnecting" | "reconnected" | "waiting" (no
+//                                        broadcaster yet)
 //                                        | "ended" | "replaced" (continued in another window)
 //                                        | "full" | "failed" (detail: a message for a person)
 //   refreshJoin() -> join                a fresh join answer from the server, when the token

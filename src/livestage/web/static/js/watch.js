@@ -11,6 +11,7 @@ let ended = false;
 // page only raises it while a join has not been reported yet.
 let serverViewers = null;
 let roomViewers = 0;
+let hostPresent = false;
 
 function renderViewers() {
   $("viewers").textContent = String(Math.max(serverViewers ?? 0, roomViewers));
@@ -54,9 +55,11 @@ async function watch() {
 
 function onRoomState(state, detail) {
   if (ended) return;
+  if (state === "live" || state === "waiting") hostPresent = state === "live";
   if (state === "live") setStatus("Live");
   else if (state === "waiting") setStatus("Waiting for the stream to start…");
   else if (state === "reconnecting") setStatus("Connection lost: reconnecting…");
+  else if (state === "reconnected") setStatus(hostPresent ? "Reconnected: live" : "Reconnected: waiting for the stream to start…");
   else if (state === "muted") show($("unmute"), true);
   else if (state === "ended") showEnded();
   else if (state === "full") showFull(detail);
