@@ -51,6 +51,9 @@ class EmulatorConfig:
     hipaa_signature_secret: str | None = None
     # How long a live stream stays `starting` (and `stopping`) before the next state + webhook.
     hls_transition_seconds: float = 1.0
+    # 100ms stops a room's live stream this long after its last peer left (reason `last peer
+    # left`), unless someone joined again meanwhile.
+    hls_idle_stop_seconds: float = 300.0
     # A `timeout` fault without `seconds` holds the request this long (past any client timeout).
     timeout_fault_seconds: float = 30.0
     auth_token_ttl_seconds: int = 24 * 3600

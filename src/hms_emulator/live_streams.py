@@ -2,6 +2,7 @@
 
 A started stream is `starting`, becomes `running` (webhook `hls.started.success`) after
 `hls_transition_seconds`; a stop makes it `stopping`, then `completed` (`hls.stopped.success`).
+A room left empty stops its stream `hls_idle_stop_seconds` later (100ms: 5 minutes).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hms_emulator.body import json_body, ok, opt_dict, opt_str
+from hms_emulator.body import json_body, ok, opt_dict, opt_int, opt_str
 from hms_emulator.config import new_object_id
-from hms_emulator.errors import ApiError
+from hms_emulator.errors import ApiError, invalid_body
 from hms_emulator.runtime import Emulator, emulator_of
 from hms_emulator.state import (
     ZERO_TIME,
@@ -27,6 +28,8 @@ from hms_emulator.state import (
 )
 
 STOPPABLE = ("starting", "running")
+# 100ms's limit on a timed-metadata payload.
+MAX_METADATA_CHARS = 100
 
 
 def _hls_data(emu: Emulator, stream: LiveStream, state_name: str) -> dict[str, Any]:
@@ -98,6 +101,20 @@ def stop_room_streams(emu: Emulator, room: Room, *, reason: str) -> list[LiveStr
     return streams
 
 
+def stop_when_still_empty(emu: Emulator, room: Room, closed_session_id: str) -> None:
+    """The room's last peer left: its live stream stops `hls_idle_stop_seconds` later unless a
+    peer joined meanwhile (a new session opened)."""
+
+    def stop_if_idle() -> None:
+        # Sessions are kept in the order they opened: the room's last one is its newest.
+        sessions = [s for s in emu.state.sessions.values() if s.room_id == room.id]
+        latest = sessions[-1] if sessions else None
+        if latest is not None and latest.id == closed_session_id and not latest.active:
+            stop_room_streams(emu, room, reason="last peer left")
+
+    emu.after(emu.config.hls_idle_stop_seconds, stop_if_idle)
+
+
 def _beam_room(emu: Emulator, room_id: str) -> Room:
     # 100ms answers beam calls for unknown or foreign rooms with 403, not 404.
     room = emu.state.rooms.get(room_id)
@@ -153,6 +170,45 @@ async def stop_one(request: Request) -> JSONResponse:
     return ok(stream.to_json())
 
 
+def _running(emu: Emulator, stream_id: str) -> LiveStream:
+    stream = emu.state.live_streams.get(stream_id)
+    if stream is None or stream.status not in STOPPABLE:
+        raise ApiError(404, "beam not found")
+    return stream
+
+
+async def timed_metadata(request: Request) -> JSONResponse:
+    emu = emulator_of(request)
+    stream = _running(emu, request.path_params["stream_id"])
+    body = await json_body(request, must_not_be_empty=True)
+    payload, duration = opt_str(body, "payload"), opt_int(body, "duration")
+    if not payload or len(payload) > MAX_METADATA_CHARS:
+        raise invalid_body(f"payload is required, at most {MAX_METADATA_CHARS} characters")
+    if duration is None or duration <= 0:
+        raise invalid_body("duration is required, in seconds")
+    stream.timed_metadata.append((payload, duration, emu.now()))
+    stream.updated_at = emu.now()
+    return ok(stream.to_json())
+
+
+async def pause_recording(request: Request) -> JSONResponse:
+    return _set_recording_paused(request, paused=True)
+
+
+async def resume_recording(request: Request) -> JSONResponse:
+    return _set_recording_paused(request, paused=False)
+
+
+def _set_recording_paused(request: Request, *, paused: bool) -> JSONResponse:
+    emu = emulator_of(request)
+    stream = _running(emu, request.path_params["stream_id"])
+    if not stream.recording.get("hls_vod") and not stream.recording.get("single_file_per_layer"):
+        raise ApiError(400, "recording is not enabled for this live stream")
+    stream.recording_paused = paused
+    stream.updated_at = emu.now()
+    return ok(stream.to_json())
+
+
 async def get_one(request: Request) -> JSONResponse:
     stream = emulator_of(request).state.live_streams.get(request.path_params["stream_id"])
     if stream is None:
@@ -171,17 +227,28 @@ async def list_all(request: Request) -> JSONResponse:
 
 
 async def playlist(request: Request) -> Response:
-    """An empty live playlist, so a player pointed at the emulator gets a valid answer."""
-    if request.path_params["stream_id"] not in emulator_of(request).state.live_streams:
+    """A live playlist without segments, so a player pointed at the emulator gets a valid
+    answer; timed metadata appears as 100ms writes it, one EXT-X-DATERANGE each."""
+    stream = emulator_of(request).state.live_streams.get(request.path_params["stream_id"])
+    if stream is None:
         return Response("not found", status_code=404)
-    body = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
-    return Response(body, media_type="application/vnd.apple.mpegurl")
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0"]
+    for number, (payload, duration, at) in enumerate(stream.timed_metadata):
+        quoted = payload.replace('"', "'")
+        lines.append(
+            f'#EXT-X-DATERANGE:ID="{number}",START-DATE="{ts(at)}",DURATION={duration},'
+            f'X-100MSLIVE-PAYLOAD="{quoted}"'
+        )
+    return Response("\n".join(lines) + "\n", media_type="application/vnd.apple.mpegurl")
 
 
 routes = [
     Route("/live-streams/room/{room_id}/start", start, methods=["POST"]),
     Route("/live-streams/room/{room_id}/stop", stop_for_room, methods=["POST"]),
     Route("/live-streams/{stream_id}/stop", stop_one, methods=["POST"]),
+    Route("/live-streams/{stream_id}/timed-metadata", timed_metadata, methods=["POST"]),
+    Route("/live-streams/{stream_id}/pause-recording", pause_recording, methods=["POST"]),
+    Route("/live-streams/{stream_id}/resume-recording", resume_recording, methods=["POST"]),
     Route("/live-streams/{stream_id}", get_one, methods=["GET"]),
     Route("/live-streams", list_all, methods=["GET"]),
 ]

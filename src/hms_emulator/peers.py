@@ -1,9 +1,10 @@
 """Sessions and peers: simulated joins and leaves, `/v2/active-rooms` and `/v2/sessions`.
 
 A room's session opens with its first peer and closes when the last one leaves or the room is
-ended; every step emits the webhook 100ms would send. Peer and session times in webhooks are
-rendered like the Sessions API (nine fractional digits, the last three always zero), so a
-receiver parses exactly the microsecond values the emulator holds.
+ended; every step emits the webhook 100ms would send. An ended room's live stream stops at once
+(reason `client request`); a room left empty stops it `hls_idle_stop_seconds` later. Peer and
+session times in webhooks are rendered like the Sessions API (nine fractional digits, the last
+three always zero), so a receiver parses exactly the microsecond values the emulator holds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.routing import Route
 from hms_emulator.body import json_body, ok, opt_bool, opt_str
 from hms_emulator.config import new_object_id
 from hms_emulator.errors import ApiError, invalid_body
-from hms_emulator.live_streams import stop_room_streams
+from hms_emulator.live_streams import stop_room_streams, stop_when_still_empty
 from hms_emulator.rooms import room_or_404
 from hms_emulator.runtime import Emulator, emulator_of
 from hms_emulator.state import (
@@ -156,10 +157,14 @@ def leave_peer(
     }
     emu.emit(room, "peer.leave.success", data)
     if close_when_empty and not session.connected_peers():
-        close_session(emu, room, session, stream_reason="last peer left")
+        close_session(emu, room, session)
+        stop_when_still_empty(emu, room, session.id)
 
 
-def close_session(emu: Emulator, room: Room, session: Session, *, stream_reason: str) -> None:
+def close_session(
+    emu: Emulator, room: Room, session: Session, *, stream_reason: str | None = None
+) -> None:
+    """Close the session; with `stream_reason`, stop the room's live stream too."""
     now = emu.now()
     session.active, session.updated_at = False, now
     data = {
@@ -169,7 +174,8 @@ def close_session(emu: Emulator, room: Room, session: Session, *, stream_reason:
         "session_duration": int((now - session.created_at).total_seconds()),
     }
     emu.emit(room, "session.close.success", data)
-    stop_room_streams(emu, room, reason=stream_reason)
+    if stream_reason is not None:
+        stop_room_streams(emu, room, reason=stream_reason)
 
 
 def connected_peer(emu: Emulator, room: Room, peer_id: str) -> Peer:
@@ -224,6 +230,43 @@ async def get_active_peer(request: Request) -> JSONResponse:
     return ok({**peer.to_active_json(), "tracks": peer.tracks})
 
 
+async def update_peer(request: Request) -> JSONResponse:
+    """Name, metadata and role of a connected peer; a role change emits `role.change.success`
+    without `role_change_requested_by` (made by the API, not a peer)."""
+    emu = emulator_of(request)
+    room, session = _live_session(emu, request.path_params["room_id"])
+    peer = connected_peer(emu, room, request.path_params["peer_id"])
+    body = await json_body(request, must_not_be_empty=True)
+    name, role, metadata = opt_str(body, "name"), opt_str(body, "role"), opt_str(body, "metadata")
+    if name is None and role is None and metadata is None:
+        raise invalid_body("one of name, role or metadata is required")
+    if role is not None and role != peer.role:
+        _change_role(emu, room, session, peer, role)
+    if name is not None:
+        peer.name = name
+    if metadata is not None:
+        peer.metadata = metadata
+    return ok({**peer.to_active_json(), "tracks": peer.tracks})
+
+
+def _change_role(emu: Emulator, room: Room, session: Session, peer: Peer, role: str) -> None:
+    template = emu.state.templates.get(room.template_id)
+    if template is None or role not in template.roles:
+        raise invalid_body(f"role {role} does not exist in the room's template")
+    data = {
+        **_peer_data(room, session, peer),
+        "previous_role": peer.role,
+        "role": role,
+        "role_changed_at": ts_nanos(emu.now()),
+    }
+    cap = template.max_peers(role)
+    if cap is not None and len([p for p in session.connected_peers() if p.role == role]) >= cap:
+        emu.emit(room, "role.change.failure", {**data, "error_message": "role limit reached"})
+        raise ApiError(400, "role limit reached")
+    peer.role = role
+    emu.emit(room, "role.change.success", data)
+
+
 async def remove_peers(request: Request) -> JSONResponse:
     emu = emulator_of(request)
     room, session = _live_session(emu, request.path_params["room_id"])
@@ -262,7 +305,7 @@ async def end_room(request: Request) -> JSONResponse:
         leave_peer(
             emu, room, peer, reason="server removed peer", message=reason, close_when_empty=False
         )
-    close_session(emu, room, session, stream_reason="room ended")
+    close_session(emu, room, session, stream_reason="client request")
     if lock:
         room.enabled, room.updated_at = False, emu.now()
     emu.emit(room, "room.end.success", _room_end_data(room, session, reason=reason, lock=lock))
@@ -306,6 +349,7 @@ routes = [
     Route("/active-rooms/{room_id}", get_active_room, methods=["GET"]),
     Route("/active-rooms/{room_id}/peers", list_active_peers, methods=["GET"]),
     Route("/active-rooms/{room_id}/peers/{peer_id}", get_active_peer, methods=["GET"]),
+    Route("/active-rooms/{room_id}/peers/{peer_id}", update_peer, methods=["POST"]),
     Route("/active-rooms/{room_id}/remove-peers", remove_peers, methods=["POST"]),
     Route("/active-rooms/{room_id}/send-message", send_message, methods=["POST"]),
     Route("/active-rooms/{room_id}/end-room", end_room, methods=["POST"]),

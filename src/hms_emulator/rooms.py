@@ -186,6 +186,7 @@ async def create_template(request: Request) -> JSONResponse:
     if template is None:
         now = emu.now()
         template = Template(new_object_id(), name, emu.config.customer_id, {}, {}, {}, now, now)
+        template.app_id = emu.config.app_id
         emu.state.templates[template.id] = template
     _apply_template(emu, template, body)
     return ok(template.to_json())

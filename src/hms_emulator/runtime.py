@@ -56,6 +56,7 @@ def default_template(config: EmulatorConfig, now: datetime) -> Template:
         created_at=now,
         updated_at=now,
         subdomain="livestage-emulator",
+        app_id=config.app_id,
     )
 
 

@@ -84,6 +84,7 @@ class Template:
     updated_at: datetime
     # Dashboard templates have a subdomain; REST-created ones do not, so HLS needs a meeting_url.
     subdomain: str | None = None
+    app_id: str = ""
 
     def max_peers(self, role: str) -> int | None:
         value = self.roles.get(role, {}).get("maxPeerCount", 0)
@@ -98,6 +99,9 @@ class Template:
             "id": self.id,
             "name": self.name,
             "customerId": self.customer_id,
+            # Deprecated twins 100ms still sends (the server SDK's Template type declares them).
+            "customer": self.customer_id,
+            "appId": self.app_id,
             "roles": self.roles,
             "settings": self.settings,
             "destinations": self.destinations,
@@ -203,8 +207,9 @@ class Peer:
             "user": self.user_id,
             "joined_at": ts_nanos(self.joined_at),
         }
-        if self.left_at is not None:
-            body["left_at"] = ts_nanos(self.left_at)
+        # A connected peer's left_at is Go's zero time, as 100ms renders other unset times (the
+        # server SDK's type declares the key on every session peer; the value is UNCONFIRMED).
+        body["left_at"] = ts_nanos(self.left_at) if self.left_at is not None else ZERO_TIME
         return body
 
 
@@ -248,6 +253,9 @@ class LiveStream:
     recording: dict[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None
     stopped_at: datetime | None = None
+    # What `timed-metadata` added, for the playlist: (payload, duration seconds, at).
+    timed_metadata: list[tuple[str, int, datetime]] = field(default_factory=list)
+    recording_paused: bool = False
 
     @property
     def active(self) -> bool:

@@ -115,6 +115,9 @@ def emu_config(
         "app_secret": secrets.token_hex(32),
         "clock": clock,
         "hls_transition_seconds": 0.0,
+        # `drain()` waits for every timer: an empty room's stream stops at once here
+        # (test_emulator_sdk_contract.py tests the wait itself).
+        "hls_idle_stop_seconds": 0.0,
         "webhook_retry_delays": (0.001, 0.002, 0.003),
         "timeout_fault_seconds": 0.2,
         "replay_events_per_second": None,
