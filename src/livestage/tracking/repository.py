@@ -82,13 +82,14 @@ _SAMPLES = cast(Table, ViewerSample.__table__)
 
 
 def _upsert_peers(insert: Any) -> Any:
-    """Peer rows written whole: the batch read them under its streams' locks."""
+    """Peer rows written whole: the batch read them under its streams' locks. RETURNING makes
+    SQLAlchemy send a list of rows as multi-row VALUES, not one execution per row."""
     statement = insert(_PEERS)
     changed = [name for name in PEER_COLUMNS if name not in ("id", "stream_id", "peer_id")]
     return statement.on_conflict_do_update(
         index_elements=["stream_id", "peer_id"],
         set_={name: statement.excluded[name] for name in changed},
-    )
+    ).returning(_PEERS.c.id)
 
 
 _UPSERT_PEERS = {"postgresql": _upsert_peers(pg_insert), "sqlite": _upsert_peers(sqlite_insert)}
