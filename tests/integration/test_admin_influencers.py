@@ -337,7 +337,7 @@ class TestRoomCodeAndStreaming:
         response = await admin_client.post(
             f"/api/admin/influencers/{influencer['id']}/room-code/generate"
         )
-        assert response.status_code == 503
+        assert response.status_code == 409
         assert "LIVESTAGE_HMS_ACCESS_KEY" in response.json()["detail"]
 
     async def test_enable_disable_streaming_is_audited(

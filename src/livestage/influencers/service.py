@@ -337,7 +337,8 @@ class InfluencerService:
         now: datetime,
     ) -> Influencer:
         if provider is None or browser_signalling(provider) is not None:
-            raise ServiceUnavailable(
+            # Not a fault that a later try could clear (503): this server has no 100ms.
+            raise Conflict(
                 "Auto-generating a room code needs 100ms credentials: set "
                 "LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET, or type a code "
                 "from the 100ms dashboard."

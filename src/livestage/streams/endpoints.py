@@ -21,6 +21,7 @@ from livestage.streams.deps import (
     viewing_of,
 )
 from livestage.streams.schemas import (
+    LIVE_EVENT_SCHEMA,
     CurrentStream,
     GoLiveRequest,
     GoLiveResponse,
@@ -52,7 +53,12 @@ def _go_live_response(result: GoLiveResult) -> Response:
     return JSONResponse(body.model_dump(mode="json"), status_code=201 if result.created else 200)
 
 
-@router.post("/streams", response_model=GoLiveResponse, status_code=201)
+@router.post(
+    "/streams",
+    response_model=GoLiveResponse,
+    status_code=201,
+    responses={200: {"model": GoLiveResponse, "description": "Already live: the running stream."}},
+)
 async def go_live(
     user: CurrentInfluencer,
     session: DbSession,
@@ -70,7 +76,12 @@ async def go_live(
     return _go_live_response(result)
 
 
-@router.post("/streams/room-code", response_model=GoLiveResponse, status_code=201)
+@router.post(
+    "/streams/room-code",
+    response_model=GoLiveResponse,
+    status_code=201,
+    responses={200: {"model": GoLiveResponse, "description": "Already live: the running stream."}},
+)
 async def go_live_with_room_code(
     user: CurrentInfluencer,
     session: DbSession,
@@ -140,7 +151,13 @@ async def live_state(handle: str, session: DbSession) -> dict[str, Any]:
     return await stream_service.live_state(session, handle)
 
 
-@router.get("/live/{handle}/events")
+@router.get(
+    "/live/{handle}/events",
+    status_code=200,
+    response_class=EventStream,
+    response_description="Server-sent events: `stream` events, each the live state as JSON.",
+    responses={200: {"content": {"text/event-stream": {"schema": LIVE_EVENT_SCHEMA}}}},
+)
 async def live_events(handle: str, session: DbSession, broker: BrokerDep) -> Response:
     """Server-sent events: the current state, then every change (status, viewer count)."""
     first = await stream_service.live_state(session, handle)

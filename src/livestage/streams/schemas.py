@@ -90,3 +90,16 @@ def stream_read(record: LiveStream) -> StreamRead:
             "handle": record.influencer.handle,
         }
     )
+
+
+# One event of `GET /api/live/{handle}/events` as an OpenAPI 3.1 event-stream `schema` describes
+# it: the `retry` hint comes with the first, and every `data` is the live state as JSON.
+LIVE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["stream"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "retry": {"type": "integer"},
+    },
+}

@@ -22,7 +22,16 @@ router = APIRouter(tags=["tracking"], responses=ERROR_RESPONSES)
 MAX_WEBHOOK_BYTES = 1_000_000
 
 
-@router.post("/webhooks/100ms")
+@router.post(
+    "/webhooks/100ms",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "A 100ms event, with the secret in `X-Livestage-Webhook-Secret`.",
+        }
+    },
+)
 async def hms_webhook(request: Request, ingestion: IngestionDep) -> Response:
     """Verify → store raw (once per event id, committed) → 200. The worker processes it."""
     body = await read_webhook(request, ingestion.policy)

@@ -141,8 +141,22 @@ class UnexpectedErrors:
             await response(scope, receive, send)
 
 
+def errors_as_json(document: dict[str, Any]) -> dict[str, Any]:
+    """Documents every error as the JSON `ErrorBody` it is. FastAPI puts a `responses=` model
+    under the route's own media type, which for the event stream is `text/event-stream`."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if status in ERROR_RESPONSES:
+                    schema = {"$ref": "#/components/schemas/ErrorBody"}
+                    response["content"] = {"application/json": {"schema": schema}}
+    return document
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LivestageError, livestage_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
+    document = app.openapi
+    app.openapi = lambda: errors_as_json(document())  # type: ignore[method-assign]
