@@ -41,7 +41,9 @@ async def test_query_parameters_stay_out_at_debug(
     assert secret not in served.getvalue()
 
 
-def test_verbatim_loggers_follow_a_quieter_level(verbatim_levels: None) -> None:
+def test_verbatim_loggers_follow_a_quieter_level(
+    verbatim_levels: None, served: io.StringIO
+) -> None:
     configure_logging("WARNING")
     assert logging.getLogger("hpack").level == logging.WARNING
     configure_logging("DEBUG")
