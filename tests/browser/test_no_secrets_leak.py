@@ -219,6 +219,42 @@ def serving(run: Run) -> Iterator[ServeProcess]:
         server.stop()
 
 
+class Listener:
+    """Someone on the public live-update stream (Server-Sent Events) for the whole journey: a
+    browser's copy of a stream's body cannot be read while it is open."""
+
+    name = "an anonymous listener"
+
+    def __init__(self, base: str) -> None:
+        self.url = f"{base}/api/live/alice/events"
+        self.chunks: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Listener:
+        self._task = asyncio.ensure_future(self._listen())
+        return self
+
+    async def _listen(self) -> None:
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
+            client.stream("GET", self.url) as answer,
+        ):
+            self.chunks.append(f"{answer.headers}\n\n")
+            async for chunk in answer.aiter_text():
+                self.chunks.append(chunk)
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        if self._task.done():
+            self._task.result()  # it failed: say why
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def place(self) -> Place:
+        return Place(self.name, f"GET {self.url} (event stream)", "".join(self.chunks))
+
+
 @dataclass
 class Journey:
     secrets: Secrets
@@ -338,6 +374,7 @@ async def journey(browser: Browser, base: str, run: Run, admin: AdminAccount) ->
         party(browser, "the admin") as admin_party,
         party(browser, "the influencer") as alice,
         party(browser, "a viewer") as viewer,
+        Listener(base) as listener,
     ):
         await sign_in_admin(admin_party, base, admin, used)
         password = await admin_prepares_alice(admin_party, base, run, used)
@@ -354,6 +391,8 @@ async def journey(browser: Browser, base: str, run: Run, admin: AdminAccount) ->
         parties = [admin_party, alice, viewer]
         for each in parties:
             await each.settle()
+    outside.append(listener.place())
+    assert "event:" in outside[-1].text or "data:" in outside[-1].text, "no live update heard"
     return Journey(used, parties, outside, password)
 
 
