@@ -23,6 +23,8 @@ from livestage.analytics import endpoints as analytics_endpoints
 from livestage.analytics import metrics as analytics_metrics
 from livestage.analytics import pages as analytics_pages
 from livestage.analytics.auth import MetricsAccess
+from livestage.chat import endpoints as chat_endpoints
+from livestage.chat.broker import ChatBroker
 from livestage.config import Settings
 from livestage.db import Database
 from livestage.influencers import endpoints as influencers_api
@@ -73,10 +75,12 @@ ROUTERS: tuple[APIRouter, ...] = (
     streams_thumbnails.router,
     analytics_endpoints.router,
     analytics_pages.router,
+    chat_endpoints.router,
 )
 
 
 LIVE_CHANNEL = "livestage:live"
+CHAT_CHANNEL = "livestage:chat"
 LEADER_KEY = "livestage:leader"
 LOCAL_ROOMS = "livestage:local"
 
@@ -104,6 +108,7 @@ class AppState:
     go_live: GoLiveConfig
     viewing: Viewing
     broker: LiveBroker
+    chat: ChatBroker
     ingestion: Ingestion
     # With Redis (a cluster): the connection, and whether this process runs the periodic jobs.
     redis: Redis | None
@@ -122,10 +127,11 @@ class AppState:
         webhooks = WebhookPolicy.from_settings(settings)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         leadership: Leadership = SoleProcess()
-        bus = None
+        bus = chat_bus = None
         if redis is not None:
             leadership = RedisLeadership(redis, key=LEADER_KEY, ttl=settings.leader_ttl_seconds)
             bus = RedisBus(redis, f"{LIVE_CHANNEL}:{_redis_database(redis)}")
+            chat_bus = RedisBus(redis, f"{CHAT_CHANNEL}:{_redis_database(redis)}", echo=True)
         broker = LiveBroker(bus=bus, refresh=partial(read_live_state, database.read_sessionmaker))
         viewing = Viewing(
             database.read_sessionmaker,
@@ -164,6 +170,7 @@ class AppState:
             go_live=go_live,
             viewing=viewing,
             broker=broker,
+            chat=ChatBroker(bus=chat_bus),
             ingestion=Ingestion(webhooks, inbox, worker),
             redis=redis,
             leadership=leadership,
@@ -185,6 +192,7 @@ class AppState:
         self.ingestion.inbox.start()
         self.viewing.joins.start()
         self.broker.start(heartbeat_seconds=HEARTBEAT_SECONDS)
+        self.chat.start(heartbeat_seconds=HEARTBEAT_SECONDS)
         self.leadership.start()
         if self.settings.worker_enabled:
             self.ingestion.worker.start()
@@ -196,6 +204,7 @@ class AppState:
         await self.ingestion.inbox.stop()
         await self.viewing.joins.stop()
         await self.broker.stop()
+        await self.chat.stop()
         if self.redis is not None:
             await self.redis.aclose()
 

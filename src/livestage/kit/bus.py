@@ -1,9 +1,10 @@
 """A Redis pub/sub channel carrying JSON messages between the processes of a cluster.
 
 Messages from one process arrive at the others in the order it sent them (one connection sends
-them all, one after the other); a process does not receive its own. Delivery is at most once:
-a process that is not subscribed at the moment a message is published never sees it, so what a
-message says must also be readable from the database (pages read the current state first)."""
+them all, one after the other); a process does not receive its own unless built with `echo`.
+Delivery is at most once: a process that is not subscribed at the moment a message is published
+never sees it, so what a message says must also be readable from the database (pages read the
+current state first)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ RETRY_SECONDS = 1.0
 
 
 class RedisBus:
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: Redis, channel: str, *, echo: bool = False) -> None:
         self.redis, self.channel = redis, channel
+        # With echo, this process receives its own messages too, in the one order Redis gives
+        # every subscriber (chat: every page of a stream shows its messages in the same order).
+        self.echo = echo
         self.origin = uuid.uuid4().hex
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(QUEUE_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,5 +90,5 @@ class RedisBus:
             self._subscribed.set()
             async for raw in pubsub.listen():
                 envelope = json.loads(raw["data"])
-                if envelope.get("origin") != self.origin:
+                if self.echo or envelope.get("origin") != self.origin:
                     deliver(envelope["message"])

@@ -1,5 +1,7 @@
 from livestage.kit.db import Base
 from livestage.models.audit_log import AuditLog
+from livestage.models.chat_message import ChatMessage, ChatRole
+from livestage.models.chat_restriction import ChatRestriction, RestrictionKind
 from livestage.models.influencer import Influencer
 from livestage.models.live_stream import LiveStream, StreamStatus, StreamStrategy
 from livestage.models.login_throttle import LoginThrottle
@@ -13,10 +15,14 @@ from livestage.models.viewer_sample import ViewerSample
 __all__ = [
     "AuditLog",
     "Base",
+    "ChatMessage",
+    "ChatRestriction",
+    "ChatRole",
     "Influencer",
     "LiveStream",
     "LoginThrottle",
     "ProviderEvent",
+    "RestrictionKind",
     "StreamStatus",
     "StreamPeer",
     "StreamStrategy",

@@ -80,5 +80,10 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     session_closed_at: Mapped[datetime | None] = mapped_column(default=None)
     # Set when ending the provider's room failed: the reconciler retries until it is closed.
     room_close_pending_since: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # Chat (SPEC §8): messages posted (deleted ones too), distinct identities that posted, and
+    # slow mode (one message per this many seconds per viewer; 0 is off).
+    chat_messages: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    chatters: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    chat_slow_mode_seconds: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     influencer: Mapped[Influencer] = relationship(lazy="joined", innerjoin=True)

@@ -7,7 +7,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livestage.models import Influencer, LiveStream, ViewerJoin
+from livestage.models import ChatRestriction, Influencer, LiveStream, RestrictionKind, ViewerJoin
 from livestage.models.live_stream import ACTIVE_STATUSES, StreamStatus
 
 
@@ -36,6 +36,20 @@ class StreamRepository:
             LiveStream.influencer_id == influencer_id, LiveStream.status.in_(ACTIVE_STATUSES)
         )
         return await self.session.scalar(statement)
+
+    async def is_banned(self, stream_id: uuid.UUID, identity: str) -> bool:
+        """Whether the stream's influencer banned this viewer identity (chat moderation)."""
+        statement = (
+            select(ChatRestriction.id)
+            .join(LiveStream, LiveStream.influencer_id == ChatRestriction.influencer_id)
+            .where(
+                LiveStream.id == stream_id,
+                ChatRestriction.identity == identity,
+                ChatRestriction.kind == RestrictionKind.ban,
+            )
+            .limit(1)
+        )
+        return await self.session.scalar(statement) is not None
 
     async def get_active_room_name(self, room_id: str, *, provider: str) -> str | None:
         """The room's name when a stream of `provider` is starting or live in it, else None."""

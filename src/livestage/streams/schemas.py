@@ -45,6 +45,8 @@ class StreamRead(BaseModel):
     total_watch_seconds: float
     avg_watch_seconds: float
     room_close_pending_since: datetime | None
+    chat_messages: int
+    chatters: int
 
 
 class JoinInfo(BaseModel):

@@ -117,6 +117,13 @@ class StreamFull(Conflict):
         super().__init__(f"This stream is full ({cap} viewers). Try again in a moment.")
 
 
+class Banned(Forbidden):
+    problem = "banned"
+
+    def __init__(self) -> None:
+        super().__init__("You are banned from this creator's streams.")
+
+
 class NoActiveStream(NotFound):
     def __init__(self) -> None:
         super().__init__("You are not live right now.")
@@ -582,6 +589,9 @@ class StreamService:
         watchable = await viewing.cache.get(handle, load)
         if not watchable.live or watchable.stream_id is None:
             raise NotFound(f"@{watchable.handle} is not live right now.")
+        async with viewing.reads() as session:
+            if await StreamRepository(session).is_banned(watchable.stream_id, viewer_id):
+                raise Banned()
         provider = config.provider
         if provider is None or watchable.room_id is None:
             raise ServiceUnavailable(

@@ -79,7 +79,9 @@ async def livestage_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, PageRejected):
         context = {**exc.context, "error": exc.message}
         return render(request, exc.template, context, status_code=exc.status_code)
-    return _respond(request, exc.status_code, exc.message, **_problem(exc))
+    response = _respond(request, exc.status_code, exc.message, **_problem(exc))
+    response.headers.update(getattr(exc, "headers", None) or {})  # e.g. a 429's Retry-After
+    return response
 
 
 def _field_message(error: dict[str, Any]) -> str:

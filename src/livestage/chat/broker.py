@@ -1,0 +1,166 @@
+"""Fan-out of chat events to open chat pages (SSE), on every process.
+
+With Redis every event goes through one channel that each process, the publishing one included,
+receives (`RedisBus(echo=True)`): Redis hands them to every subscriber in one order, so every page
+of a stream, on any process, shows its messages in the same order. Without Redis (one process)
+events are delivered here directly.
+
+Chat is a log, not a state: unlike `streams/broker.py`, whose slow pages keep only the newest
+update, a page that falls QUEUE_SIZE events behind is closed; the browser reconnects and reads
+the history again. The bus is at most once, so the history comes first on every (re)connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from livestage.kit.bus import RedisBus
+from livestage.streams.broker import KEEP_ALIVE
+
+QUEUE_SIZE = 256
+# web/sse.py's EventStream ends the response at an empty frame.
+END = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What a page is sent first: the history event, and the last message it holds (messages
+    of that stream numbered up to `seq` are not sent again)."""
+
+    frame: bytes
+    stream_id: str | None
+    seq: int
+
+
+@dataclass(eq=False, slots=True)
+class _Page:
+    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    stream_id: str | None = None
+    seq: int = 0
+    # While its history is being read, a page's events wait here with their message numbers.
+    early: list[tuple[str | None, int | None, bytes]] | None = field(default_factory=list)
+
+    def already_has(self, stream_id: str | None, seq: int | None) -> bool:
+        return seq is not None and stream_id == self.stream_id and seq <= self.seq
+
+
+class ChatBroker:
+    def __init__(self, *, bus: RedisBus | None = None) -> None:
+        self.bus = bus
+        self._pages: dict[str, set[_Page]] = defaultdict(set)
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.closed_behind = 0
+
+    def start(self, *, heartbeat_seconds: float) -> None:
+        self._heartbeat = asyncio.create_task(self._beat(heartbeat_seconds))
+        if self.bus is not None:
+            self.bus.start(self._from_bus)
+
+    async def stop(self) -> None:
+        if self.bus is not None:
+            await self.bus.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+
+    async def _beat(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            for pages in self._pages.values():
+                for page in pages:
+                    if page.early is None and not page.queue.full():
+                        page.queue.put_nowait(KEEP_ALIVE)
+
+    def publish(
+        self,
+        key: str,
+        event: str,
+        data: dict[str, Any],
+        *,
+        stream_id: uuid.UUID | None = None,
+        seq: int | None = None,
+    ) -> None:
+        """`event` with `data` to every page of `key` on every process. A message carries its
+        stream and number, so a page whose history already held it does not get it twice."""
+        envelope = {
+            "key": key,
+            "event": event,
+            "data": data,
+            "stream_id": None if stream_id is None else str(stream_id),
+            "seq": seq,
+        }
+        if self.bus is not None:
+            self.bus.send(envelope)
+        else:
+            self._from_bus(envelope)
+
+    def _from_bus(self, envelope: dict[str, Any]) -> None:
+        pages = self._pages.get(envelope["key"])
+        if not pages:
+            return
+        frame = event_frame(envelope["event"], envelope["data"])
+        stream_id, seq = envelope.get("stream_id"), envelope.get("seq")
+        for page in list(pages):
+            if page.early is not None:
+                page.early.append((stream_id, seq, frame))
+                if len(page.early) >= QUEUE_SIZE:
+                    self._close_behind(envelope["key"], page)
+            elif page.already_has(stream_id, seq):
+                continue
+            elif page.queue.full():
+                self._close_behind(envelope["key"], page)
+            else:
+                page.queue.put_nowait(frame)
+
+    def _close_behind(self, key: str, page: _Page) -> None:
+        """The page stops here and, reconnecting, reads the history: a page that cannot keep
+        up never silently misses a message."""
+        self.closed_behind += 1
+        self._pages[key].discard(page)
+        page.early = None
+        while not page.queue.empty():
+            page.queue.get_nowait()
+        page.queue.put_nowait(END)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, key: str, opening: Callable[[], Awaitable[Opening]]
+    ) -> AsyncIterator[asyncio.Queue[bytes]]:
+        """A queue of SSE frames: `opening()`'s history first, then every later event. The
+        page is subscribed before the history is read, so nothing published in between is
+        lost; what the history already holds is not sent again."""
+        page = _Page()
+        self._pages[key].add(page)
+        try:
+            first = await opening()
+            early, page.early = page.early or [], None
+            if page in self._pages[key]:
+                page.stream_id, page.seq = first.stream_id, first.seq
+                page.queue.put_nowait(first.frame)
+                for stream_id, seq, frame in early:
+                    if not page.already_has(stream_id, seq):
+                        page.queue.put_nowait(frame)
+            yield page.queue
+        finally:
+            self._pages[key].discard(page)
+            if not self._pages[key]:
+                del self._pages[key]
+
+    def subscriber_count(self, key: str | None = None) -> int:
+        if key is not None:
+            return len(self._pages.get(key, ()))
+        return sum(len(pages) for pages in self._pages.values())
+
+
+def event_frame(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: ".encode() + json.dumps(data).encode() + b"\n\n"

@@ -1,0 +1,130 @@
+"""Dependencies of the chat routes: who is chatting, the broker, and the actions that tell open
+pages once their transaction is committed."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Annotated, cast
+
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from livestage.accounts.auth import OptionalUserSession
+from livestage.audit.service import Actor
+from livestage.chat.broker import ChatBroker
+from livestage.chat.metrics import CHAT_MESSAGES
+from livestage.chat.schemas import RestrictionRead, message_json
+from livestage.chat.service import Chatter
+from livestage.chat.service import chat as chat_service
+from livestage.kit.db import on_commit
+from livestage.models import ChatMessage, Influencer, RestrictionKind
+from livestage.providers.base import StreamingProvider
+from livestage.streams.deps import viewing_of
+from livestage.web.deps import DbSession, Now, ProviderDep
+
+
+def chat_broker_of(connection: HTTPConnection) -> ChatBroker:
+    return cast(ChatBroker, connection.app.state.livestage.chat)
+
+
+async def get_chat_broker(connection: HTTPConnection) -> ChatBroker:
+    return chat_broker_of(connection)
+
+
+ChatBrokerDep = Annotated[ChatBroker, Depends(get_chat_broker)]
+
+
+async def get_chatter(
+    request: Request, response: Response, user_session: OptionalUserSession
+) -> Chatter:
+    """The signed-in user, else the anonymous viewer cookie (set now if missing): the same
+    identity the viewer join gives the media room."""
+    cookie = viewing_of(request).viewer_cookie
+    user = user_session.user if user_session else None
+    identity = cookie.identify(request.cookies, user.id if user else None)
+    cookie.remember(response, identity)
+    return Chatter(identity.id, user)
+
+
+ChatterDep = Annotated[Chatter, Depends(get_chatter)]
+
+
+def broker_key(influencer: Influencer) -> str:
+    """Pages follow a creator's chat, whichever of their streams is open."""
+    return str(influencer.id)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatActions:
+    """Each chat action: the service call, then every open page is told once it is committed."""
+
+    session: AsyncSession
+    broker: ChatBroker
+    provider: StreamingProvider | None
+    now: datetime
+
+    async def post(self, chatter: Chatter, handle: str, body: str, name: str | None) -> ChatMessage:
+        posted = await chat_service.post(
+            self.session, chatter, handle, body=body, name=name, now=self.now
+        )
+        publish = partial(
+            self.broker.publish,
+            broker_key(posted.influencer),
+            "message",
+            message_json(posted.message),
+            stream_id=posted.stream.id,
+            seq=posted.message.seq,
+        )
+        on_commit(self.session, publish)
+        on_commit(self.session, CHAT_MESSAGES.inc)
+        return posted.message
+
+    async def delete(self, actor: Actor, message_id: uuid.UUID) -> None:
+        influencer, message = await chat_service.delete_message(
+            self.session, actor, message_id, now=self.now
+        )
+        self._tell(influencer, "deleted", {"id": str(message.id)})
+
+    async def restrict(
+        self, actor: Actor, handle: str, identity: str, kind: RestrictionKind, minutes: int | None
+    ) -> RestrictionRead:
+        done = await chat_service.restrict(
+            self.session, actor, handle, identity=identity, kind=kind, minutes=minutes, now=self.now
+        )
+        restriction = done.restriction
+        read = RestrictionRead(
+            identity=restriction.identity, kind=restriction.kind.value, until=restriction.until
+        )
+        if kind == RestrictionKind.ban:
+            await chat_service.remove_from_room(
+                self.session, self.provider, done.influencer, identity
+            )
+        self._tell(done.influencer, "restricted", read.model_dump(mode="json"))
+        return read
+
+    async def lift(self, actor: Actor, handle: str, identity: str) -> None:
+        await chat_service.lift(self.session, actor, handle, identity, now=self.now)
+
+    async def slow_mode(self, actor: Actor, handle: str, seconds: int) -> int:
+        influencer = await chat_service.set_slow_mode(
+            self.session, actor, handle, seconds, now=self.now
+        )
+        self._tell(influencer, "settings", {"slow_mode_seconds": seconds})
+        return seconds
+
+    def _tell(self, influencer: Influencer, event: str, data: dict[str, object]) -> None:
+        on_commit(self.session, partial(self.broker.publish, broker_key(influencer), event, data))
+
+
+async def get_chat_actions(
+    session: DbSession, broker: ChatBrokerDep, provider: ProviderDep, now: Now
+) -> ChatActions:
+    return ChatActions(session, broker, provider, now)
+
+
+ChatActionsDep = Annotated[ChatActions, Depends(get_chat_actions)]
