@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     hms_viewer_role: str = "viewer"
     hms_timeout_seconds: float = Field(default=10.0, gt=0)
     hms_max_retries: int = Field(default=3, ge=0, le=10)
+    # Start Streaming answers within this, however slow 100ms is: every call and retry of one
+    # go-live shares it (a per-call timeout alone lets retries add up to 40 s and more).
+    go_live_deadline_seconds: float = Field(default=12.0, gt=0, le=120)
     hms_auth_token_ttl_seconds: int = Field(default=4 * 3600, ge=60, le=90 * 86400)
     hms_management_token_ttl_seconds: int = Field(default=3600, ge=60, le=90 * 86400)
     # The pinned SDK (vendor/package.json), bundled by `make deps` and served by livestage itself.

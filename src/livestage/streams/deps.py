@@ -9,17 +9,20 @@ from typing import Annotated, cast
 
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
+from livestage.accounts.auth import NotSignedIn, signed_in_session
 from livestage.audit.service import Actor
-from livestage.models import Influencer, LiveStream, User
+from livestage.db import Database
+from livestage.errors import Forbidden
+from livestage.models import Influencer, LiveStream, User, UserRole
 from livestage.providers.base import StreamingProvider
 from livestage.streams.broker import LiveBroker
 from livestage.streams.joins import Viewing
-from livestage.streams.service import GoLiveConfig
+from livestage.streams.service import GoLiveConfig, GoLiveResult
 from livestage.streams.service import stream as stream_service
-from livestage.streams.updates import announce
-from livestage.web.deps import DbSession, Now, ProviderDep
+from livestage.streams.updates import announce, live_update
+from livestage.web.deps import DatabaseDep, DbSession, Now, ProviderDep, ReadSessions
 
 
 def go_live_config_of(connection: HTTPConnection) -> GoLiveConfig:
@@ -74,3 +77,67 @@ async def get_stream_ending(
 
 
 EndingDep = Annotated[StreamEnding, Depends(get_stream_ending)]
+
+
+async def get_starting_influencer(request: Request, reads: ReadSessions, now: Now) -> User:
+    """The signed-in influencer, read in a read-only session of its own: go-live opens its own
+    short transactions, and no request transaction may stay open across its provider calls."""
+    record = await signed_in_session(request, reads, now)
+    if record is None:
+        raise NotSignedIn(UserRole.influencer)
+    if record.user.role != UserRole.influencer:
+        raise Forbidden(f"This page is for {UserRole.influencer.value}s only.")
+    return record.user
+
+
+@dataclass(frozen=True, slots=True)
+class GoingLive:
+    """Start Streaming for the signed-in influencer: the service call (it commits through its
+    own short transactions), then open pages are told."""
+
+    database: Database
+    config: GoLiveConfig
+    broker: LiveBroker
+    user: User
+    now: datetime
+
+    async def automatic(self, title: str, description: str) -> GoLiveResult:
+        result = await stream_service.go_live(
+            self.database,
+            self.user,
+            title=title,
+            description=description,
+            config=self.config,
+            now=self.now,
+        )
+        return self._told(result)
+
+    async def with_room_code(self, code: str, title: str, description: str) -> GoLiveResult:
+        result = await stream_service.go_live_with_room_code(
+            self.database,
+            self.user,
+            code=code,
+            title=title,
+            description=description,
+            config=self.config,
+            now=self.now,
+        )
+        return self._told(result)
+
+    def _told(self, result: GoLiveResult) -> GoLiveResult:
+        update = live_update(result.stream)
+        self.broker.publish(update["handle"], update)
+        return result
+
+
+async def get_going_live(
+    database: DatabaseDep,
+    config: GoLiveDep,
+    broker: BrokerDep,
+    user: Annotated[User, Depends(get_starting_influencer)],
+    now: Now,
+) -> GoingLive:
+    return GoingLive(database, config, broker, user, now)
+
+
+GoingLiveDep = Annotated[GoingLive, Depends(get_going_live)]

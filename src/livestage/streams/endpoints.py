@@ -16,7 +16,7 @@ from livestage.streams.broker import sse_frame
 from livestage.streams.deps import (
     BrokerDep,
     EndingDep,
-    GoLiveDep,
+    GoingLiveDep,
     go_live_config_of,
     viewing_of,
 )
@@ -59,21 +59,11 @@ def _go_live_response(result: GoLiveResult) -> Response:
     status_code=201,
     responses={200: {"model": GoLiveResponse, "description": "Already live: the running stream."}},
 )
-async def go_live(
-    user: CurrentInfluencer,
-    session: DbSession,
-    config: GoLiveDep,
-    broker: BrokerDep,
-    now: Now,
-    body: GoLiveRequest,
-) -> Response:
+async def go_live(going_live: GoingLiveDep, body: GoLiveRequest) -> Response:
     """Start Streaming: automatic → admin-set token. Otherwise 409 `room_code_required` when
-    a room code can still work, or 503 `provider_unavailable` when only a later try can."""
-    result = await stream_service.go_live(
-        session, user, title=body.title, description=body.description, config=config, now=now
-    )
-    announce(session, broker, result.stream)
-    return _go_live_response(result)
+    a room code can still work, or 503 `provider_unavailable` when only a later try can (also
+    when the provider did not answer within LIVESTAGE_GO_LIVE_DEADLINE_SECONDS)."""
+    return _go_live_response(await going_live.automatic(body.title, body.description))
 
 
 @router.post(
@@ -82,25 +72,9 @@ async def go_live(
     status_code=201,
     responses={200: {"model": GoLiveResponse, "description": "Already live: the running stream."}},
 )
-async def go_live_with_room_code(
-    user: CurrentInfluencer,
-    session: DbSession,
-    config: GoLiveDep,
-    broker: BrokerDep,
-    now: Now,
-    body: RoomCodeGoLiveRequest,
-) -> Response:
+async def go_live_with_room_code(going_live: GoingLiveDep, body: RoomCodeGoLiveRequest) -> Response:
     """The manual fallback: a validated room code the browser exchanges for a token."""
-    result = await stream_service.go_live_with_room_code(
-        session,
-        user,
-        code=body.code,
-        title=body.title,
-        description=body.description,
-        config=config,
-        now=now,
-    )
-    announce(session, broker, result.stream)
+    result = await going_live.with_room_code(body.code, body.title, body.description)
     return _go_live_response(result)
 
 

@@ -112,10 +112,20 @@ class StreamRepository:
             await self.session.flush()
         return stream
 
-    async def lock_influencer(self, influencer_id: uuid.UUID) -> Influencer | None:
-        """Serialise go-live per influencer (row lock on PostgreSQL; SQLite has one writer)."""
+    async def delete(self, stream: LiveStream) -> None:
+        await self.session.delete(stream)
+        await self.session.flush()
+
+    async def lock(self, stream_id: uuid.UUID) -> LiveStream | None:
+        """The stream and its influencer, locked until the transaction ends (PostgreSQL; SQLite
+        has one writer)."""
+        return await self.session.get(LiveStream, stream_id, with_for_update=True)
+
+    async def lock_influencer(self, user_id: uuid.UUID) -> Influencer | None:
+        """The user's influencer record, locked: go-live is serialised per influencer (row lock
+        on PostgreSQL; SQLite has one writer)."""
         statement = (
-            select(Influencer).where(Influencer.id == influencer_id).with_for_update(of=Influencer)
+            select(Influencer).where(Influencer.user_id == user_id).with_for_update(of=Influencer)
         )
         return await self.session.scalar(statement)
 

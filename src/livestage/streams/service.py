@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage.audit.service import Actor, audit
 from livestage.config import Settings
+from livestage.db import Database, transaction
 from livestage.errors import (
     BadRequest,
     Conflict,
@@ -28,9 +30,11 @@ from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_cod
 from livestage.influencers.service import InvalidRoomCodeError, TokenPolicy, room_name_for
 from livestage.influencers.service import influencer as influencer_service
 from livestage.influencers.tokens import TokenStatus
+from livestage.kit import deadlines
 from livestage.kit.crypto import SecretBox
 from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User
 from livestage.providers.base import (
+    JoinToken,
     ProviderError,
     Room,
     RoomCode,
@@ -101,13 +105,28 @@ def _blocked(
         return RoomCodeRequired(problems, misconfigured=False)
     if failure is not None and failure.transient:
         # The browser's room-code exchange goes to 100ms too: it would fail the same way.
-        who = "100ms is" if provider.name == "hms" else "The video service is"
-        return ProviderUnavailable(
-            problems, f"{who} not answering right now; try again in a minute."
-        )
+        return ProviderUnavailable(problems, _not_answering(provider))
     if browser_signalling(provider) is not None:
         return ProviderUnavailable(problems, MISCONFIGURED)
     return RoomCodeRequired(problems, misconfigured=True)
+
+
+def _not_answering(provider: StreamingProvider | None) -> str:
+    who = "100ms is" if provider is not None and provider.name == "hms" else "The video service is"
+    return f"{who} not answering right now; try again in a minute."
+
+
+class StartInterrupted(Conflict):
+    # The provider's room, when it answered, stays remembered for the next try.
+    keeps_changes = True
+
+    def __init__(self) -> None:
+        super().__init__("Your stream was stopped while it was being set up. Start again.")
+
+
+class StillSettingUp(Conflict):
+    def __init__(self) -> None:
+        super().__init__("Your stream is still being set up; try again in a moment.")
 
 
 class StreamFull(Conflict):
@@ -142,6 +161,8 @@ class GoLiveConfig:
     webhook: WebhookTarget | None
     # The 100ms browser SDK the broadcast and watch pages load.
     sdk_url: str
+    # Every provider call and retry of one go-live shares this budget.
+    deadline_seconds: float
 
     @classmethod
     def from_settings(
@@ -162,6 +183,7 @@ class GoLiveConfig:
             auth_url=settings.hms_auth_url,
             webhook=webhook,
             sdk_url=settings.hms_sdk_url,
+            deadline_seconds=settings.go_live_deadline_seconds,
         )
 
 
@@ -183,10 +205,59 @@ def _clean(title: str, description: str) -> tuple[str, str]:
     return title, description
 
 
+SET_UP_POLL_SECONDS = 0.1
+# The provider's client stops at the go-live deadline by itself; this catches one that does not.
+BACKSTOP_SECONDS = 1.0
+NO_CREDENTIALS = (
+    "automatic set-up needs 100ms credentials on the server "
+    "(LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """Go-live's first step: this click owns the set-up of the `starting` stream `stream_id`
+    (no room yet), or, when `stream_id` is None, another click does."""
+
+    influencer: Influencer
+    stream_id: uuid.UUID | None
+
+
+@dataclass(slots=True)
+class _SetUp:
+    """What the provider gave go-live, asked with no session open. `room` is kept even when a
+    later call failed: the next try names the same room."""
+
+    room: Room | None = None
+    codes: list[RoomCode] = field(default_factory=list)
+    token: JoinToken | None = None
+    failure: ProviderError | None = None
+
+
+def _being_set_up(stream: LiveStream) -> bool:
+    """A claim whose go-live has not recorded its room yet (every automatic stream has one)."""
+    return (
+        stream.status == StreamStatus.starting
+        and stream.strategy == StreamStrategy.automatic
+        and stream.room_id is None
+    )
+
+
+def _abandoned(claim: LiveStream, config: GoLiveConfig, now: datetime) -> bool:
+    """Its go-live cannot still be waiting on the provider: the process died or restarted."""
+    return now - claim.created_at > timedelta(seconds=2 * config.deadline_seconds)
+
+
+def _fail_abandoned(claim: LiveStream, now: datetime) -> None:
+    claim.status = lifecycle.check_transition(claim.status, StreamStatus.failed)
+    claim.ended_at, claim.end_reason = now, "set_up_interrupted"
+    claim.failure_reason = "Start Streaming stopped before the video provider answered."
+
+
 class StreamService:
     async def go_live(
         self,
-        session: AsyncSession,
+        database: Database,
         user: User,
         *,
         title: str,
@@ -194,17 +265,165 @@ class StreamService:
         config: GoLiveConfig,
         now: datetime,
     ) -> GoLiveResult:
-        """Automatic → admin-set token → (ask for) a room code. Idempotent per influencer."""
-        influencer = await self._locked_influencer(session, user, now=now)
-        title, description = _clean(title, description)
-        repository = StreamRepository(session)
-        if existing := await repository.get_active(influencer.id):
-            return GoLiveResult(existing, self._rejoin(existing, influencer, config, now), False)
+        """Automatic → admin-set token → (ask for) a room code. Idempotent per influencer.
 
-        problems: list[str] = []
-        stream, join, failure = await self._automatic(session, influencer, config, problems)
-        if stream is None:
-            stream, join = self._with_admin_token(influencer, config, problems, now)
+        No provider call is made while a transaction is open (on SQLite that would hold the
+        write lock for every request): a short transaction claims the stream, the calls follow
+        with no session, a second short one records what they gave. The calls share one
+        deadline, so the creator gets an answer however slow the provider is."""
+        with deadlines.within(config.deadline_seconds):
+            while True:
+                claimed = await self._claim(database, user, title, description, config, now)
+                if isinstance(claimed, GoLiveResult):
+                    return claimed
+                if claimed.stream_id is not None:
+                    break
+                await self._wait_for_set_up(database, claimed.influencer, config)
+            assert config.provider is not None
+            done = await self._set_up(config.provider, claimed.influencer, config)
+            return await self._record_set_up(database, user, claimed, done, config, now)
+
+    async def _claim(
+        self,
+        database: Database,
+        user: User,
+        title: str,
+        description: str,
+        config: GoLiveConfig,
+        now: datetime,
+    ) -> GoLiveResult | _Claim:
+        """Refuse, rejoin the open stream, or claim a new one (a `starting` row, no room yet:
+        the unique index on open streams keeps concurrent clicks to one)."""
+        async with transaction(database.sessionmaker) as session:
+            influencer = await self._locked_influencer(session, user, now=now)
+            title, description = _clean(title, description)
+            repository = StreamRepository(session)
+            existing = await repository.get_active(influencer.id)
+            if existing is not None and not _being_set_up(existing):
+                rejoin = self._rejoin(existing, influencer, config, now)
+                return GoLiveResult(existing, rejoin, False)
+            if existing is not None:
+                if not _abandoned(existing, config, now):
+                    return _Claim(influencer, None)
+                _fail_abandoned(existing, now)
+                await session.flush()
+            if config.provider is None:
+                return await self._fall_back(
+                    session,
+                    user,
+                    influencer,
+                    (title, description),
+                    None,
+                    [NO_CREDENTIALS],
+                    config,
+                    now,
+                )
+            claim = LiveStream(
+                influencer_id=influencer.id,
+                provider=config.provider.name,
+                strategy=StreamStrategy.automatic,
+                status=StreamStatus.starting,
+                title=title,
+                description=description,
+                created_at=now,
+            )
+            try:
+                await repository.add(claim)
+            except IntegrityError:
+                return _Claim(influencer, None)
+            return _Claim(influencer, claim.id)
+
+    async def _wait_for_set_up(
+        self, database: Database, influencer: Influencer, config: GoLiveConfig
+    ) -> None:
+        """Another click is setting the stream up: wait for it within this click's own
+        deadline, then go round again (its stream, or a fresh try when it failed)."""
+        while (left := deadlines.remaining() or 0.0) > 0:
+            await asyncio.sleep(min(SET_UP_POLL_SECONDS, left))
+            async with database.read_sessionmaker() as session:
+                active = await StreamRepository(session).get_active(influencer.id)
+            if active is None or not _being_set_up(active):
+                return
+        log.warning("streams.go_live_waited_out", handle=influencer.handle)
+        problems = ["another Start Streaming was still waiting for the provider at the deadline"]
+        raise ProviderUnavailable(problems, _not_answering(config.provider))
+
+    async def _set_up(
+        self, provider: StreamingProvider, influencer: Influencer, config: GoLiveConfig
+    ) -> _SetUp:
+        """The room, its codes and a broadcaster token, or what failed."""
+        done = _SetUp()
+        try:
+            async with asyncio.timeout((deadlines.remaining() or 0.0) + BACKSTOP_SECONDS):
+                await self._room_and_codes(provider, influencer, config, done)
+            assert done.room is not None
+            done.token = provider.mint_join_token(
+                room_id=done.room.id, role=config.broadcaster_role, user_id=str(influencer.user_id)
+            )
+        except ProviderError as error:
+            done.failure = error
+        except TimeoutError:
+            done.failure = ProviderError(
+                f"the video provider did not answer within the go-live deadline "
+                f"({config.deadline_seconds:g} s, LIVESTAGE_GO_LIVE_DEADLINE_SECONDS)",
+                transient=True,
+            )
+        if done.failure is not None:
+            log.warning(
+                "streams.automatic_failed", handle=influencer.handle, error=done.failure.message
+            )
+        return done
+
+    async def _record_set_up(
+        self,
+        database: Database,
+        user: User,
+        claimed: _Claim,
+        done: _SetUp,
+        config: GoLiveConfig,
+        now: datetime,
+    ) -> GoLiveResult:
+        """The claimed stream gets its room; or, when set-up failed, the claim goes and the
+        admin-set token is tried, else the creator is told what to do."""
+        async with transaction(database.sessionmaker) as session:
+            repository = StreamRepository(session)
+            claim = await repository.lock(claimed.stream_id) if claimed.stream_id else None
+            if claim is None:  # its influencer was deleted meanwhile
+                raise StartInterrupted()
+            influencer = claim.influencer
+            if done.room is not None:
+                influencer.hms_room_id, influencer.hms_room_name = done.room.id, done.room.name
+            if claim.status != StreamStatus.starting:
+                raise StartInterrupted()
+            if not influencer.streaming_enabled:
+                await repository.delete(claim)
+                await self._refuse(session, user, influencer, now)
+            if done.failure is not None or done.room is None or done.token is None:
+                await repository.delete(claim)
+                problems = [done.failure.message] if done.failure else []
+                texts = (claim.title, claim.description)
+                return await self._fall_back(
+                    session, user, influencer, texts, done.failure, problems, config, now
+                )
+            claim.room_id, claim.room_name = done.room.id, done.room.name
+            claim.room_codes = {c.role: c.code for c in done.codes if c.enabled}
+            assert config.provider is not None
+            join = _token_join(config.provider, done.token, influencer)
+            return await self._record_start(session, user, influencer, claim, join, [], now)
+
+    async def _fall_back(
+        self,
+        session: AsyncSession,
+        user: User,
+        influencer: Influencer,
+        texts: tuple[str, str],
+        failure: ProviderError | None,
+        problems: list[str],
+        config: GoLiveConfig,
+        now: datetime,
+    ) -> GoLiveResult:
+        """Automatic set-up cannot work: the admin-set token, else what the creator can do."""
+        stream, join = self._with_admin_token(influencer, config, problems, now)
         if stream is None or join is None:
             await audit.record(
                 session,
@@ -216,12 +435,12 @@ class StreamService:
                 problems=problems,
             )
             raise _blocked(config.provider, failure, problems)
-        stream.title, stream.description = title, description
+        stream.title, stream.description = texts
         return await self._record_start(session, user, influencer, stream, join, problems, now)
 
     async def go_live_with_room_code(
         self,
-        session: AsyncSession,
+        database: Database,
         user: User,
         *,
         code: str,
@@ -230,101 +449,83 @@ class StreamService:
         config: GoLiveConfig,
         now: datetime,
     ) -> GoLiveResult:
-        influencer = await self._locked_influencer(session, user, now=now)
-        title, description = _clean(title, description)
-        try:
-            code = normalize_room_code(code)
-        except InvalidRoomCode as error:
-            raise InvalidRoomCodeError(str(error)) from error
-        repository = StreamRepository(session)
-        if existing := await repository.get_active(influencer.id):
-            return GoLiveResult(existing, self._rejoin(existing, influencer, config, now), False)
+        """The manual fallback. The code is checked with the provider between two short
+        transactions (none open during the call), within the go-live deadline."""
+        with deadlines.within(config.deadline_seconds):
+            async with transaction(database.sessionmaker) as session:
+                influencer = await self._locked_influencer(session, user, now=now)
+                title, description = _clean(title, description)
+                try:
+                    code = normalize_room_code(code)
+                except InvalidRoomCode as error:
+                    raise InvalidRoomCodeError(str(error)) from error
+                if rejoined := await self._rejoin_open(session, influencer, config, now):
+                    return rejoined
+            room_id = await self._check_room_code(config, code)
+            async with transaction(database.sessionmaker) as session:
+                influencer = await self._locked_influencer(session, user, now=now)
+                if rejoined := await self._rejoin_open(session, influencer, config, now):
+                    return rejoined
+                stream = LiveStream(
+                    influencer_id=influencer.id,
+                    provider="hms",
+                    strategy=StreamStrategy.room_code,
+                    status=StreamStatus.starting,
+                    room_id=room_id,
+                    room_codes={config.broadcaster_role: code},
+                    title=title,
+                    description=description,
+                    created_at=now,
+                )
+                join = self._room_code_join(influencer, config, code, room_id)
+                return await self._record_start(session, user, influencer, stream, join, [], now)
 
-        room_id = await self._check_room_code(config, code)
-        stream = LiveStream(
-            influencer_id=influencer.id,
-            provider="hms",
-            strategy=StreamStrategy.room_code,
-            status=StreamStatus.starting,
-            room_id=room_id,
-            room_codes={config.broadcaster_role: code},
-            title=title,
-            description=description,
-            created_at=now,
-        )
-        join = self._room_code_join(influencer, config, code, room_id)
-        return await self._record_start(session, user, influencer, stream, join, [], now)
-
-    async def _locked_influencer(
-        self, session: AsyncSession, user: User, *, now: datetime
-    ) -> Influencer:
-        found = await InfluencerRepository(session).get_by_user(user)
-        if found is None:
-            raise Forbidden("Only influencers can go live.")
-        influencer = await StreamRepository(session).lock_influencer(found.id)
-        assert influencer is not None
-        if not influencer.streaming_enabled:
-            await audit.record(
-                session,
-                Actor(user, None),
-                "stream.start_refused",
-                now=now,
-                target_type="influencer",
-                target_id=influencer.id,
-                handle=influencer.handle,
-                reason="streaming_disabled",
-            )
-            raise StreamingDisabled()
-        return influencer
-
-    async def _automatic(
+    async def _rejoin_open(
         self,
         session: AsyncSession,
         influencer: Influencer,
         config: GoLiveConfig,
-        problems: list[str],
-    ) -> tuple[LiveStream | None, JoinInfo | None, ProviderError | None]:
-        """The stream and how to join it, or what failed (None: no provider to ask)."""
-        provider = config.provider
-        if provider is None:
-            problems.append(
-                "automatic set-up needs 100ms credentials on the server "
-                "(LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET)"
-            )
-            return None, None, None
-        try:
-            room, codes = await self._room_and_codes(provider, influencer, config)
-            token = provider.mint_join_token(
-                room_id=room.id, role=config.broadcaster_role, user_id=str(influencer.user_id)
-            )
-        except ProviderError as error:
-            log.warning("streams.automatic_failed", handle=influencer.handle, error=error.message)
-            problems.append(error.message)
-            return None, None, error
-        await session.flush()
-        stream = LiveStream(
-            influencer_id=influencer.id,
-            provider=provider.name,
-            strategy=StreamStrategy.automatic,
-            status=StreamStatus.starting,
-            room_id=room.id,
-            room_name=room.name,
-            room_codes={c.role: c.code for c in codes if c.enabled},
+        now: datetime,
+    ) -> GoLiveResult | None:
+        existing = await StreamRepository(session).get_active(influencer.id)
+        if existing is None:
+            return None
+        if _being_set_up(existing):
+            raise StillSettingUp()
+        return GoLiveResult(existing, self._rejoin(existing, influencer, config, now), False)
+
+    async def _locked_influencer(
+        self, session: AsyncSession, user: User, *, now: datetime
+    ) -> Influencer:
+        influencer = await StreamRepository(session).lock_influencer(user.id)
+        if influencer is None:
+            raise Forbidden("Only influencers can go live.")
+        if not influencer.streaming_enabled:
+            await self._refuse(session, user, influencer, now)
+        return influencer
+
+    async def _refuse(
+        self, session: AsyncSession, user: User, influencer: Influencer, now: datetime
+    ) -> NoReturn:
+        await audit.record(
+            session,
+            Actor(user, None),
+            "stream.start_refused",
+            now=now,
+            target_type="influencer",
+            target_id=influencer.id,
+            handle=influencer.handle,
+            reason="streaming_disabled",
         )
-        join = JoinInfo(
-            kind="token",
-            token=token.token,
-            role=token.role,
-            room_id=room.id,
-            user_id=token.user_id,
-            user_name=influencer.user.display_name,
-            **_provider_fields(provider, room.id),
-        )
-        return stream, join, None
+        raise StreamingDisabled()
 
     async def _room_and_codes(
-        self, provider: StreamingProvider, influencer: Influencer, config: GoLiveConfig
-    ) -> tuple[Room, list[RoomCode]]:
+        self,
+        provider: StreamingProvider,
+        influencer: Influencer,
+        config: GoLiveConfig,
+        done: _SetUp,
+    ) -> None:
         """Ensure the room and its codes. When the influencer's room is known (every go-live
         after the first) both calls go out together: one provider round trip, not two."""
         known = influencer.hms_room_id
@@ -339,10 +540,10 @@ class StreamService:
         else:
             room, codes = await _gather_or_raise(ensure_room, provider.ensure_room_codes(known))
         # Remember the room at once: if a later call fails, the record still names it.
-        influencer.hms_room_id, influencer.hms_room_name = room.id, room.name
+        done.room = room
         if codes is None or room.id != known:
             codes = await provider.ensure_room_codes(room.id)
-        return room, codes
+        done.codes = codes
 
     def _with_admin_token(
         self, influencer: Influencer, config: GoLiveConfig, problems: list[str], now: datetime
@@ -428,15 +629,7 @@ class StreamService:
         token = config.provider.mint_join_token(
             room_id=stream.room_id, role=config.broadcaster_role, user_id=str(influencer.user_id)
         )
-        return JoinInfo(
-            kind="token",
-            token=token.token,
-            role=token.role,
-            room_id=stream.room_id,
-            user_id=token.user_id,
-            user_name=influencer.user.display_name,
-            **_provider_fields(config.provider, stream.room_id),
-        )
+        return _token_join(config.provider, token, influencer)
 
     async def _record_start(
         self,
@@ -483,6 +676,8 @@ class StreamService:
         stream = await self.current(session, user)
         if stream is None:
             raise NoActiveStream()
+        if _being_set_up(stream):
+            raise StillSettingUp()
         if stream.status == StreamStatus.starting:
             stream.status = lifecycle.check_transition(stream.status, StreamStatus.live)
             stream.started_at = now
@@ -640,6 +835,18 @@ async def _gather_or_raise(
     if isinstance(room, BaseException):
         raise room
     return room, None if isinstance(codes, BaseException) else codes
+
+
+def _token_join(provider: StreamingProvider, token: JoinToken, influencer: Influencer) -> JoinInfo:
+    return JoinInfo(
+        kind="token",
+        token=token.token,
+        role=token.role,
+        room_id=token.room_id,
+        user_id=token.user_id,
+        user_name=influencer.user.display_name,
+        **_provider_fields(provider, token.room_id),
+    )
 
 
 def _provider_fields(provider: StreamingProvider, room_id: str) -> dict[str, Any]:

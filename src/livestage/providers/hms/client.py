@@ -15,9 +15,11 @@ import httpx
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from livestage.kit import deadlines
 from livestage.kit.time import Clock, rfc3339, utc_now
 from livestage.kit.waits import waiting
 from livestage.providers.hms.errors import (
+    HmsDeadlineExceeded,
     HmsError,
     HmsResponseError,
     HmsTransientError,
@@ -92,7 +94,8 @@ class HmsClient:
     Every management call carries a bearer token from `token_source`. Transient failures
     (timeouts, connection errors, 429, 5xx) are retried `max_retries` times with jittered
     exponential backoff, or after `Retry-After` when 100ms sends one no longer than
-    `max_retry_after`. A 401/403 re-mints the token once and retries once. Raises the
+    `max_retry_after`. A 401/403 re-mints the token once and retries once. Inside a caller's
+    budget (`kit.deadlines.within`) attempts and back-offs stop at its deadline. Raises the
     `HmsError` tree; a token source that cannot produce a token raises `TokenBuildError`.
     """
 
@@ -451,8 +454,11 @@ class HmsClient:
             else:
                 error = error_from_response(outcome, now=self._clock())
             delay = self._retry_delay(error, attempt)
-            if delay is None:
+            if delay is None or isinstance(error, HmsDeadlineExceeded):
                 raise error
+            if (budget := deadlines.remaining()) is not None and delay >= budget:
+                # A retry that cannot start before the caller's deadline only delays its answer.
+                raise HmsDeadlineExceeded.during(method, path, last=error)
             log.warning(
                 "hms.request.retry",
                 method=method,
@@ -477,11 +483,17 @@ class HmsClient:
             headers["Authorization"] = f"Bearer {token}"
         if content is not None:
             headers["Content-Type"] = "application/json"
+        budget = deadlines.remaining()
+        if budget is not None and budget <= 0:
+            return HmsDeadlineExceeded.during(method, path)
         try:
             with waiting():
-                return await self._http.request(
-                    method, path, params=params, content=content, headers=headers
-                )
+                async with asyncio.timeout(budget):
+                    return await self._http.request(
+                        method, path, params=params, content=content, headers=headers
+                    )
+        except TimeoutError:
+            return HmsDeadlineExceeded.during(method, path)
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             return HmsTransientError.from_exception(exc, method=method, path=path)
         except httpx.TransportError as exc:

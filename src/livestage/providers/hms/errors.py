@@ -5,6 +5,7 @@ The tree:
 * HmsError - anything that went wrong talking to 100ms.
   + HmsTransientError - timeout, connection failure, 429 or 5xx. The client already retried
     it `max_retries` times; a later attempt may succeed. `retry_after` carries 100ms's hint.
+    - HmsDeadlineExceeded - the caller's deadline (`kit.deadlines`) came first.
   + HmsResponseError - a 2xx response whose body is not what the API documents.
   + HmsRequestError - a permanent 4xx: retrying the same request will fail again.
     Carries `status_code`, 100ms's `message` and `details`.
@@ -66,6 +67,14 @@ class HmsTransientError(HmsError):
     @classmethod
     def from_exception(cls, exc: httpx.TransportError, *, method: str, path: str) -> Self:
         return cls(f"100ms {method} {path}: {type(exc).__name__}")
+
+
+class HmsDeadlineExceeded(HmsTransientError):
+    @classmethod
+    def during(cls, method: str, path: str, *, last: HmsError | None = None) -> Self:
+        """`last`: the failed try the deadline left no time to retry."""
+        tried = f" (last try: {last.message})" if last is not None else ""
+        return cls(f"100ms {method} {path}: no answer before the caller's deadline{tried}")
 
 
 class HmsResponseError(HmsError):
