@@ -461,6 +461,9 @@ class TestModeration:
 class TestFigures:
     async def test_the_stream_record_counts_messages_and_chatters(
         self,
+        app: FastAPI,
+        admin: AdminAccount,
+        clock: FakeClock,
         host: httpx.AsyncClient,
         viewer: httpx.AsyncClient,
         other_viewer: httpx.AsyncClient,
@@ -473,6 +476,13 @@ class TestFigures:
         stream = (await host.get("/api/streams/current")).json()["stream"]
         assert stream["chat_messages"] == 5
         assert stream["chatters"] == 3
+        async with browser(app, "198.51.100.50") as staff:
+            await login_admin(staff, admin, clock)
+            page = (await staff.get(f"/admin/streams/{stream['id']}")).text
+            listed = (await staff.get(f"/api/admin/streams/{stream['id']}")).json()
+        assert 'data-testid="stat-chat-messages">5<' in page
+        assert 'data-testid="stat-chatters">3<' in page
+        assert listed["stream"]["chat_messages"] == 5 and listed["stream"]["chatters"] == 3
 
     async def test_metrics_count_messages(
         self, host: httpx.AsyncClient, viewer: httpx.AsyncClient
