@@ -1,4 +1,7 @@
-"""Engine and sessions: one transaction per request, job or CLI command; services never commit."""
+"""Engine and sessions: one transaction per request, job or CLI command; services never commit.
+
+A request that calls a provider holds no transaction across the call (on SQLite it would hold
+the one write lock for everyone): go-live opens short ones itself, through `transaction`."""
 
 from __future__ import annotations
 
