@@ -247,6 +247,19 @@ class TestDeadline:
         assert answer.json()["stream"]["strategy"] == "room_code"
         assert answer.json()["join"]["room_code"] == "abc-defg-hij"
 
+    async def test_a_second_click_on_a_hanging_100ms_is_answered_in_time_too(
+        self, alice: httpx.AsyncClient, ctx: AppState, hms: EmulatorHandle
+    ) -> None:
+        hms.control.queue_fault("/v2/rooms", kind="latency", seconds=5, count=100)
+        first = asyncio.create_task(_timed(alice.post("/api/streams", json=START)))
+        await _held(hms)
+        second, second_after = await _timed(alice.post("/api/streams", json=START))
+        first_answer, first_after = await first
+        assert (first_answer.status_code, second.status_code) == (503, 503), second.text
+        assert second.json()["code"] == "provider_unavailable"
+        assert max(first_after, second_after) < 4
+        assert await _streams(ctx) == []
+
     async def test_retries_stop_at_the_deadline(
         self, alice: httpx.AsyncClient, ctx: AppState, hms: EmulatorHandle
     ) -> None:
