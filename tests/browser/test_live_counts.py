@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 FAST = 60.0  # one real second is one minute of stream time
-ENDED = "The stream “Late night set” has ended. Follow @alice and come back for the next one."
+ENDED = "The stream “Late night set” has ended. See who is live now."
 
 
 class FastForwardClock:

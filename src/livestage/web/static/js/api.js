@@ -3,18 +3,32 @@ export function pageConfig() {
   return JSON.parse(document.getElementById("page-config").textContent);
 }
 
+export function csrfToken() {
+  return document.querySelector('meta[name="csrf-token"]').content;
+}
+
+// POST `body` as JSON (the pages' usual call).
 export async function api(path, body) {
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  return request("POST", path, body ?? {});
+}
+
+// Any method; `body` undefined sends none. Errors carry the server's `code`, the HTTP status and
+// Retry-After (seconds) when there is one.
+export async function request(method, path, body) {
+  const headers = { "x-csrf-token": csrfToken() };
+  if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-csrf-token": csrf },
-    body: JSON.stringify(body ?? {}),
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const data = await response.json().catch(() => ({}));
+  const data = response.status === 204 ? {} : await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error(data.detail || `Request failed (${response.status})`);
     error.status = response.status;
     error.code = data.code;
+    const retry = Number(response.headers.get("retry-after"));
+    if (retry > 0) error.retryAfter = retry;
     throw error;
   }
   return data;

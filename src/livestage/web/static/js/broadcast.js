@@ -1,4 +1,5 @@
-import { api, formatElapsed, pageConfig, show } from "./api.js";
+import { api, csrfToken, formatElapsed, pageConfig, show } from "./api.js";
+import { startChat } from "./chat.js";
 import { provider } from "./room.js";
 import { follow } from "./live-updates.js";
 
@@ -17,6 +18,11 @@ let streamId = config.current ? config.current.id : null;
 let serverUpdate = null;
 let sdkViewers = 0;
 let ending = false;
+let chat = null;
+let peers = [];
+let pictureTimer = null;
+// The directory card's picture: a small still of the preview this often (local provider).
+const PICTURE_MS = 5000;
 
 function setStatus(text) {
   $("status").textContent = text;
@@ -49,6 +55,29 @@ async function join(result) {
   show($("stage"), true);
   setStatus(`You are live: ${stream.title}`);
   elapsedTimer = elapsedTimer || setInterval(renderElapsed, 1000);
+  chat = chat || startChat(config.handle, { onNames: () => renderPeers(peers) });
+  if (result.join.provider === "local" && !pictureTimer) {
+    setTimeout(sendPicture, 1000); // the first frames may still be black
+    pictureTimer = setInterval(sendPicture, PICTURE_MS);
+  }
+}
+
+// A 320-pixel-wide JPEG of the preview for the directory card; a failed one waits for the next.
+function sendPicture() {
+  const video = $("preview");
+  if (!startedAt || !video.videoWidth) return;
+  const canvas = document.createElement("canvas");
+  canvas.width = 320;
+  canvas.height = Math.round((320 * video.videoHeight) / video.videoWidth);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  canvas.toBlob((blob) => {
+    if (!blob) return;
+    fetch("/api/streams/current/thumbnail", {
+      method: "POST",
+      headers: { "content-type": "image/jpeg", "x-csrf-token": csrfToken() },
+      body: blob,
+    }).catch(() => {});
+  }, "image/jpeg", 0.7);
 }
 
 function renderElapsed() {
@@ -74,12 +103,24 @@ function renderControls(on) {
   $("toggle-screen").textContent = on.screen ? "Stop sharing" : "Share screen";
 }
 
+// A viewer by the name they chat under, else the name their page joined with, else a short
+// form of their identity (anonymous viewers who never chatted).
+function participantName(peer) {
+  const chatName = chat && chat.names.get(peer.viewer);
+  if (chatName) return chatName;
+  if (peer.name && peer.name !== "Viewer") return peer.name;
+  return `Viewer ${String(peer.viewer || peer.id).slice(-4)}`;
+}
+
 function renderPeers(others) {
+  peers = others;
   // Two tabs of one viewer are one viewer (SPEC §4).
-  sdkViewers = new Set(others.filter((p) => p.role !== config.broadcasterRole).map((p) => p.viewer)).size;
+  const viewers = others.filter((p) => p.role !== config.broadcasterRole);
+  sdkViewers = new Set(viewers.map((p) => p.viewer)).size;
   renderViewers();
+  const byViewer = new Map(viewers.map((p) => [p.viewer || p.id, p]));
   $("participants").replaceChildren(
-    ...others.map((p) => Object.assign(document.createElement("li"), { textContent: `${p.name} (${p.role})` })),
+    ...[...byViewer.values()].map((p) => Object.assign(document.createElement("li"), { textContent: participantName(p) })),
   );
 }
 
@@ -100,6 +141,10 @@ async function finish(message, { left = false } = {}) {
   if (!startedAt) return; // not live on this page, or already finished
   startedAt = null;
   sdkViewers = 0;
+  clearInterval(pictureTimer);
+  pictureTimer = null;
+  if (chat) chat.close();
+  chat = null;
   const leaving = room;
   room = null;
   if (!left) await leaving.leave();

@@ -1,4 +1,5 @@
-import { api, pageConfig, show } from "./api.js";
+import { api, formatElapsed, pageConfig, show } from "./api.js";
+import { startChat } from "./chat.js";
 import { follow } from "./live-updates.js";
 import { provider } from "./room.js";
 
@@ -11,6 +12,9 @@ let ended = false;
 // page only raises it while a join has not been reported yet.
 let serverViewers = null;
 let roomViewers = 0;
+let startedAt = config.startedAt ? new Date(config.startedAt) : null;
+let chat = null;
+let elapsedTimer = null;
 let hostPresent = false;
 
 function renderViewers() {
@@ -25,6 +29,9 @@ async function watch() {
   try {
     const join = await api(joinPath);
     if (ended) return;
+    // The name this viewer chose for the chat is the name the broadcaster sees them by.
+    const chatName = localStorage.getItem("livestage.chatName");
+    if (chatName) join.user_name = chatName;
     const rooms = await provider(join);
     room = await rooms.watch(join, {
       sdkUrl: config.sdkUrl,
@@ -47,7 +54,8 @@ async function watch() {
     window.addEventListener("beforeunload", () => room && room.leave());
   } catch (error) {
     if (ended) return;
-    if (error.code === "stream_full" || error.state === "full") showFull(error.message);
+    if (error.code === "chat_banned" || error.code === "banned") showBanned(error.message);
+    else if (error.code === "stream_full" || error.state === "full") showFull(error.message);
     else if (error.state === "ended") showEnded();
     else showProblem(error.message);
   }
@@ -63,6 +71,7 @@ function onRoomState(state, detail) {
   else if (state === "muted") show($("unmute"), true);
   else if (state === "ended") showEnded();
   else if (state === "full") showFull(detail);
+  else if (state === "failed" && detail === "banned") showBanned();
   else if (state === "failed") showProblem(detail);
 }
 
@@ -96,13 +105,42 @@ function showFull(message) {
 async function showEnded() {
   if (ended) return;
   ended = true;
-  $("status").textContent =
-    `The stream “${config.title}” has ended. Follow @${config.handle} and come back for the next one.`;
+  const link = Object.assign(document.createElement("a"), { href: "/live", textContent: "who is live now" });
+  $("status").replaceChildren(`The stream “${config.title}” has ended. See `, link, ".");
+  await stopWatching();
+}
+
+// This viewer was banned by the stream's moderators: the video stops here, and the server
+// refuses their joins from now on (any tab, any new token).
+async function showBanned(message) {
+  // Also after the page showed "ended": with 100ms, removal from the room can come first.
+  $("status").textContent = message || "You are banned from this creator's streams.";
+  if (ended) return;
+  ended = true;
+  await stopWatching();
+}
+
+async function stopWatching() {
+  clearInterval(elapsedTimer);
   show($("problem"), false);
   show($("unmute"), false);
   $("player").remove();
   $("watching").remove();
+  if (chat) chat.close();
   if (room) await room.leave();
+}
+
+function renderElapsed() {
+  if (startedAt && !ended) $("elapsed").textContent = formatElapsed(Math.max(0, (Date.now() - startedAt.getTime()) / 1000));
+}
+
+function renderLive(update) {
+  if (update.started_at) startedAt = new Date(update.started_at);
+  if (update.status === "live") {
+    $("live-badge").textContent = "LIVE";
+    $("live-badge").classList.add("live");
+  }
+  renderElapsed();
 }
 
 // A new stream started while this page shows an older one (or nothing): offer it.
@@ -121,7 +159,10 @@ function onServerUpdate(update) {
   if (update.stream_id === config.streamId) {
     if (!config.live) return;
     serverViewers = update.viewers;
-    if (!ended) renderViewers();
+    if (!ended) {
+      renderViewers();
+      renderLive(update);
+    }
     if (update.status === "ended" || update.status === "failed") showEnded();
     return;
   }
@@ -138,4 +179,11 @@ $("unmute")?.addEventListener("click", () => {
   show($("unmute"), false);
 });
 follow(config.handle, onServerUpdate);
-if (config.live) watch();
+if (config.live) {
+  elapsedTimer = setInterval(renderElapsed, 1000);
+  renderElapsed();
+  chat = startChat(config.handle, {
+    onRestricted: (kind) => kind === "ban" && showBanned(),
+  });
+  watch();
+}
