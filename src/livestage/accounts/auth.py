@@ -16,7 +16,7 @@ from livestage.accounts.throttle import ThrottlePolicy
 from livestage.audit.service import Actor
 from livestage.config import Settings
 from livestage.errors import Forbidden, SignInRequired
-from livestage.kit.crypto import SecretBox
+from livestage.kit.crypto import SecretBox, csrf_token_of
 from livestage.models import User, UserRole, UserSession
 from livestage.web.csrf import (
     CSRF_COOKIE,
@@ -65,10 +65,10 @@ async def get_user_session(request: Request, session: DbSession, now: Now) -> Us
     raw = request.cookies.get(SESSION_COOKIE)
     record = await account_service.resolve_session(session, raw, now=now) if raw else None
     request.state.user_session = record
-    if record is not None:
+    if record is not None and raw:
         user = record.user
         request.state.signed_in = SignedIn(
-            user.email, user.role.value, user.display_name, record.csrf_token
+            user.email, user.role.value, user.display_name, csrf_token_of(raw)
         )
     return record
 
@@ -106,7 +106,8 @@ ActorDep = Annotated[Actor, Depends(get_actor)]
 
 def csrf_token_for(request: Request, signed_in: UserSession | None) -> str:
     """The token forms and scripts must send back: the session's, or the pre-login cookie's."""
-    return signed_in.csrf_token if signed_in is not None else pre_login_token(request)
+    raw = request.cookies.get(SESSION_COOKIE)
+    return csrf_token_of(raw) if signed_in is not None and raw else pre_login_token(request)
 
 
 async def signed_in_session(
@@ -126,7 +127,8 @@ async def check_request_csrf(
     """The request must echo the signed-in session's token, else the pre-login cookie's.
     Returns the signed-in session, so a caller that needs it reads it once."""
     record = await signed_in_session(request, reads, now)
-    expected = record.csrf_token if record else request.cookies.get(CSRF_COOKIE)
+    raw = request.cookies.get(SESSION_COOKIE)
+    expected = csrf_token_of(raw) if record and raw else request.cookies.get(CSRF_COOKIE)
     check_csrf(expected, await submitted_token(request))
     return record
 

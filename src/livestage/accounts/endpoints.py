@@ -17,6 +17,7 @@ from livestage.accounts.auth import (
 from livestage.accounts.schemas import CsrfResponse, LoginRequest, LoginResponse, UserRead
 from livestage.accounts.service import account as account_service
 from livestage.errors import LivestageError
+from livestage.kit.crypto import csrf_token_of
 from livestage.models import User, UserRole, UserSession
 from livestage.web.deps import DbSession, Now, client_ip
 from livestage.web.errors import ERROR_RESPONSES, PageRejected
@@ -148,7 +149,7 @@ async def api_login(
     user = record.user
     payload = LoginResponse(
         user=UserRead(id=user.id, email=user.email, name=user.display_name, role=user.role),
-        csrf_token=record.csrf_token,
+        csrf_token=csrf_token_of(raw),
     )
     response = Response(payload.model_dump_json(), media_type="application/json")
     _set_session_cookie(response, config, raw)

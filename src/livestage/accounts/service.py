@@ -171,7 +171,6 @@ class AccountService:
         raw = random_token()
         record = UserSession(
             token_hash=sha256_hex(raw),
-            csrf_token=random_token(24),
             user_id=user.id,
             created_at=now,
             expires_at=now + ttl,

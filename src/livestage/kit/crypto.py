@@ -55,5 +55,11 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def csrf_token_of(session_token: str) -> str:
+    """A signed-in session's CSRF token, derived from the session cookie's token: never stored
+    (the database holds neither it nor the session token), and it reveals neither."""
+    return hashlib.sha256(f"livestage-csrf:{session_token}".encode()).hexdigest()
+
+
 def constant_time_equals(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())

@@ -12,12 +12,12 @@ from livestage.models.user import User
 
 
 class UserSession(IDMixin, Base):
-    """A signed-in browser. The cookie carries a random token; only its SHA-256 is stored."""
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is stored (its
+    CSRF token is derived from the cookie's token: `kit.crypto.csrf_token_of`)."""
 
     __tablename__ = "user_sessions"
 
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    csrf_token: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
