@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from livestage.models import LiveStream, ProviderEvent, StreamPeer
+from livestage.db import transaction
+from livestage.models import (
+    ChatRestriction,
+    LiveStream,
+    ProviderEvent,
+    RestrictionKind,
+    StreamPeer,
+)
 from livestage.providers.local.provider import LocalProvider
 from livestage.providers.local.tokens import derive_signing_key, mint_join_token
 from livestage.streams.viewers import VIEWER_COOKIE
@@ -403,6 +410,21 @@ class TestAuthorization:
         code, reason, _ = await attempt(server, room_id, type="join", token=forged)
         assert (code, reason) == (4401, "token signature is not valid")
 
+    async def test_a_banned_viewer_with_a_token_from_before_the_ban(
+        self, server: LiveServer, provider: LocalProvider, live: dict[str, Any]
+    ) -> None:
+        room_id = live["stream"]["room_id"]
+        token = provider.mint_join_token(room_id=room_id, role="viewer", user_id="viewer-t").token
+        await server.arun(_ban(server, live["stream"]["id"], "viewer-t"))
+
+        code, reason, received = await attempt(server, room_id, type="join", token=token)
+
+        assert (code, reason) == (4403, "removed from the stream")
+        assert received[0]["message"] == "You are banned from this creator's streams."
+        other = provider.mint_join_token(room_id=room_id, role="viewer", user_id="viewer-u")
+        fan = await joined(server, {"room_id": room_id, "token": other.token}, "Fan")
+        await fan.ws.close()
+
     async def test_a_room_without_a_live_stream(
         self, server: LiveServer, provider: LocalProvider
     ) -> None:
@@ -569,3 +591,17 @@ async def _no_session(server: LiveServer, provider: LocalProvider, room_id: str)
 
 async def provider_flush(server: LiveServer, provider: LocalProvider) -> None:
     await server.arun(provider.hub.flush())
+
+
+async def _ban(server: LiveServer, stream_id: str, identity: str) -> None:
+    async with transaction(server.ctx.database.sessionmaker) as session:
+        stream = await session.get(LiveStream, uuid.UUID(stream_id))
+        assert stream is not None
+        session.add(
+            ChatRestriction(
+                influencer_id=stream.influencer_id,
+                identity=identity,
+                kind=RestrictionKind.ban,
+                created_at=server.ctx.clock(),
+            )
+        )

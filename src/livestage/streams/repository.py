@@ -51,6 +51,22 @@ class StreamRepository:
         )
         return await self.session.scalar(statement) is not None
 
+    async def is_banned_in_room(self, room_id: str, identity: str) -> bool:
+        """Whether the influencer whose stream is open in `room_id` banned this identity (a
+        token minted before the ban must not get back in)."""
+        statement = (
+            select(ChatRestriction.id)
+            .join(LiveStream, LiveStream.influencer_id == ChatRestriction.influencer_id)
+            .where(
+                LiveStream.room_id == room_id,
+                LiveStream.status.in_(ACTIVE_STATUSES),
+                ChatRestriction.identity == identity,
+                ChatRestriction.kind == RestrictionKind.ban,
+            )
+            .limit(1)
+        )
+        return await self.session.scalar(statement) is not None
+
     async def get_active_room_name(self, room_id: str, *, provider: str) -> str | None:
         """The room's name when a stream of `provider` is starting or live in it, else None."""
         statement = (

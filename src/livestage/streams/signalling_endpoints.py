@@ -53,6 +53,7 @@ from livestage.providers.local.signalling import (
     Member,
     Refused,
     error,
+    removed_user,
 )
 from livestage.providers.local.tokens import TokenRefused
 from livestage.streams.repository import StreamRepository
@@ -93,12 +94,16 @@ async def local_signalling(
         await _refuse(websocket, Refused(CLOSE_FORBIDDEN, "room is disabled"))
         return
     async with reads() as session:
-        room_name = await StreamRepository(session).get_active_room_name(
-            room_id, provider=LocalProvider.name
-        )
+        streams = StreamRepository(session)
+        room_name = await streams.get_active_room_name(room_id, provider=LocalProvider.name)
+        viewer = claims.role != provider.broadcaster_role
+        banned = viewer and await streams.is_banned_in_room(room_id, claims.user_id)
     if room_name is None:
         refusal = Refused(CLOSE_NOT_LIVE, "stream is not live", "This stream is not live now.")
         await _refuse(websocket, refusal)
+        return
+    if banned:
+        await _refuse(websocket, removed_user("You are banned from this creator's streams."))
         return
     member = Member.new(
         user_id=claims.user_id,
