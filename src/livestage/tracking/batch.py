@@ -54,9 +54,8 @@ class PeerRow:
 
 
 class StreamFinder:
-    """Each event's stream, chosen as `TrackingRepository.stream_for_event` chooses it, from
-    the streams of the batch's sessions and rooms read once; a stream that adopts a session
-    during the batch is found by it from then on, as after a flush."""
+    """Each event's stream, from the streams of the batch's sessions and rooms read once; a
+    stream that adopts a session during the batch is found by it from then on."""
 
     def __init__(self, repository: TrackingRepository, keys: list[StreamKey]) -> None:
         self.repository = repository
@@ -83,7 +82,8 @@ class StreamFinder:
     def pick(
         self, room_id: str | None, session_id: str | None, at: datetime | None
     ) -> uuid.UUID | None:
-        """The id of the event's stream as the batch stands."""
+        """The id of the event's stream as the batch stands: the stream in its session, else
+        the newest stream of its room created before the event (give or take CLOCK_SKEW)."""
         if session_id and (found := self._sessions.get(session_id)) is not None:
             return found
         for key in self._rooms.get(room_id or "", ()):

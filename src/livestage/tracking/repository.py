@@ -28,7 +28,7 @@ class StoredEvent(NamedTuple):
 
 
 class StreamKey(NamedTuple):
-    """What finding an event's stream compares (see `TrackingRepository.stream_for_event`)."""
+    """What finding an event's stream compares (see `batch.StreamFinder.pick`)."""
 
     id: uuid.UUID
     room_id: str | None
@@ -176,26 +176,9 @@ class TrackingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def stream_for_event(
-        self, room_id: str | None, session_id: str | None, at: datetime | None
-    ) -> LiveStream | None:
-        if session_id:
-            found = await self.session.scalar(
-                select(LiveStream).where(LiveStream.session_id == session_id)
-            )
-            if found is not None:
-                return found
-        if not room_id:
-            return None
-        statement = select(LiveStream).where(LiveStream.room_id == room_id)
-        if at is not None:
-            statement = statement.where(LiveStream.created_at <= at + CLOCK_SKEW)
-        statement = statement.order_by(LiveStream.created_at.desc()).limit(1)
-        return await self.session.scalar(statement)
-
     async def stream_keys(self, sessions: set[str], rooms: set[str]) -> list[StreamKey]:
         """Every stream an event of these sessions or rooms may belong to, in one statement
-        (the batch picks each event's own as `stream_for_event` would)."""
+        (the batch picks each event's own among them)."""
         if not sessions and not rooms:
             return []
         statement = select(
@@ -246,7 +229,9 @@ class TrackingRepository:
             await self.session.execute(statement, rows)
 
     async def peer_spans_of(self, stream_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[PeerSpan]]:
-        """`peer_spans` of several streams in one statement."""
+        """Who was in each stream when: only the columns the figures need, no ORM objects (a
+        stream with thousands of peers is recomputed often). Pending changes are flushed first:
+        the rows must say what the session's objects say."""
         await self.session.flush()
         c = _PEERS.c
         statement = select(c.stream_id, c.user_id, c.is_broadcaster, c.joined_at, c.left_at).where(
@@ -260,7 +245,7 @@ class TrackingRepository:
     async def replace_samples_of(
         self, samples: dict[uuid.UUID, list[tuple[datetime, int]]]
     ) -> None:
-        """`replace_samples` for several streams: one delete, one insert."""
+        """Each stream's per-minute series replaced: one delete, one insert."""
         if not samples:
             return
         await self.session.execute(delete(_SAMPLES).where(_SAMPLES.c.stream_id.in_(samples)))
@@ -276,18 +261,6 @@ class TrackingRepository:
         rows = await self.session.scalars(select(LiveStream.id).where(LiveStream.figures_stale))
         return set(rows)
 
-    async def get_peer(self, stream_id: uuid.UUID, peer_id: str) -> StreamPeer | None:
-        return await self.session.scalar(
-            select(StreamPeer).where(
-                StreamPeer.stream_id == stream_id, StreamPeer.peer_id == peer_id
-            )
-        )
-
-    async def add_peer(self, peer: StreamPeer) -> StreamPeer:
-        self.session.add(peer)
-        await self.session.flush()
-        return peer
-
     async def peers(self, stream_id: uuid.UUID) -> list[StreamPeer]:
         statement = (
             select(StreamPeer)
@@ -295,16 +268,6 @@ class TrackingRepository:
             .order_by(StreamPeer.joined_at, StreamPeer.peer_id)
         )
         return list(await self.session.scalars(statement))
-
-    async def peer_spans(self, stream_id: uuid.UUID) -> list[PeerSpan]:
-        """Who was in the stream when: only the columns the figures need (no ORM objects:
-        a stream with thousands of peers is recomputed often). Pending changes are flushed
-        first: the rows must say what the session's peers say."""
-        await self.session.flush()
-        statement = select(
-            StreamPeer.user_id, StreamPeer.is_broadcaster, StreamPeer.joined_at, StreamPeer.left_at
-        ).where(StreamPeer.stream_id == stream_id)
-        return [PeerSpan(*row) for row in await self.session.execute(statement)]
 
     async def close_open_peers(self, stream_id: uuid.UUID, at: datetime, reason: str) -> None:
         await self.session.execute(
@@ -326,16 +289,6 @@ class TrackingRepository:
             )
             .values(left_at=actual)
         )
-
-    async def replace_samples(
-        self, stream_id: uuid.UUID, samples: list[tuple[datetime, int]]
-    ) -> None:
-        await self.session.execute(delete(ViewerSample).where(ViewerSample.stream_id == stream_id))
-        self.session.add_all(
-            ViewerSample(stream_id=stream_id, minute=minute, viewers=viewers)
-            for minute, viewers in samples
-        )
-        await self.session.flush()
 
     async def samples(self, stream_id: uuid.UUID) -> list[ViewerSample]:
         statement = (
