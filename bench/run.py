@@ -31,6 +31,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Bed], dict[str, float]]] = {
     "fanout": scenarios.fan_out,
     "fanout2": scenarios.fan_out_cluster,
     "backlog": scenarios.backlog,
+    "chat": scenarios.chat,
 }
 
 

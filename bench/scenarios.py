@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import re
 import secrets
 import statistics
 import time
@@ -49,11 +51,13 @@ class Profile:
     fanout_clients: int
     fanout_changes: int
     backlog_events: int = 20_000
+    chat_clients: int = 1000
+    chat_seconds: float = 5.0
 
     @classmethod
     def of(cls, quick: bool) -> Profile:
         if quick:
-            return cls(2, 1, 50, 4, 1000, 2, 4000)
+            return cls(2, 1, 50, 4, 1000, 2, 4000, 200, 2.0)
         return cls(8, 3, 200, 20, 5000, 5)
 
 
@@ -703,3 +707,259 @@ def _with_spread(key: str, values: list[float]) -> dict[str, float]:
 
 def _median(values: Any) -> float:
     return float(statistics.median(list(values)))
+
+
+# 7. Chat fan-out ---------------------------------------------------------------------------------
+
+CHAT_RATE = 200
+CHAT_SENDERS = 16
+
+
+def _chat_post(handle: str, body: str, token: str) -> bytes:
+    """A viewer's post, with no viewer cookie: each post is a viewer of its own (the rate limit
+    is per viewer), holding the pre-login CSRF cookie the watch page gave it."""
+    payload = json.dumps({"body": body, "name": "bench"}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Cookie": f"{CSRF_COOKIE}={token}",
+        CSRF_HEADER: token,
+    }
+    return loadgen.build_request("POST", f"/api/watch/{handle}/chat", "bench", headers, payload)
+
+
+async def _chat_pages(servers: list[harness.Process], handle: str, count: int, kind: Any) -> Any:
+    path = f"/api/watch/{handle}/chat/events"
+    gate = asyncio.Semaphore(200)
+
+    async def connect(i: int) -> Any:
+        async with gate:
+            return await kind.connect(servers[i % len(servers)].base_url, path)
+
+    return await asyncio.gather(*(connect(i) for i in range(count)))
+
+
+async def _chat_ping(
+    servers: list[harness.Process], handle: str, token: str, clients: int, pings: int
+) -> tuple[list[float], int]:
+    """Each ping is one message posted to the first process; every page's delay until it
+    arrived, the pages spread over both processes."""
+    pages = await _chat_pages(servers, handle, clients, loadgen.SseClient)
+    host, port = servers[0].base_url.removeprefix("http://").split(":")
+    delays: list[float] = []
+    run = uuid.uuid4().hex[:8]
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for ping in range(pings):
+            body = f"ping {run} {ping}"
+            waiting = []
+            for page in pages:
+                page.wanted = f'"body": "{body}"'.encode()
+                page.arrived = asyncio.get_running_loop().create_future()
+                waiting.append(page.arrived)
+            await asyncio.sleep(0.2)
+            sent = time.perf_counter()
+            writer.write(_chat_post(handle, body, token))
+            status, answer = await loadgen.read_response(reader)
+            if status != 201:
+                raise RuntimeError(f"chat post refused: {status} {answer[:200]!r}")
+            arrived = await asyncio.wait_for(asyncio.gather(*waiting), timeout=60)
+            delays += [(t - sent) * 1000 for t in arrived]
+    finally:
+        writer.close()
+        for page in pages:
+            page.close()
+    return delays, len(pages)
+
+
+class _ChatLog(asyncio.Protocol):
+    """An open chat page noting the number of each of this run's messages, in arrival order
+    (a regex over the raw frames: thousands of pages share this one load-generator core)."""
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        self.pattern = pattern
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.tail = b""
+        self.numbers: list[bytes] = []
+        self.transport: asyncio.BaseTransport | None = None
+        self.closed = False
+
+    @classmethod
+    async def open(cls, base_url: str, path: str, pattern: re.Pattern[bytes]) -> _ChatLog:
+        host, port = base_url.removeprefix("http://").split(":")
+        loop = asyncio.get_running_loop()
+        transport, page = await loop.create_connection(lambda: cls(pattern), host, int(port))
+        request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+        transport.write(request.encode())
+        await page.ready
+        return page
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        seen = self.tail + data
+        end = seen.rfind(b"\n\n")
+        if end < 0:
+            self.tail = seen
+            return
+        if not self.ready.done():
+            self.ready.set_result(None)
+        self.numbers += self.pattern.findall(seen, 0, end)
+        self.tail = seen[end + 2 :]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("chat event stream closed"))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _chat_sustained(
+    servers: list[harness.Process],
+    handle: str,
+    tokens: list[str],
+    clients: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """CHAT_RATE messages a second, posted alternately to both processes on CHAT_SENDERS
+    keep-alive connections (each post at its scheduled time, or as soon as its connection is
+    free), while `clients` pages read them."""
+    run = uuid.uuid4().hex[:8]
+    pattern = re.compile(rb'"body": "rate ' + run.encode() + rb' (\d+)"')
+    path = f"/api/watch/{handle}/chat/events"
+    gate = asyncio.Semaphore(200)
+
+    async def open_page(i: int) -> _ChatLog:
+        async with gate:
+            return await _ChatLog.open(servers[i % len(servers)].base_url, path, pattern)
+
+    pages = await asyncio.gather(*(open_page(i) for i in range(clients)))
+    total = int(CHAT_RATE * seconds)
+    accepted: list[int] = []
+    refused: list[int] = []
+    began = time.perf_counter()
+
+    async def sender(slot: int) -> None:
+        base_url = servers[slot % len(servers)].base_url
+        host, port = base_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for n in range(slot, total, CHAT_SENDERS):
+                delay = began + n / CHAT_RATE - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                writer.write(_chat_post(handle, f"rate {run} {n}", tokens[n % len(tokens)]))
+                status, _ = await loadgen.read_response(reader)
+                (accepted if status == 201 else refused).append(n)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(sender(slot) for slot in range(CHAT_SENDERS)))
+    sent_seconds = time.perf_counter() - began
+    deadline = time.perf_counter() + 10
+    while time.perf_counter() < deadline and any(
+        len(p.numbers) < len(accepted) and not p.closed for p in pages
+    ):
+        await asyncio.sleep(0.05)
+    for page in pages:
+        page.close()
+    return {
+        "pages": pages,
+        "accepted": accepted,
+        "refused": len(refused),
+        "seconds": sent_seconds,
+        "run": run,
+    }
+
+
+def _chat_stored_order(url: str, handle: str, run: str) -> list[int]:
+    """The run's messages in the order the database numbered them."""
+
+    async def read() -> list[int]:
+        engine = _reader(url)
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    text(
+                        "SELECT m.body FROM chat_messages m"
+                        " JOIN live_streams s ON s.id = m.stream_id"
+                        " JOIN influencers i ON i.id = s.influencer_id"
+                        " WHERE i.handle = :handle AND m.body LIKE :prefix ORDER BY m.seq"
+                    ),
+                    {"handle": handle, "prefix": f"rate {run} %"},
+                )
+                return [int(body.rsplit(" ", 1)[1]) for (body,) in rows]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def _order_figures(pages: list[_ChatLog], stored: list[int]) -> dict[str, float]:
+    """Lost: a page missed an accepted message. Reordered: a page shows a message after one
+    the database numbered later. Orders: how many different orders the pages showed."""
+    rank = {n: i for i, n in enumerate(stored)}
+    lost = reordered_pages = 0
+    orders = set()
+    for page in pages:
+        shown = [int(n) for n in page.numbers]
+        lost += len(stored) - len(set(shown) & rank.keys())
+        ranks = [rank.get(n, -1) for n in shown]
+        if any(b < a for a, b in itertools.pairwise(ranks)):
+            reordered_pages += 1
+        orders.add(tuple(shown))
+    return {"lost": lost, "reordered_pages": reordered_pages, "orders": len(orders)}
+
+
+def chat(bed: Bed) -> dict[str, float]:
+    """Chat over two processes sharing events through Redis (PostgreSQL only): one message to
+    `fanout_clients` open chat pages, timed per page; then CHAT_RATE messages a second into one
+    stream read by `chat_clients` pages, every page checked for lost or reordered messages."""
+    if bed.database.kind != "postgresql":
+        return {}
+    ping_channel, rate_channel = bed.live_channels()[-2], bed.live_channels()[-3]
+    with (
+        harness.redis_server(bed.logs / "redis-chat.log") as redis_url,
+        bed.server("chat-a", LIVESTAGE_REDIS_URL=redis_url) as first,
+        bed.server("chat-b", LIVESTAGE_REDIS_URL=redis_url) as second,
+    ):
+        servers = [first, second]
+        tokens = _csrf_pairs(first.base_url, CHAT_SENDERS)
+        delays, connected = asyncio.run(
+            _chat_ping(
+                servers,
+                ping_channel.handle,
+                tokens[0],
+                bed.profile.fanout_clients,
+                bed.profile.repeats + 2,
+            )
+        )
+        sustained = asyncio.run(
+            _chat_sustained(
+                servers,
+                rate_channel.handle,
+                tokens,
+                bed.profile.chat_clients,
+                bed.profile.chat_seconds,
+            )
+        )
+    stored = _chat_stored_order(bed.database.url, rate_channel.handle, sustained["run"])
+    order = _order_figures(sustained["pages"], stored)
+    return {
+        "chat_fanout_clients": connected,
+        "chat_fanout_p50_ms": loadgen.percentile(delays, 0.5),
+        "chat_fanout_p99_ms": loadgen.percentile(delays, 0.99),
+        "chat_fanout_max_ms": max(delays),
+        "chat_rate_clients": len(sustained["pages"]),
+        "chat_rate_sent": len(sustained["accepted"]) + sustained["refused"],
+        "chat_rate_accepted": len(sustained["accepted"]),
+        "chat_rate_refused": sustained["refused"],
+        "chat_rate_per_s": len(sustained["accepted"]) / sustained["seconds"],
+        "chat_rate_stored": len(stored),
+        "chat_rate_lost": order["lost"],
+        "chat_rate_reordered_pages": order["reordered_pages"],
+        "chat_rate_orders": order["orders"],
+    }

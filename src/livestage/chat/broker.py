@@ -26,6 +26,8 @@ from livestage.kit.bus import RedisBus
 from livestage.streams.broker import KEEP_ALIVE
 
 QUEUE_SIZE = 256
+# How long a message waits for one numbered before it that has not arrived.
+HOLD_SECONDS = 0.25
 # web/sse.py's EventStream ends the response at an empty frame.
 END = b""
 
@@ -52,11 +54,22 @@ class _Page:
         return seq is not None and stream_id == self.stream_id and seq <= self.seq
 
 
+@dataclass(eq=False, slots=True)
+class _Order:
+    """Where a creator's chat is in its stream's numbering, in this process."""
+
+    stream_id: str | None
+    last: int
+    held: list[dict[str, Any]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
 class ChatBroker:
     def __init__(self, *, bus: RedisBus | None = None) -> None:
         self.bus = bus
         self._pages: dict[str, set[_Page]] = defaultdict(set)
         self._heartbeat: asyncio.Task[None] | None = None
+        self._orders: dict[str, _Order] = {}
         self.closed_behind = 0
 
     def start(self, *, heartbeat_seconds: float) -> None:
@@ -72,6 +85,10 @@ class ChatBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
+        for order in self._orders.values():
+            if order.timer is not None:
+                order.timer.cancel()
+        self._orders.clear()
 
     async def _beat(self, seconds: float) -> None:
         while True:
@@ -105,6 +122,52 @@ class ChatBroker:
             self._from_bus(envelope)
 
     def _from_bus(self, envelope: dict[str, Any]) -> None:
+        """In the stream's order: messages commit in the order of their numbers but are
+        published after their commits, so two processes (or two requests of one) can publish
+        them the other way round. A message that comes before one numbered lower is held until
+        that one arrives, or for HOLD_SECONDS (the bus may have lost it); events that follow a
+        held message wait behind it."""
+        key, seq = envelope["key"], envelope.get("seq")
+        order = self._orders.get(key)
+        if seq is not None and (order is None or order.stream_id != envelope["stream_id"]):
+            if order is not None and order.held:
+                self._release(key, order, everything=True)
+            order = self._orders[key] = _Order(envelope["stream_id"], seq - 1)
+        if order is None or (not order.held and (seq is None or seq <= order.last + 1)):
+            self._deliver(envelope)
+            if seq is not None and order is not None:
+                order.last = max(order.last, seq)
+            return
+        order.held.append(envelope)
+        if seq is not None and seq == order.last + 1:
+            self._release(key, order, everything=False)
+        elif order.timer is None:
+            loop = asyncio.get_running_loop()
+            order.timer = loop.call_later(HOLD_SECONDS, self._release, key, order, True)
+
+    def _release(self, key: str, order: _Order, everything: bool) -> None:
+        """Deliver what is held in order: up to the first gap, or everything (the wait is over)."""
+        held = sorted(order.held, key=lambda e: (e["seq"] is None, e["seq"] or 0))
+        numbered = [e for e in held if e["seq"] is not None]
+        waiting = [e for e in order.held if e["seq"] is None]
+        released = []
+        for envelope in numbered:
+            if not everything and envelope["seq"] > order.last + 1:
+                break
+            released.append(envelope)
+            order.last = max(order.last, envelope["seq"])
+        order.held = [e for e in numbered if e not in released]
+        if not order.held:
+            released += waiting
+            if order.timer is not None:
+                order.timer.cancel()
+                order.timer = None
+        else:
+            order.held += waiting
+        for envelope in released:
+            self._deliver(envelope)
+
+    def _deliver(self, envelope: dict[str, Any]) -> None:
         pages = self._pages.get(envelope["key"])
         if not pages:
             return

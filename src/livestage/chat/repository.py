@@ -5,16 +5,38 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import and_, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
 
-from livestage.models import ChatMessage, ChatRestriction, LiveStream
+from livestage.models import ChatMessage, ChatRestriction, Influencer, LiveStream
 from livestage.models.live_stream import ACTIVE_STATUSES
 
 
 class ChatRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def influencer_and_stream(
+        self, handle: str
+    ) -> tuple[Influencer, LiveStream | None] | None:
+        """The influencer of `handle` and their starting or live stream, in one query."""
+        statement = (
+            select(Influencer, LiveStream)
+            .outerjoin(
+                LiveStream,
+                and_(
+                    LiveStream.influencer_id == Influencer.id,
+                    LiveStream.status.in_(ACTIVE_STATUSES),
+                ),
+            )
+            .where(Influencer.handle == handle.lower())
+            # The stream's own eager (inner) join to its influencer would drop the influencer
+            # row when nothing is live; it is this row's first entity anyway (identity map).
+            .options(lazyload(LiveStream.influencer))
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row[0], row[1])
 
     async def active_stream(self, influencer_id: uuid.UUID) -> LiveStream | None:
         statement = select(LiveStream).where(
@@ -46,28 +68,17 @@ class ChatRepository:
             )
 
     async def recent_sent(
-        self, stream_id: uuid.UUID, identity: str, *, since: datetime, limit: int
+        self, stream_id: uuid.UUID, identity: str, *, limit: int
     ) -> list[datetime]:
-        """When the identity's latest messages in the stream were sent (newest first)."""
+        """When the identity's latest messages in the stream were sent (newest first); none
+        when it never posted there."""
         statement = (
             select(ChatMessage.sent_at)
-            .where(
-                ChatMessage.stream_id == stream_id,
-                ChatMessage.author_identity == identity,
-                ChatMessage.sent_at > since,
-            )
+            .where(ChatMessage.stream_id == stream_id, ChatMessage.author_identity == identity)
             .order_by(ChatMessage.sent_at.desc())
             .limit(limit)
         )
         return list((await self.session.scalars(statement)).all())
-
-    async def has_posted(self, stream_id: uuid.UUID, identity: str) -> bool:
-        statement = (
-            select(ChatMessage.id)
-            .where(ChatMessage.stream_id == stream_id, ChatMessage.author_identity == identity)
-            .limit(1)
-        )
-        return await self.session.scalar(statement) is not None
 
     async def count_message(self, stream_id: uuid.UUID, *, new_chatter: bool) -> int | None:
         """Counts a message on its stream and returns its number there; None when the stream

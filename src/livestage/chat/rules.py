@@ -55,8 +55,8 @@ class Wait:
 def wait_before_posting(
     recent: Sequence[datetime], now: datetime, *, slow_mode_seconds: int
 ) -> Wait | None:
-    """`recent` are the identity's messages in this stream (newest first) sent within the
-    longer of RATE_WINDOW and slow mode; None when it may post now."""
+    """`recent` are when the identity's latest RATE_COUNT messages in this stream were sent
+    (newest first); None when it may post now."""
     if slow_mode_seconds and recent:
         free_at = recent[0] + timedelta(seconds=slow_mode_seconds)
         if free_at > now:
@@ -71,7 +71,3 @@ def wait_before_posting(
 
 def _whole_seconds(delta: timedelta) -> int:
     return max(1, math.ceil(delta.total_seconds()))
-
-
-def lookback(slow_mode_seconds: int) -> timedelta:
-    return max(RATE_WINDOW, timedelta(seconds=slow_mode_seconds))

@@ -179,7 +179,11 @@ class ChatService:
         name: str | None,
         now: datetime,
     ) -> Posted:
-        influencer = await influencer_service.get_by_handle(session, handle)
+        repository = ChatRepository(session)
+        found = await repository.influencer_and_stream(handle)
+        if found is None:
+            raise NotFound(f"No influencer with the handle @{handle[:40]}.")
+        influencer, stream = found
         text = rules.clean_body(body)
         if text is None:
             raise InvalidMessage(
@@ -187,15 +191,18 @@ class ChatService:
             )
         role = chatter.role_on(influencer)
         author_name = self._author_name(chatter, name)
-        repository = ChatRepository(session)
-        stream = await repository.active_stream(influencer.id)
         if stream is None:
             raise NotLive(influencer.handle)
         await repository.serialize_identity(stream.id, chatter.identity)
+        recent = await repository.recent_sent(stream.id, chatter.identity, limit=rules.RATE_COUNT)
         if role == ChatRole.viewer:
-            await self._check_may_post(repository, influencer, stream, chatter.identity, now)
-        new_chatter = not await repository.has_posted(stream.id, chatter.identity)
-        seq = await repository.count_message(stream.id, new_chatter=new_chatter)
+            await self._check_restriction(repository, influencer, chatter.identity, now)
+            wait = rules.wait_before_posting(
+                recent, now, slow_mode_seconds=stream.chat_slow_mode_seconds
+            )
+            if wait is not None:
+                raise ChatWait(wait)
+        seq = await repository.count_message(stream.id, new_chatter=not recent)
         if seq is None:
             raise NotLive(influencer.handle)
         message = ChatMessage(
@@ -217,13 +224,8 @@ class ChatService:
             raise InvalidMessage(f"Choose a display name of 1 to {rules.NAME_MAX} characters.")
         return chosen
 
-    async def _check_may_post(
-        self,
-        repository: ChatRepository,
-        influencer: Influencer,
-        stream: LiveStream,
-        identity: str,
-        now: datetime,
+    async def _check_restriction(
+        self, repository: ChatRepository, influencer: Influencer, identity: str, now: datetime
     ) -> None:
         restriction = active_restriction(
             await repository.get_restriction(influencer.id, identity), now
@@ -232,12 +234,6 @@ class ChatService:
             raise ChatBanned()
         if restriction is not None and restriction.until is not None:
             raise ChatTimedOut(restriction.until)
-        slow = stream.chat_slow_mode_seconds
-        recent = await repository.recent_sent(
-            stream.id, identity, since=now - rules.lookback(slow), limit=rules.RATE_COUNT
-        )
-        if (wait := rules.wait_before_posting(recent, now, slow_mode_seconds=slow)) is not None:
-            raise ChatWait(wait)
 
     # Moderation: the influencer on their own stream, or an admin.
 

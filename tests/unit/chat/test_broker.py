@@ -1,0 +1,95 @@
+"""ChatBroker: history first, nothing lost or doubled around it, every page in the stream's
+order, and a page that cannot keep up closed (it reconnects to the history)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from livestage.chat import broker as chat_broker
+from livestage.chat.broker import END, QUEUE_SIZE, ChatBroker, Opening, event_frame
+
+pytestmark = pytest.mark.asyncio
+STREAM = "5f0c6a4e-0000-4000-8000-000000000001"
+
+
+def drain(queue: asyncio.Queue[bytes]) -> list[Any]:
+    frames = []
+    while not queue.empty():
+        frames.append(queue.get_nowait())
+    return frames
+
+
+def numbers(frames: list[bytes]) -> list[int]:
+    found = []
+    for frame in frames:
+        if frame.startswith(b"event: message\n"):
+            found.append(json.loads(frame.split(b"data: ", 1)[1])["n"])
+    return found
+
+
+def post(broker: ChatBroker, seq: int) -> None:
+    broker.publish("alice", "message", {"n": seq}, stream_id=STREAM, seq=seq)  # type: ignore[arg-type]
+
+
+async def opened(messages: int = 0) -> Opening:
+    return Opening(event_frame("history", {"messages": []}), STREAM, messages)
+
+
+async def test_history_first_then_what_came_while_it_was_read_without_doubles() -> None:
+    broker = ChatBroker()
+    post(broker, 1)
+
+    async def slow_history() -> Opening:
+        post(broker, 2)  # committed before the history was read: the history holds it
+        post(broker, 3)
+        return await opened(messages=2)
+
+    async with broker.subscribe("alice", slow_history) as queue:
+        post(broker, 4)
+        frames = drain(queue)
+    assert frames[0].startswith(b"event: history\n")
+    assert numbers(frames) == [3, 4]
+
+
+async def test_messages_published_out_of_order_reach_pages_in_order() -> None:
+    broker = ChatBroker()
+    async with broker.subscribe("alice", opened) as queue:
+        post(broker, 1)
+        post(broker, 3)
+        post(broker, 2)
+        post(broker, 5)
+        broker.publish("alice", "deleted", {"id": "x"})  # waits behind the held 5
+        post(broker, 4)
+        frames = drain(queue)
+    assert numbers(frames) == [1, 2, 3, 4, 5]
+    assert frames[-1].startswith(b"event: deleted\n")
+
+
+async def test_a_lost_message_holds_the_next_only_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chat_broker, "HOLD_SECONDS", 0.05)
+    broker = ChatBroker()
+    async with broker.subscribe("alice", opened) as queue:
+        post(broker, 1)
+        post(broker, 3)  # 2 never comes
+        assert numbers(drain(queue)) == [1]
+        await asyncio.sleep(0.1)
+        assert numbers(drain(queue)) == [3]
+        post(broker, 4)
+        assert numbers(drain(queue)) == [4]
+    await broker.stop()
+
+
+async def test_a_page_that_falls_behind_is_closed_not_thinned() -> None:
+    broker = ChatBroker()
+    async with broker.subscribe("alice", opened) as queue:
+        for seq in range(1, QUEUE_SIZE + 2):
+            post(broker, seq)
+        frames = drain(queue)
+        assert frames == [END]
+        assert broker.closed_behind == 1
+        post(broker, QUEUE_SIZE + 2)  # no longer subscribed
+        assert queue.empty()
