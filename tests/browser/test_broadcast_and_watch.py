@@ -551,6 +551,9 @@ async def test_viewer_watches_live_offline_ended_and_unknown_creators(
     await viewer.reload()
     await expect(card_titles).to_have_text(["Late show"])
     await expect(live_list).to_contain_text(["Alice @alice"])
+    # 100ms streams have no picture source: the card keeps its placeholder.
+    await expect(live_list.locator(".placeholder")).to_have_text("A")
+    await expect(viewer.get_by_test_id("card-picture")).to_be_hidden()
     await card_titles.click()
     await expect(viewer).to_have_url(live_server.url("/watch/alice"))
     await expect(viewer.get_by_role("heading", level=2)).to_have_text("Late show")

@@ -1,7 +1,8 @@
 """The pages a viewer meets, in Chromium with the local provider and the fake camera: the
-directory of live streams (/live and home) with a picture of each stream and counts that follow
-joins, the watch page's LIVE badge and elapsed time, the broadcaster's page, and all of them on
-a phone (390 x 844: stacked, nothing wider than the screen).
+directory of live streams (/live and home) with a picture of each stream, counts that follow
+joins and a card for a stream that starts while the directory is open; the watch page's LIVE
+badge and elapsed time; the broadcaster's page; and all of them on a phone (390 x 844: stacked,
+nothing wider than the screen).
 
 Screenshots for the README (`docs/screenshots/` when LIVESTAGE_UPDATE_SCREENSHOTS=1)."""
 
@@ -61,15 +62,18 @@ async def test_directory_watch_page_and_phone_layouts(
     screenshots: Path,
 ) -> None:
     await page.set_viewport_size(DESKTOP)
-    live: GoLivePage = await open_go_live(page, live_server, alice)
-    await live.start("Morning pottery", "Throwing bowls, <b>questions welcome</b>")
-    await expect(live.status).to_have_text("You are live: Morning pottery")
-
     async with isolated_page(browser) as visitor, isolated_page(browser) as viewer:
+        # The directory is open before Alice goes live: her card comes without a reload.
         await visitor.set_viewport_size(DESKTOP)
         await visitor.goto(live_server.url("/live"))
+        await expect(visitor.get_by_test_id("live-list")).to_have_text(
+            "Nobody is live right now. Come back soon."
+        )
+        live: GoLivePage = await open_go_live(page, live_server, alice)
+        await live.start("Morning pottery", "Throwing bowls, <b>questions welcome</b>")
+        await expect(live.status).to_have_text("You are live: Morning pottery")
         card = visitor.get_by_test_id("stream-card")
-        await expect(card).to_have_count(1)
+        await expect(card).to_have_count(1, timeout=15_000)
         await expect(card.get_by_test_id("card-title")).to_have_text("Morning pottery")
         await expect(card).to_contain_text("Alice @alice")
         await expect(card.get_by_test_id("card-viewers")).to_have_text("0 watching")
