@@ -25,19 +25,22 @@ function setStatus(text) {
   $("status").textContent = text;
 }
 
+// The name this viewer chose for the chat is the name the broadcaster sees them by.
+function named(join) {
+  const chatName = localStorage.getItem("livestage.chatName");
+  return chatName ? { ...join, user_name: chatName } : join;
+}
+
 async function watch() {
   try {
-    const join = await api(joinPath);
+    const join = named(await api(joinPath));
     if (ended) return;
-    // The name this viewer chose for the chat is the name the broadcaster sees them by.
-    const chatName = localStorage.getItem("livestage.chatName");
-    if (chatName) join.user_name = chatName;
     const rooms = await provider(join);
     room = await rooms.watch(join, {
       sdkUrl: config.sdkUrl,
       video: $("player"),
       broadcasterRole: config.broadcasterRole,
-      refreshJoin: () => api(joinPath),
+      refreshJoin: async () => named(await api(joinPath)),
       onPeers: (others) => {
         if (ended) return;
         // Distinct viewers, this one included: its own other tabs are not more viewers.
