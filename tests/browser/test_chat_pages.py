@@ -142,6 +142,23 @@ async def test_influencer_and_two_viewers_chat_and_moderate(
         await bea_page.screenshot(path=screenshots / "watch-chat-phone.png", full_page=True)
         await bea_page.set_viewport_size({"width": 1280, "height": 860})
 
+        # The list follows new messages, unless the reader scrolled up to read older ones.
+        listing = carl_page.get_by_test_id("chat-messages")
+        await listing.evaluate(
+            "(el) => { el.style.height = '60px'; el.scrollTop = el.scrollHeight; }"
+        )
+        at_end = "(el) => el.scrollHeight - el.scrollTop - el.clientHeight <= 40"
+        await host.send("follow along")
+        await expect(carl.bodies.last).to_have_text("follow along")
+        assert await listing.evaluate(at_end)
+        await listing.evaluate("(el) => { el.scrollTop = 0; }")
+        await host.send("while Carl reads back")
+        await expect(carl.bodies.last).to_have_text("while Carl reads back")
+        assert await listing.evaluate("(el) => el.scrollTop") == 0
+        await carl_page.get_by_role("button", name="New messages ↓").click()
+        assert await listing.evaluate(at_end)
+        await expect(carl_page.get_by_role("button", name="New messages ↓")).to_be_hidden()
+
         # Slow mode: one message per viewer every 30 s (Bea wrote seconds ago; the creator is
         # not held).
         await page.get_by_test_id("chat-slow-mode").select_option("30")
