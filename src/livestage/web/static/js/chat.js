@@ -6,7 +6,8 @@
 // patched in piecemeal. Messages are written with textContent only, so markup in a message is
 // shown as text and never runs.
 //
-// startChat(handle, {onRestricted(kind, until), onNames(map)}) -> {close()}
+// startChat(handle, {onRestricted(kind, until), onNames(map)}) -> {names, close()}
+// (names: identity -> the name they last chatted under, for the participants list)
 import { request, show } from "./api.js";
 
 const NAME_KEY = "livestage.chatName";
@@ -74,7 +75,7 @@ export function startChat(handle, { onRestricted = () => {}, onNames = () => {} 
 
   function moderation(message) {
     const tools = Object.assign(document.createElement("span"), { className: "chat-tools" });
-    tools.append(button("Delete", () => moderate(() => request("DELETE", `/api/chat/messages/${message.id}`))));
+    tools.append(button("Delete", () => moderate(() => request("DELETE", `/api/chat/messages/${encodeURIComponent(message.id)}`))));
     if (message.author.role === "viewer") {
       const restrict = (kind) => {
         const minutes = Number($("chat-timeout-minutes").value);
