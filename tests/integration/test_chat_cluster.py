@@ -15,9 +15,11 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from livestage.app import AppState, create_app
 from livestage.config import Settings
+from livestage.models import ChatMessage
 from livestage.web.csrf import CSRF_HEADER
 from tests.support.chat import ChatPage, browser
 from tests.support.emulator import EmulatorHandle
@@ -129,7 +131,8 @@ async def test_messages_posted_at_once_on_both_processes_show_in_one_order_every
     app: FastAPI, second_app: FastAPI, ctx: AppState, client: httpx.AsyncClient
 ) -> None:
     """Redis hands every process the channel's messages in one order, the publisher's own
-    included: pages on different processes never disagree on the order."""
+    included, and each message is published before its commit lets the next be numbered:
+    pages on different processes show the stream's order, the one the history shows."""
     await go_live(ctx, client)
     await subscribed(app, second_app)
     async with contextlib.AsyncExitStack() as stack:
@@ -153,3 +156,6 @@ async def test_messages_posted_at_once_on_both_processes_show_in_one_order_every
     orders = [page.bodies() for page in pages]
     assert sorted(orders[0]) == sorted(f"m{r * 100 + n}" for r in range(3) for n in range(12))
     assert all(order == orders[0] for order in orders)
+    async with ctx.database.sessionmaker() as session:
+        numbered = list(await session.scalars(select(ChatMessage.body).order_by(ChatMessage.seq)))
+    assert orders[0] == numbered  # the stream's own order, as the history shows it

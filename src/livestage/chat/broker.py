@@ -2,8 +2,9 @@
 
 With Redis every event goes through one channel that each process, the publishing one included,
 receives (`RedisBus(echo=True)`): Redis hands them to every subscriber in one order, so every page
-of a stream, on any process, shows its messages in the same order. Without Redis (one process)
-events are delivered here directly.
+of a stream, on any process, shows its messages in the same order, and a new message is published
+before its transaction commits (`publish_message`), so that order is the stream's. Without Redis
+(one process) events are delivered here directly.
 
 Chat is a log, not a state: unlike `streams/broker.py`, whose slow pages keep only the newest
 update, a page that falls QUEUE_SIZE events behind is closed; the browser reconnects and reads
@@ -22,9 +23,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+from redis.exceptions import RedisError
+
 from livestage.kit.bus import RedisBus
 from livestage.streams.broker import KEEP_ALIVE
 
+log = structlog.get_logger()
 QUEUE_SIZE = 256
 # How long a message waits for one numbered before it that has not arrived.
 HOLD_SECONDS = 0.25
@@ -120,6 +125,31 @@ class ChatBroker:
             self.bus.send(envelope)
         else:
             self._from_bus(envelope)
+
+    async def publish_message(
+        self, key: str, data: dict[str, Any], *, stream_id: uuid.UUID, seq: int
+    ) -> None:
+        """A new message, sent while its transaction still holds the stream's counter (before
+        the commit): the next message cannot be numbered until that commit, so the channel
+        carries messages in the order of their numbers, whatever process posted them. Should
+        Redis fail, the message goes through `send`'s queue instead (retried, maybe out of
+        order). The cost: a transaction that fails to commit after this leaves a message on
+        open pages that a reload does not show."""
+        envelope = {
+            "key": key,
+            "event": "message",
+            "data": data,
+            "stream_id": str(stream_id),
+            "seq": seq,
+        }
+        if self.bus is None:
+            self._from_bus(envelope)
+            return
+        try:
+            await self.bus.publish_now(envelope)
+        except (RedisError, OSError):
+            log.warning("chat.publish_deferred", exc_info=True)
+            self.bus.send(envelope)
 
     def _from_bus(self, envelope: dict[str, Any]) -> None:
         """In the stream's order: messages commit in the order of their numbers but are

@@ -61,7 +61,8 @@ def broker_key(influencer: Influencer) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ChatActions:
-    """Each chat action: the service call, then every open page is told once it is committed."""
+    """Each chat action: the service call, then every open page is told (a new message before
+    its commit, to keep the stream's order; everything else once committed)."""
 
     session: AsyncSession
     broker: ChatBroker
@@ -72,15 +73,12 @@ class ChatActions:
         posted = await chat_service.post(
             self.session, chatter, handle, body=body, name=name, now=self.now
         )
-        publish = partial(
-            self.broker.publish,
+        await self.broker.publish_message(
             broker_key(posted.influencer),
-            "message",
             message_json(posted.message),
             stream_id=posted.stream.id,
             seq=posted.message.seq,
         )
-        on_commit(self.session, publish)
         on_commit(self.session, CHAT_MESSAGES.inc)
         return posted.message
 

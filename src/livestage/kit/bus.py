@@ -64,6 +64,12 @@ class RedisBus:
         except asyncio.QueueFull:
             self.dropped += 1  # Redis has been unreachable for a while: keep serving
 
+    async def publish_now(self, message: dict[str, Any]) -> None:
+        """Publish at once and wait for Redis to take it, outside the queue of `send`: for a
+        caller whose own order (a lock it holds) must be the channel's order."""
+        envelope = json.dumps({"origin": self.origin, "message": message})
+        await self.redis.publish(self.channel, envelope)
+
     async def _send_loop(self) -> None:
         while True:
             channel, envelope = await self._outbox.get()
