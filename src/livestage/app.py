@@ -166,7 +166,9 @@ class AppState:
             box=box,
             provider=provider,
             accounts=AccountsConfig.from_settings(settings, box),
-            influencers=InfluencerConfig(box, token_policy, settings.hms_broadcaster_role),
+            influencers=InfluencerConfig(
+                box, token_policy, settings.hms_broadcaster_role, settings.go_live_deadline_seconds
+            ),
             go_live=go_live,
             viewing=viewing,
             broker=broker,

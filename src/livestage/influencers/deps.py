@@ -13,10 +13,18 @@ from typing import Annotated, cast
 
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
-from livestage.accounts.auth import ActorDep, CurrentAdmin
+from livestage.accounts.auth import (
+    SESSION_COOKIE,
+    ActorDep,
+    CurrentAdmin,
+    NotSignedIn,
+    signed_in_session,
+)
 from livestage.audit.service import Actor
+from livestage.db import Database
+from livestage.errors import Forbidden
 from livestage.influencers.schemas import (
     InfluencerCreate,
     InfluencerCreated,
@@ -27,10 +35,18 @@ from livestage.influencers.schemas import (
 )
 from livestage.influencers.service import TokenPolicy
 from livestage.influencers.service import influencer as influencer_service
-from livestage.kit.crypto import SecretBox
-from livestage.models import Influencer
+from livestage.kit.crypto import SecretBox, csrf_token_of
+from livestage.models import Influencer, UserRole
 from livestage.providers.base import StreamingProvider
-from livestage.web.deps import DbSession, Now, ProviderDep
+from livestage.web.deps import (
+    DatabaseDep,
+    DbSession,
+    Now,
+    ProviderDep,
+    ReadSessions,
+    client_ip,
+)
+from livestage.web.templating import SignedIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +54,8 @@ class InfluencerConfig:
     box: SecretBox
     token_policy: TokenPolicy
     broadcaster_role: str
+    # The room-code actions' 100ms calls stop here (LIVESTAGE_GO_LIVE_DEADLINE_SECONDS).
+    deadline_seconds: float = 12.0
 
 
 async def get_influencer_config(connection: HTTPConnection) -> InfluencerConfig:
@@ -113,22 +131,6 @@ class AdminActions:
     async def clear_token(self, found: Influencer) -> None:
         await influencer_service.clear_token(self.session, self.actor, found, now=self.now)
 
-    async def set_room_code(self, found: Influencer, body: RoomCodeSet) -> None:
-        await influencer_service.set_room_code(
-            self.session, self.actor, found, body.code, provider=self.provider, now=self.now
-        )
-
-    async def generate_room_code(self, found: Influencer) -> None:
-        """Ask 100ms to create the room's codes and keep the broadcaster's."""
-        await influencer_service.generate_room_code(
-            self.session,
-            self.actor,
-            found,
-            provider=self.provider,
-            broadcaster_role=self.config.broadcaster_role,
-            now=self.now,
-        )
-
     async def set_streaming(self, found: Influencer, body: StreamingSet) -> None:
         await influencer_service.set_streaming_enabled(
             self.session, self.actor, found, body.enabled, now=self.now
@@ -147,3 +149,96 @@ async def get_admin_actions(
 
 
 Actions = Annotated[AdminActions, Depends(get_admin_actions)]
+
+
+async def get_admin_by_reads(request: Request, reads: ReadSessions, now: Now) -> Actor:
+    """The signed-in admin, read in a read-only session of its own: for the actions that call
+    100ms, which open their own short transactions (no request transaction may stay open
+    across a provider call)."""
+    record = await signed_in_session(request, reads, now)
+    if record is None:
+        raise NotSignedIn(UserRole.admin)
+    user = record.user
+    if user.role != UserRole.admin:
+        raise Forbidden(f"This page is for {UserRole.admin.value}s only.")
+    raw = request.cookies.get(SESSION_COOKIE, "")
+    request.state.signed_in = SignedIn(
+        user.email, user.role.value, user.display_name, csrf_token_of(raw)
+    )
+    return Actor(user, client_ip(request))
+
+
+ReadAdmin = Annotated[Actor, Depends(get_admin_by_reads)]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCodeActions:
+    """The admin actions on room codes, which ask 100ms: like `AdminActions`, the one path of
+    each for the pages and the API, but with no request transaction (see `get_admin_by_reads`)."""
+
+    database: Database
+    actor: Actor
+    config: InfluencerConfig
+    provider: StreamingProvider | None
+    now: datetime
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name if self.provider is not None else "none"
+
+    async def find(self, influencer_id: uuid.UUID) -> Influencer:
+        async with self.database.read_sessionmaker() as session:
+            return await influencer_service.get(session, influencer_id)
+
+    async def read(self, found: Influencer) -> InfluencerRead:
+        """`found` as stored now."""
+        config = self.config
+        async with self.database.read_sessionmaker() as session:
+            fresh = await influencer_service.get(session, found.id, reload=True)
+            return await influencer_service.read_one(
+                session, fresh, config.box, config.token_policy, now=self.now
+            )
+
+    async def set_room_code(self, found: Influencer, body: RoomCodeSet) -> None:
+        await influencer_service.set_room_code(
+            self.database,
+            self.actor,
+            found.id,
+            body.code,
+            provider=self.provider,
+            deadline_seconds=self.config.deadline_seconds,
+            now=self.now,
+        )
+
+    async def generate_room_code(self, found: Influencer) -> None:
+        """Ask 100ms to create the room's codes and keep the broadcaster's."""
+        await influencer_service.generate_room_code(
+            self.database,
+            self.actor,
+            found,
+            provider=self.provider,
+            broadcaster_role=self.config.broadcaster_role,
+            deadline_seconds=self.config.deadline_seconds,
+            now=self.now,
+        )
+
+
+async def get_room_code_actions(
+    actor: ReadAdmin,
+    database: DatabaseDep,
+    config: InfluencerConfigDep,
+    provider: ProviderDep,
+    now: Now,
+) -> RoomCodeActions:
+    return RoomCodeActions(database, actor, config, provider, now)
+
+
+RoomCodeActionsDep = Annotated[RoomCodeActions, Depends(get_room_code_actions)]
+
+
+async def get_room_code_target(actions: RoomCodeActionsDep, influencer_id: uuid.UUID) -> Influencer:
+    """The influencer named in the path, read with no transaction open; admins only."""
+    return await actions.find(influencer_id)
+
+
+RoomCodeTarget = Annotated[Influencer, Depends(get_room_code_target)]

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from livestage.influencers.deps import Actions, ManagedInfluencer
+from livestage.influencers.deps import (
+    Actions,
+    ManagedInfluencer,
+    RoomCodeActionsDep,
+    RoomCodeTarget,
+)
 from livestage.influencers.schemas import (
     InfluencerCreate,
     InfluencerCreated,
@@ -51,14 +56,14 @@ async def clear_token(found: ManagedInfluencer, actions: Actions) -> InfluencerR
 
 @router.put("/{influencer_id}/room-code")
 async def set_room_code(
-    found: ManagedInfluencer, actions: Actions, body: RoomCodeSet
+    found: RoomCodeTarget, actions: RoomCodeActionsDep, body: RoomCodeSet
 ) -> InfluencerRead:
     await actions.set_room_code(found, body)
     return await actions.read(found)
 
 
 @router.post("/{influencer_id}/room-code/generate")
-async def generate_room_code(found: ManagedInfluencer, actions: Actions) -> InfluencerRead:
+async def generate_room_code(found: RoomCodeTarget, actions: RoomCodeActionsDep) -> InfluencerRead:
     """Ask 100ms to create the room's codes and keep the broadcaster's."""
     await actions.generate_room_code(found)
     return await actions.read(found)

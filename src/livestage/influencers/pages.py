@@ -12,7 +12,14 @@ from starlette.responses import RedirectResponse, Response
 
 from livestage.accounts.auth import CurrentAdmin
 from livestage.errors import LivestageError
-from livestage.influencers.deps import Actions, AdminActions, ManagedInfluencer
+from livestage.influencers.deps import (
+    Actions,
+    AdminActions,
+    ManagedInfluencer,
+    RoomCodeActions,
+    RoomCodeActionsDep,
+    RoomCodeTarget,
+)
 from livestage.influencers.schemas import InfluencerCreate, RoomCodeSet, StreamingSet, TokenSet
 from livestage.models import Influencer
 from livestage.web.errors import PageRejected
@@ -76,7 +83,7 @@ async def influencer_page(
 
 
 async def _act(
-    actions: AdminActions,
+    actions: AdminActions | RoomCodeActions,
     found: Influencer,
     action: Callable[[], Awaitable[None]],
     notice: str,
@@ -108,7 +115,7 @@ async def clear_token(found: ManagedInfluencer, actions: Actions) -> Response:
 
 @router.post("/influencers/{influencer_id}/room-code")
 async def set_room_code(
-    found: ManagedInfluencer, actions: Actions, body: Annotated[RoomCodeSet, Form()]
+    found: RoomCodeTarget, actions: RoomCodeActionsDep, body: Annotated[RoomCodeSet, Form()]
 ) -> Response:
     notice = "code_saved" if (body.code or "").strip() else "code_cleared"
     set_code = partial(actions.set_room_code, found, body)
@@ -116,7 +123,7 @@ async def set_room_code(
 
 
 @router.post("/influencers/{influencer_id}/room-code/generate")
-async def generate_room_code(found: ManagedInfluencer, actions: Actions) -> Response:
+async def generate_room_code(found: RoomCodeTarget, actions: RoomCodeActionsDep) -> Response:
     generate = partial(actions.generate_room_code, found)
     return await _act(actions, found, generate, "code_generated", "room_code")
 

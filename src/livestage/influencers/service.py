@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import uuid
@@ -13,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livestage.accounts.service import account as account_service
 from livestage.audit.service import Actor, audit
 from livestage.config import Settings
+from livestage.db import Database, transaction
 from livestage.errors import BadRequest, Conflict, LivestageError, NotFound, ServiceUnavailable
 from livestage.influencers import tokens
 from livestage.influencers.repository import InfluencerRepository
 from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_code
 from livestage.influencers.schemas import InfluencerRead, TokenInfo
 from livestage.influencers.tokens import InvalidAuthToken
+from livestage.kit import deadlines
 from livestage.kit.crypto import DecryptionError, SecretBox
 from livestage.models import Influencer, UserRole
 from livestage.providers.base import ProviderError, StreamingProvider, browser_signalling
@@ -53,6 +56,14 @@ class TokenPolicy:
             app_secret=settings.hms_app_secret.get_secret_value() or None,
             expiring_soon=timedelta(hours=settings.token_expiring_soon_hours),
         )
+
+
+# The provider's client stops at the deadline by itself; this catches one that does not.
+BACKSTOP_SECONDS = 1.0
+
+
+def _backstop() -> asyncio.Timeout:
+    return asyncio.timeout((deadlines.remaining() or 0.0) + BACKSTOP_SECONDS)
 
 
 def room_name_for(handle: str) -> str:
@@ -283,35 +294,40 @@ class InfluencerService:
 
     async def set_room_code(
         self,
-        session: AsyncSession,
+        database: Database,
         actor: Actor,
-        influencer: Influencer,
+        influencer_id: uuid.UUID,
         raw_code: str | None,
         *,
         provider: StreamingProvider | None,
+        deadline_seconds: float,
         now: datetime,
-    ) -> Influencer:
+    ) -> None:
+        """100ms checks the code with no session open (within the deadline), then one short
+        transaction stores it."""
         code = None
         if raw_code and raw_code.strip():
             try:
                 code = normalize_room_code(raw_code)
             except InvalidRoomCode as error:
                 raise InvalidRoomCodeError(str(error)) from error
-            await self._check_code_with_provider(provider, code)
-        influencer.room_code = code
-        influencer.room_code_source = "manual" if code else None
-        await session.flush()
-        await audit.record(
-            session,
-            actor,
-            "room_code.set" if code else "room_code.clear",
-            now=now,
-            target_type="influencer",
-            target_id=influencer.id,
-            handle=influencer.handle,
-            room_code=code,
-        )
-        return influencer
+            with deadlines.within(deadline_seconds):
+                await self._check_code_with_provider(provider, code)
+        async with transaction(database.sessionmaker) as session:
+            influencer = await self.get(session, influencer_id)
+            influencer.room_code = code
+            influencer.room_code_source = "manual" if code else None
+            await session.flush()
+            await audit.record(
+                session,
+                actor,
+                "room_code.set" if code else "room_code.clear",
+                now=now,
+                target_type="influencer",
+                target_id=influencer.id,
+                handle=influencer.handle,
+                room_code=code,
+            )
 
     async def _check_code_with_provider(
         self, provider: StreamingProvider | None, code: str
@@ -320,7 +336,10 @@ class InfluencerService:
         if provider is None or browser_signalling(provider) is not None:
             return
         try:
-            await provider.resolve_room_code(code)
+            async with _backstop():
+                await provider.resolve_room_code(code)
+        except TimeoutError:
+            return  # as for any fault of 100ms: the browser's exchange of the code checks it
         except ProviderError as error:
             if not error.transient:
                 message = f"100ms does not accept this room code: {error.message}"
@@ -328,14 +347,17 @@ class InfluencerService:
 
     async def generate_room_code(
         self,
-        session: AsyncSession,
+        database: Database,
         actor: Actor,
         influencer: Influencer,
         *,
         provider: StreamingProvider | None,
         broadcaster_role: str,
+        deadline_seconds: float,
         now: datetime,
-    ) -> Influencer:
+    ) -> None:
+        """`influencer` as read before (no session open now): 100ms makes the room and its
+        codes within the deadline, then one short transaction keeps the broadcaster's."""
         if provider is None or browser_signalling(provider) is not None:
             # Not a fault that a later try could clear (503): this server has no 100ms.
             raise Conflict(
@@ -343,34 +365,39 @@ class InfluencerService:
                 "LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET, or type a code "
                 "from the 100ms dashboard."
             )
-        try:
-            room = await provider.ensure_room(name=room_name_for(influencer.handle))
-            codes = await provider.ensure_room_codes(room.id)
-        except ProviderError as error:
-            raise ServiceUnavailable(f"Could not generate a room code: {error.message}") from error
+        with deadlines.within(deadline_seconds):
+            try:
+                async with _backstop():
+                    room = await provider.ensure_room(name=room_name_for(influencer.handle))
+                    codes = await provider.ensure_room_codes(room.id)
+            except ProviderError as error:
+                message = f"Could not generate a room code: {error.message}"
+                raise ServiceUnavailable(message) from error
+            except TimeoutError as error:
+                message = "Could not generate a room code: 100ms did not answer in time."
+                raise ServiceUnavailable(message) from error
         chosen = next((c for c in codes if c.role == broadcaster_role and c.enabled), None)
         if chosen is None:
             raise ServiceUnavailable(
                 f"100ms created no room code for the role {broadcaster_role!r}: check that the "
                 "room's template has this role (LIVESTAGE_HMS_BROADCASTER_ROLE)."
             )
-        influencer.hms_room_id = room.id
-        influencer.hms_room_name = room.name
-        influencer.room_code = chosen.code
-        influencer.room_code_source = "generated"
-        await session.flush()
-        await audit.record(
-            session,
-            actor,
-            "room_code.generate",
-            now=now,
-            target_type="influencer",
-            target_id=influencer.id,
-            handle=influencer.handle,
-            room_id=room.id,
-            room_code=chosen.code,
-        )
-        return influencer
+        async with transaction(database.sessionmaker) as session:
+            stored = await self.get(session, influencer.id)
+            stored.hms_room_id, stored.hms_room_name = room.id, room.name
+            stored.room_code, stored.room_code_source = chosen.code, "generated"
+            await session.flush()
+            await audit.record(
+                session,
+                actor,
+                "room_code.generate",
+                now=now,
+                target_type="influencer",
+                target_id=stored.id,
+                handle=stored.handle,
+                room_id=room.id,
+                room_code=chosen.code,
+            )
 
     async def set_streaming_enabled(
         self,

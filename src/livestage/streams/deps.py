@@ -3,26 +3,26 @@ the lifespan."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import Depends
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection, Request
 
 from livestage.accounts.auth import NotSignedIn, signed_in_session
 from livestage.audit.service import Actor
 from livestage.db import Database
 from livestage.errors import Forbidden
-from livestage.models import Influencer, LiveStream, User, UserRole
+from livestage.models import LiveStream, User, UserRole
 from livestage.providers.base import StreamingProvider
 from livestage.streams.broker import LiveBroker
 from livestage.streams.joins import Viewing
-from livestage.streams.service import GoLiveConfig, GoLiveResult
+from livestage.streams.service import Ending, GoLiveConfig, GoLiveResult
 from livestage.streams.service import stream as stream_service
-from livestage.streams.updates import announce, live_update
-from livestage.web.deps import DatabaseDep, DbSession, Now, ProviderDep, ReadSessions
+from livestage.streams.updates import live_update
+from livestage.web.deps import DatabaseDep, Now, ReadSessions
 
 
 def go_live_config_of(connection: HTTPConnection) -> GoLiveConfig:
@@ -47,41 +47,48 @@ BrokerDep = Annotated[LiveBroker, Depends(get_broker)]
 
 @dataclass(frozen=True, slots=True)
 class StreamEnding:
-    """Ending a stream, for its influencer or for an admin, from a page or the API: the service
-    call, then open pages are told once it is committed."""
+    """Ending a stream, for its influencer or for an admin, from a page or the API. The stream
+    is ended in a short transaction and open pages are told at once; then 100ms closes the
+    room with no session open (within the go-live deadline), and a second short transaction
+    records it. The routes hold no request transaction (see `get_starting_influencer`)."""
 
-    session: AsyncSession
+    database: Database
     broker: LiveBroker
     provider: StreamingProvider | None
+    deadline_seconds: float
     now: datetime
 
     async def own(self, user: User) -> LiveStream:
-        ended = await stream_service.end_own(
-            self.session, user, provider=self.provider, now=self.now
-        )
-        announce(self.session, self.broker, ended)
-        return ended
+        ending = await stream_service.end_own(self.database, user, now=self.now)
+        return await self._room_closed(ending)
 
-    async def by_admin(self, actor: Actor, influencer: Influencer) -> LiveStream:
-        ended = await stream_service.end_by_admin(
-            self.session, actor, influencer, provider=self.provider, now=self.now
+    async def by_admin(self, actor: Actor, influencer_id: uuid.UUID) -> LiveStream:
+        ending = await stream_service.end_by_admin(
+            self.database, actor, influencer_id, now=self.now
         )
-        announce(self.session, self.broker, ended)
-        return ended
+        return await self._room_closed(ending)
+
+    async def _room_closed(self, ending: Ending) -> LiveStream:
+        update = live_update(ending.stream)
+        self.broker.publish(update["handle"], update)
+        return await stream_service.close_room(
+            self.database, ending, provider=self.provider, deadline_seconds=self.deadline_seconds
+        )
 
 
 async def get_stream_ending(
-    session: DbSession, broker: BrokerDep, provider: ProviderDep, now: Now
+    database: DatabaseDep, broker: BrokerDep, config: GoLiveDep, now: Now
 ) -> StreamEnding:
-    return StreamEnding(session, broker, provider, now)
+    return StreamEnding(database, broker, config.provider, config.deadline_seconds, now)
 
 
 EndingDep = Annotated[StreamEnding, Depends(get_stream_ending)]
 
 
 async def get_starting_influencer(request: Request, reads: ReadSessions, now: Now) -> User:
-    """The signed-in influencer, read in a read-only session of its own: go-live opens its own
-    short transactions, and no request transaction may stay open across its provider calls."""
+    """The signed-in influencer, read in a read-only session of its own: go-live and End
+    Stream open their own short transactions, and no request transaction may stay open across
+    their provider calls."""
     record = await signed_in_session(request, reads, now)
     if record is None:
         raise NotSignedIn(UserRole.influencer)
@@ -141,3 +148,4 @@ async def get_going_live(
 
 
 GoingLiveDep = Annotated[GoingLive, Depends(get_going_live)]
+ReadInfluencer = Annotated[User, Depends(get_starting_influencer)]

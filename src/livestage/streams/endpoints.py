@@ -3,6 +3,7 @@ stream) and the viewer join."""
 
 from __future__ import annotations
 
+import uuid
 from functools import partial
 from typing import Any
 
@@ -10,13 +11,14 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from livestage.accounts.auth import ActorDep, CurrentInfluencer, check_request_csrf
-from livestage.influencers.deps import ManagedInfluencer
+from livestage.accounts.auth import CurrentInfluencer, check_request_csrf
+from livestage.influencers.deps import ReadAdmin
 from livestage.streams.broker import sse_frame
 from livestage.streams.deps import (
     BrokerDep,
     EndingDep,
     GoingLiveDep,
+    ReadInfluencer,
     go_live_config_of,
     viewing_of,
 )
@@ -94,15 +96,15 @@ async def joined(
 
 
 @router.post("/streams/current/end")
-async def end_stream(user: CurrentInfluencer, ending: EndingDep) -> StreamRead:
+async def end_stream(user: ReadInfluencer, ending: EndingDep) -> StreamRead:
     return stream_read(await ending.own(user))
 
 
 @router.post("/admin/influencers/{influencer_id}/stream/end", tags=["admin: influencers"])
 async def admin_end_stream(
-    found: ManagedInfluencer, actor: ActorDep, ending: EndingDep
+    influencer_id: uuid.UUID, actor: ReadAdmin, ending: EndingDep
 ) -> StreamRead:
-    return stream_read(await ending.by_admin(actor, found))
+    return stream_read(await ending.by_admin(actor, influencer_id))
 
 
 @router.get("/live")

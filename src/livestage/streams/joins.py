@@ -41,6 +41,8 @@ class Watchable:
     live: bool
     room_id: str | None
     provider: str | None
+    # Start Streaming is still waiting for the provider's room (`starting`, no room yet).
+    setting_up: bool = False
 
 
 class WatchCache:

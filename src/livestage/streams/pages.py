@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from livestage.accounts.auth import ActorDep, CurrentInfluencer, OptionalUserSession
+from livestage.accounts.auth import CurrentInfluencer, OptionalUserSession
 from livestage.errors import LivestageError
-from livestage.influencers.deps import ManagedInfluencer
+from livestage.influencers.deps import ReadAdmin
 from livestage.influencers.repository import InfluencerRepository
 from livestage.streams.deps import EndingDep, GoLiveDep, viewing_of
 from livestage.streams.schemas import stream_read
@@ -70,7 +72,8 @@ async def watch_page(
 
 @router.post("/admin/influencers/{influencer_id}/stream/end")
 async def admin_end_stream(
-    found: ManagedInfluencer, actor: ActorDep, ending: EndingDep
+    influencer_id: uuid.UUID, actor: ReadAdmin, ending: EndingDep
 ) -> Response:
-    await ending.by_admin(actor, found)
-    return RedirectResponse(f"/admin/influencers/{found.id}?notice=stream_ended", status_code=303)
+    await ending.by_admin(actor, influencer_id)
+    notice = f"/admin/influencers/{influencer_id}?notice=stream_ended"
+    return RedirectResponse(notice, status_code=303)

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.models import ChatRestriction, Influencer, LiveStream, RestrictionKind, ViewerJoin
@@ -136,6 +137,16 @@ class StreamRepository:
         """The stream and its influencer, locked until the transaction ends (PostgreSQL; SQLite
         has one writer)."""
         return await self.session.get(LiveStream, stream_id, with_for_update=True)
+
+    async def room_closed(self, stream_id: uuid.UUID, pending_since: datetime) -> None:
+        """The provider confirmed the room's session ended: no retry owed. Only the mark End
+        Stream set is cleared (the reconciler may have settled it meanwhile)."""
+        statement = (
+            update(LiveStream)
+            .where(LiveStream.id == stream_id, LiveStream.room_close_pending_since == pending_since)
+            .values(room_close_pending_since=None)
+        )
+        await self.session.execute(statement)
 
     async def lock_influencer(self, user_id: uuid.UUID) -> Influencer | None:
         """The user's influencer record, locked: go-live is serialised per influencer (row lock

@@ -194,6 +194,14 @@ class GoLiveResult:
     created: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """A stream End Stream has just ended, and the provider room it must still close."""
+
+    stream: LiveStream
+    room_id: str | None
+
+
 def _clean(title: str, description: str) -> tuple[str, str]:
     title, description = title.strip(), description.strip()
     if not title:
@@ -683,46 +691,39 @@ class StreamService:
             stream.started_at = now
         return stream
 
-    async def end_own(
-        self,
-        session: AsyncSession,
-        user: User,
-        *,
-        provider: StreamingProvider | None,
-        now: datetime,
-    ) -> LiveStream:
-        stream = await self.current(session, user)
-        if stream is None:
-            raise NoActiveStream()
-        return await self.end(
-            session, Actor(user, None), stream, reason="broadcaster", provider=provider, now=now
-        )
+    async def end_own(self, database: Database, user: User, *, now: datetime) -> Ending:
+        """End Stream's first step: the stream is over for livestage once this commits."""
+        async with transaction(database.sessionmaker) as session:
+            stream = await self.current(session, user)
+            if stream is None:
+                raise NoActiveStream()
+            return await self._mark_ended(
+                session, Actor(user, None), stream, reason="broadcaster", now=now
+            )
 
-    async def end(
-        self,
-        session: AsyncSession,
-        actor: Actor,
-        stream: LiveStream,
-        *,
-        reason: str,
-        provider: StreamingProvider | None,
-        now: datetime,
-    ) -> LiveStream:
+    async def end_by_admin(
+        self, database: Database, actor: Actor, influencer_id: uuid.UUID, *, now: datetime
+    ) -> Ending:
+        async with transaction(database.sessionmaker) as session:
+            influencer = await influencer_service.get(session, influencer_id)
+            stream = await StreamRepository(session).get_active(influencer.id)
+            if stream is None:
+                raise NotFound(f"@{influencer.handle} is not live.")
+            return await self._mark_ended(session, actor, stream, reason="admin", now=now)
+
+    async def _mark_ended(
+        self, session: AsyncSession, actor: Actor, stream: LiveStream, *, reason: str, now: datetime
+    ) -> Ending:
+        """Ended, audited, and (for a room livestage made) the room marked to close: it stays
+        marked until 100ms confirms, so the reconciler retries whatever happens next."""
         if stream.status in (StreamStatus.ended, StreamStatus.failed):
-            return stream
+            return Ending(stream, None)
         stream.status = lifecycle.check_transition(stream.status, StreamStatus.ended)
         stream.ended_at, stream.end_reason = now, reason
         stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, now)
-        if provider is not None and stream.room_id and stream.strategy == StreamStrategy.automatic:
-            try:
-                await provider.end_room(stream.room_id, reason=f"ended by {reason}")
-            except ProviderError as error:
-                # The stream is over for us either way; the reconciler retries until the
-                # provider's session is closed (viewers still connected, still billed).
-                stream.room_close_pending_since = now
-                log.warning(
-                    "streams.end_room_failed", stream_id=str(stream.id), error=error.message
-                )
+        room = stream.room_id if stream.strategy == StreamStrategy.automatic else None
+        if room is not None:
+            stream.room_close_pending_since = now
         await session.flush()
         await audit.record(
             session,
@@ -734,21 +735,38 @@ class StreamService:
             handle=stream.influencer.handle,
             reason=reason,
         )
-        return stream
+        return Ending(stream, room)
 
-    async def end_by_admin(
+    async def close_room(
         self,
-        session: AsyncSession,
-        actor: Actor,
-        influencer: Influencer,
+        database: Database,
+        ending: Ending,
         *,
         provider: StreamingProvider | None,
-        now: datetime,
+        deadline_seconds: float,
     ) -> LiveStream:
-        stream = await StreamRepository(session).get_active(influencer.id)
-        if stream is None:
-            raise NotFound(f"@{influencer.handle} is not live.")
-        return await self.end(session, actor, stream, reason="admin", provider=provider, now=now)
+        """End Stream's second step, with no session open: 100ms ends the room's session within
+        the deadline, and a third short transaction records it. On failure the room stays
+        marked and the reconciler retries until 100ms confirms (viewers still connected, still
+        billed)."""
+        stream = ending.stream
+        if ending.room_id is None or provider is None or stream.provider != provider.name:
+            return stream
+        reason = f"ended by {stream.end_reason}"
+        with deadlines.within(deadline_seconds):
+            try:
+                async with asyncio.timeout(deadline_seconds + BACKSTOP_SECONDS):
+                    await provider.end_room(ending.room_id, reason=reason)
+            except (ProviderError, TimeoutError) as error:
+                message = error.message if isinstance(error, ProviderError) else "deadline"
+                log.warning("streams.end_room_failed", stream_id=str(stream.id), error=message)
+                return stream
+        async with transaction(database.sessionmaker) as session:
+            pending = stream.room_close_pending_since
+            assert pending is not None
+            await StreamRepository(session).room_closed(stream.id, pending)
+        stream.room_close_pending_since = None
+        return stream
 
     async def list_live(self, session: AsyncSession) -> list[LiveStream]:
         return await StreamRepository(session).list_live()
@@ -788,6 +806,10 @@ class StreamService:
             if await StreamRepository(session).is_banned(watchable.stream_id, viewer_id):
                 raise Banned()
         provider = config.provider
+        if watchable.setting_up:
+            raise ServiceUnavailable(
+                f"@{watchable.handle} is starting the stream; try again in a moment."
+            )
         if provider is None or watchable.room_id is None:
             raise ServiceUnavailable(
                 "This stream can only be watched where the server has 100ms credentials."
@@ -824,7 +846,14 @@ class StreamService:
         if stream is None:
             return Watchable(influencer.handle, None, False, None, None)
         live = stream.status in (StreamStatus.starting, StreamStatus.live)
-        return Watchable(influencer.handle, stream.id, live, stream.room_id, stream.provider)
+        return Watchable(
+            influencer.handle,
+            stream.id,
+            live,
+            stream.room_id,
+            stream.provider,
+            setting_up=_being_set_up(stream),
+        )
 
 
 async def _gather_or_raise(

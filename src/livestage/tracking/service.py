@@ -38,11 +38,18 @@ class TrackingConfig:
     broadcaster_role: str
     reconnect_grace: timedelta
     start_timeout: timedelta = timedelta(seconds=300)
+    # Each of the reconciler's provider calls stops here (LIVESTAGE_GO_LIVE_DEADLINE_SECONDS).
+    provider_deadline_seconds: float = 12.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrackingConfig:
         start_timeout = timedelta(seconds=settings.start_timeout_seconds)
-        return cls(settings.hms_broadcaster_role, settings.reconnect_grace, start_timeout)
+        return cls(
+            settings.hms_broadcaster_role,
+            settings.reconnect_grace,
+            start_timeout,
+            settings.go_live_deadline_seconds,
+        )
 
 
 class PeerWrites(Protocol):

@@ -27,8 +27,9 @@ from livestage.providers.base import StreamingProvider
 from livestage.streams.broker import LiveBroker
 from livestage.streams.repository import StreamRepository
 from livestage.streams.updates import live_update
+from livestage.tracking import reconciler
 from livestage.tracking.inbox import InboxWriter
-from livestage.tracking.reconciler import ReconcileReport, reconcile
+from livestage.tracking.reconciler import ReconcileReport
 from livestage.tracking.service import TrackingConfig
 from livestage.tracking.service import tracking as tracking_service
 
@@ -181,12 +182,22 @@ class TrackingWorker:
             return ended
 
     async def reconcile(self) -> ReconcileReport | None:
+        """Two short transactions around the provider calls, which hold neither a transaction
+        nor the worker's lock: events are applied meanwhile (reconciler.py)."""
         if self.provider is None:
             return None
+        report, now = ReconcileReport(), self.clock()
         async with self._lock, transaction(self.sessionmaker) as session:
-            report = await reconcile(session, self.provider, self.config, now=self.clock())
+            todo = await reconciler.plan(session, self.provider, self.config, report, now=now)
             await self._publish(session, {s.id for s in report.ended})
-            return report
+        deadline = self.config.provider_deadline_seconds
+        answers = await reconciler.ask(self.provider, todo, deadline_seconds=deadline)
+        failed = len(report.ended)
+        async with self._lock, transaction(self.sessionmaker) as session:
+            await reconciler.record(session, todo, answers, self.config, report, now=now)
+            await self._publish(session, {s.id for s in report.ended[failed:]})
+        reconciler.log_report(report)
+        return report
 
     async def _pick_up_owed_recomputes(self) -> None:
         """The recomputes an earlier run of the worker left owed (it stopped or was killed
