@@ -46,7 +46,11 @@ def copy_of_the_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ("livestage/providers/base.py", "import livestage.models", "Providers never touch"),
         ("livestage/web/deps.py", "import livestage.streams.service", "web/ is HTTP plumbing"),
-        ("livestage/streams/service.py", "import livestage.tracking.worker", "layers below"),
+        (
+            "livestage/streams/service/go_live.py",
+            "import livestage.tracking.worker",
+            "layers below",
+        ),
         ("hms_emulator/app.py", "import livestage.config", "emulator never imports"),
         ("livestage/tracking/service.py", "import hms_emulator.state", "never imports the emu"),
     ],

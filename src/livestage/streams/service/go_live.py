@@ -7,31 +7,20 @@ import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.audit.service import Actor, audit
-from livestage.config import Settings
 from livestage.db import Database, transaction
-from livestage.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    LivestageError,
-    NotFound,
-    ServiceUnavailable,
-)
-from livestage.influencers.repository import InfluencerRepository
+from livestage.errors import BadRequest, Conflict, Forbidden, ServiceUnavailable
 from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_code
-from livestage.influencers.service import InvalidRoomCodeError, TokenPolicy, room_name_for
+from livestage.influencers.service import InvalidRoomCodeError, room_name_for
 from livestage.influencers.service import influencer as influencer_service
 from livestage.influencers.tokens import TokenStatus
 from livestage.kit import deadlines
-from livestage.kit.crypto import SecretBox
 from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User
 from livestage.providers.base import (
     JoinToken,
@@ -39,167 +28,28 @@ from livestage.providers.base import (
     Room,
     RoomCode,
     StreamingProvider,
-    WebhookTarget,
     browser_signalling,
 )
 from livestage.streams import lifecycle
-from livestage.streams.joins import JoinIntent, Viewing, Watchable
 from livestage.streams.repository import StreamRepository
 from livestage.streams.schemas import JoinInfo
-from livestage.streams.updates import live_update
-
-log = structlog.get_logger()
-
-
-class StreamingDisabled(Forbidden):
-    # The refusal is audited (`stream.start_refused`): that row must outlive the rollback.
-    keeps_changes = True
-
-    def __init__(self) -> None:
-        super().__init__("Streaming is turned off for your account. Ask an admin to enable it.")
-
-
-MISCONFIGURED = "Streaming is not set up correctly on this server; an admin has been told."
-ROOM_CODE_HOW = (
-    "in the 100ms dashboard open Rooms, pick your room, and copy the code for the broadcaster role"
+from livestage.streams.service.errors import (
+    ProviderUnavailable,
+    StartInterrupted,
+    StillSettingUp,
+    StreamingDisabled,
+    blocked,
+    not_answering,
+)
+from livestage.streams.service.shared import (
+    BACKSTOP_SECONDS,
+    GoLiveConfig,
+    GoLiveResult,
+    being_set_up,
+    token_join,
 )
 
-
-class RoomCodeRequired(LivestageError):
-    """Neither automatic set-up nor an admin-set token can be used, and a room code can.
-    `problems` say why, for admins: they reach the log and the audit row, never the creator."""
-
-    status_code = 409
-    problem = "room_code_required"
-    keeps_changes = True
-
-    def __init__(self, problems: list[str], *, misconfigured: bool) -> None:
-        if misconfigured:
-            message = (
-                f"{MISCONFIGURED} You can still go live with the room code of your 100ms room: "
-                f"ask an admin for it, or {ROOM_CODE_HOW}."
-            )
-        else:
-            message = f"Enter the room code of your 100ms room to go live: {ROOM_CODE_HOW}."
-        super().__init__(message)
-        self.problems = problems
-
-
-class ProviderUnavailable(ServiceUnavailable):
-    """Nothing can start a stream now, not even a room code: the creator can only wait (or
-    an admin must fix the server). `problems` are for admins, as for `RoomCodeRequired`."""
-
-    problem = "provider_unavailable"
-    keeps_changes = True
-
-    def __init__(self, problems: list[str], message: str) -> None:
-        super().__init__(message)
-        self.problems = problems
-
-
-def _blocked(
-    provider: StreamingProvider | None, failure: ProviderError | None, problems: list[str]
-) -> LivestageError:
-    """What the creator is told when nothing could start the stream."""
-    if provider is None:
-        return RoomCodeRequired(problems, misconfigured=False)
-    if failure is not None and failure.transient:
-        # The browser's room-code exchange goes to 100ms too: it would fail the same way.
-        return ProviderUnavailable(problems, _not_answering(provider))
-    if browser_signalling(provider) is not None:
-        return ProviderUnavailable(problems, MISCONFIGURED)
-    return RoomCodeRequired(problems, misconfigured=True)
-
-
-def _not_answering(provider: StreamingProvider | None) -> str:
-    who = "100ms is" if provider is not None and provider.name == "hms" else "The video service is"
-    return f"{who} not answering right now; try again in a minute."
-
-
-class StartInterrupted(Conflict):
-    # The provider's room, when it answered, stays remembered for the next try.
-    keeps_changes = True
-
-    def __init__(self) -> None:
-        super().__init__("Your stream was stopped while it was being set up. Start again.")
-
-
-class StillSettingUp(Conflict):
-    def __init__(self) -> None:
-        super().__init__("Your stream is still being set up; try again in a moment.")
-
-
-class StreamFull(Conflict):
-    problem = "stream_full"
-
-    def __init__(self, cap: int) -> None:
-        super().__init__(f"This stream is full ({cap} viewers). Try again in a moment.")
-
-
-class Banned(Forbidden):
-    problem = "banned"
-
-    def __init__(self) -> None:
-        super().__init__("You are banned from this creator's streams.")
-
-
-class NoActiveStream(NotFound):
-    def __init__(self) -> None:
-        super().__init__("You are not live right now.")
-
-
-@dataclass(frozen=True, slots=True)
-class GoLiveConfig:
-    """Everything go-live needs from the app besides the database."""
-
-    provider: StreamingProvider | None
-    box: SecretBox
-    token_policy: TokenPolicy
-    broadcaster_role: str
-    viewer_role: str
-    auth_url: str
-    webhook: WebhookTarget | None
-    # The 100ms browser SDK the broadcast and watch pages load.
-    sdk_url: str
-    # Every provider call and retry of one go-live shares this budget.
-    deadline_seconds: float
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        provider: StreamingProvider | None,
-        box: SecretBox,
-        token_policy: TokenPolicy,
-        webhook: WebhookTarget | None,
-    ) -> GoLiveConfig:
-        return cls(
-            provider=provider,
-            box=box,
-            token_policy=token_policy,
-            broadcaster_role=settings.hms_broadcaster_role,
-            viewer_role=settings.hms_viewer_role,
-            auth_url=settings.hms_auth_url,
-            webhook=webhook,
-            sdk_url=settings.hms_sdk_url,
-            deadline_seconds=settings.go_live_deadline_seconds,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class GoLiveResult:
-    stream: LiveStream
-    join: JoinInfo
-    created: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Ending:
-    """A stream End Stream has just ended, and the provider room it must still close."""
-
-    stream: LiveStream
-    room_id: str | None
+log = structlog.get_logger()
 
 
 def _clean(title: str, description: str) -> tuple[str, str]:
@@ -214,8 +64,8 @@ def _clean(title: str, description: str) -> tuple[str, str]:
 
 
 SET_UP_POLL_SECONDS = 0.1
-# The provider's client stops at the go-live deadline by itself; this catches one that does not.
-BACKSTOP_SECONDS = 1.0
+
+
 NO_CREDENTIALS = (
     "automatic set-up needs 100ms credentials on the server "
     "(LIVESTAGE_HMS_ACCESS_KEY and LIVESTAGE_HMS_APP_SECRET)"
@@ -242,15 +92,6 @@ class _SetUp:
     failure: ProviderError | None = None
 
 
-def _being_set_up(stream: LiveStream) -> bool:
-    """A claim whose go-live has not recorded its room yet (every automatic stream has one)."""
-    return (
-        stream.status == StreamStatus.starting
-        and stream.strategy == StreamStrategy.automatic
-        and stream.room_id is None
-    )
-
-
 def _abandoned(claim: LiveStream, config: GoLiveConfig, now: datetime) -> bool:
     """Its go-live cannot still be waiting on the provider: the process died or restarted."""
     return now - claim.created_at > timedelta(seconds=2 * config.deadline_seconds)
@@ -262,7 +103,9 @@ def _fail_abandoned(claim: LiveStream, now: datetime) -> None:
     claim.failure_reason = "Start Streaming stopped before the video provider answered."
 
 
-class StreamService:
+class GoLiveService:
+    """Start Streaming, automatic or with a room code, and a fresh way into an open stream."""
+
     async def go_live(
         self,
         database: Database,
@@ -307,7 +150,7 @@ class StreamService:
             title, description = _clean(title, description)
             repository = StreamRepository(session)
             existing = await repository.get_active(influencer.id)
-            if existing is not None and not _being_set_up(existing):
+            if existing is not None and not being_set_up(existing):
                 rejoin = self._rejoin(existing, influencer, config, now)
                 return GoLiveResult(existing, rejoin, False)
             if existing is not None:
@@ -350,11 +193,11 @@ class StreamService:
             await asyncio.sleep(min(SET_UP_POLL_SECONDS, left))
             async with database.read_sessionmaker() as session:
                 active = await StreamRepository(session).get_active(influencer.id)
-            if active is None or not _being_set_up(active):
+            if active is None or not being_set_up(active):
                 return
         log.warning("streams.go_live_waited_out", handle=influencer.handle)
         problems = ["another Start Streaming was still waiting for the provider at the deadline"]
-        raise ProviderUnavailable(problems, _not_answering(config.provider))
+        raise ProviderUnavailable(problems, not_answering(config.provider))
 
     async def _set_up(
         self, provider: StreamingProvider, influencer: Influencer, config: GoLiveConfig
@@ -416,7 +259,7 @@ class StreamService:
             claim.room_id, claim.room_name = done.room.id, done.room.name
             claim.room_codes = {c.role: c.code for c in done.codes if c.enabled}
             assert config.provider is not None
-            join = _token_join(config.provider, done.token, influencer)
+            join = token_join(config.provider, done.token, influencer)
             return await self._record_start(session, user, influencer, claim, join, [], now)
 
     async def _fall_back(
@@ -442,7 +285,7 @@ class StreamService:
                 target_id=influencer.id,
                 problems=problems,
             )
-            raise _blocked(config.provider, failure, problems)
+            raise blocked(config.provider, failure, problems)
         stream.title, stream.description = texts
         return await self._record_start(session, user, influencer, stream, join, problems, now)
 
@@ -498,7 +341,7 @@ class StreamService:
         existing = await StreamRepository(session).get_active(influencer.id)
         if existing is None:
             return None
-        if _being_set_up(existing):
+        if being_set_up(existing):
             raise StillSettingUp()
         return GoLiveResult(existing, self._rejoin(existing, influencer, config, now), False)
 
@@ -637,7 +480,7 @@ class StreamService:
         token = config.provider.mint_join_token(
             room_id=stream.room_id, role=config.broadcaster_role, user_id=str(influencer.user_id)
         )
-        return _token_join(config.provider, token, influencer)
+        return token_join(config.provider, token, influencer)
 
     async def _record_start(
         self,
@@ -673,188 +516,6 @@ class StreamService:
         )
         return GoLiveResult(stream, join, True)
 
-    async def current(self, session: AsyncSession, user: User) -> LiveStream | None:
-        influencer = await InfluencerRepository(session).get_by_user(user)
-        if influencer is None:
-            raise Forbidden("Only influencers stream.")
-        return await StreamRepository(session).get_active(influencer.id)
-
-    async def mark_live(self, session: AsyncSession, user: User, *, now: datetime) -> LiveStream:
-        """The broadcaster's page joined the room. Provider events confirm it independently."""
-        stream = await self.current(session, user)
-        if stream is None:
-            raise NoActiveStream()
-        if _being_set_up(stream):
-            raise StillSettingUp()
-        if stream.status == StreamStatus.starting:
-            stream.status = lifecycle.check_transition(stream.status, StreamStatus.live)
-            stream.started_at = now
-        return stream
-
-    async def end_own(self, database: Database, user: User, *, now: datetime) -> Ending:
-        """End Stream's first step: the stream is over for livestage once this commits."""
-        async with transaction(database.sessionmaker) as session:
-            stream = await self.current(session, user)
-            if stream is None:
-                raise NoActiveStream()
-            return await self._mark_ended(
-                session, Actor(user, None), stream, reason="broadcaster", now=now
-            )
-
-    async def end_by_admin(
-        self, database: Database, actor: Actor, influencer_id: uuid.UUID, *, now: datetime
-    ) -> Ending:
-        async with transaction(database.sessionmaker) as session:
-            influencer = await influencer_service.get(session, influencer_id)
-            stream = await StreamRepository(session).get_active(influencer.id)
-            if stream is None:
-                raise NotFound(f"@{influencer.handle} is not live.")
-            return await self._mark_ended(session, actor, stream, reason="admin", now=now)
-
-    async def _mark_ended(
-        self, session: AsyncSession, actor: Actor, stream: LiveStream, *, reason: str, now: datetime
-    ) -> Ending:
-        """Ended, audited, and (for a room livestage made) the room marked to close: it stays
-        marked until 100ms confirms, so the reconciler retries whatever happens next."""
-        if stream.status in (StreamStatus.ended, StreamStatus.failed):
-            return Ending(stream, None)
-        stream.status = lifecycle.check_transition(stream.status, StreamStatus.ended)
-        stream.ended_at, stream.end_reason = now, reason
-        stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, now)
-        room = stream.room_id if stream.strategy == StreamStrategy.automatic else None
-        if room is not None:
-            stream.room_close_pending_since = now
-        await session.flush()
-        await audit.record(
-            session,
-            actor,
-            "stream.end",
-            now=now,
-            target_type="stream",
-            target_id=stream.id,
-            handle=stream.influencer.handle,
-            reason=reason,
-        )
-        return Ending(stream, room)
-
-    async def close_room(
-        self,
-        database: Database,
-        ending: Ending,
-        *,
-        provider: StreamingProvider | None,
-        deadline_seconds: float,
-    ) -> LiveStream:
-        """End Stream's second step, with no session open: 100ms ends the room's session within
-        the deadline, and a third short transaction records it. On failure the room stays
-        marked and the reconciler retries until 100ms confirms (viewers still connected, still
-        billed)."""
-        stream = ending.stream
-        if ending.room_id is None or provider is None or stream.provider != provider.name:
-            return stream
-        reason = f"ended by {stream.end_reason}"
-        with deadlines.within(deadline_seconds):
-            try:
-                async with asyncio.timeout(deadline_seconds + BACKSTOP_SECONDS):
-                    await provider.end_room(ending.room_id, reason=reason)
-            except (ProviderError, TimeoutError) as error:
-                message = error.message if isinstance(error, ProviderError) else "deadline"
-                log.warning("streams.end_room_failed", stream_id=str(stream.id), error=message)
-                return stream
-        async with transaction(database.sessionmaker) as session:
-            pending = stream.room_close_pending_since
-            assert pending is not None
-            await StreamRepository(session).room_closed(stream.id, pending)
-        stream.room_close_pending_since = None
-        return stream
-
-    async def list_live(self, session: AsyncSession) -> list[LiveStream]:
-        return await StreamRepository(session).list_live()
-
-    async def watch(
-        self, session: AsyncSession, handle: str
-    ) -> tuple[Influencer, LiveStream | None]:
-        """The influencer and their open stream, else their latest one."""
-        influencer = await influencer_service.get_by_handle(session, handle)
-        repository = StreamRepository(session)
-        stream = await repository.get_active(influencer.id)
-        return influencer, stream or await repository.get_latest(influencer.id)
-
-    async def live_state(self, session: AsyncSession, handle: str) -> dict[str, Any]:
-        """What a page watching `handle` shows right now (the first message of its updates)."""
-        influencer, latest = await self.watch(session, handle)
-        if latest is None:
-            return {"handle": influencer.handle, "status": "offline", "viewers": 0, "peak": 0}
-        return live_update(latest)
-
-    async def viewer_join(
-        self,
-        viewing: Viewing,
-        handle: str,
-        *,
-        viewer_id: str,
-        config: GoLiveConfig,
-        now: datetime,
-    ) -> JoinInfo:
-        """Check the stream is live and may be watched, mint a token for the viewer's identity
-        (streams/viewers.py: the same across reloads and tabs), record the intent."""
-        load = partial(self._watchable, viewing.reads, handle)
-        watchable = await viewing.cache.get(handle, load)
-        if not watchable.live or watchable.stream_id is None:
-            raise NotFound(f"@{watchable.handle} is not live right now.")
-        async with viewing.reads() as session:
-            if await StreamRepository(session).is_banned(watchable.stream_id, viewer_id):
-                raise Banned()
-        provider = config.provider
-        if watchable.setting_up:
-            raise ServiceUnavailable(
-                f"@{watchable.handle} is starting the stream; try again in a moment."
-            )
-        if provider is None or watchable.room_id is None:
-            raise ServiceUnavailable(
-                "This stream can only be watched where the server has 100ms credentials."
-            )
-        if watchable.provider != provider.name:
-            raise ServiceUnavailable(
-                f"This stream runs on the {watchable.provider!r} provider, which this server "
-                "is not using any more."
-            )
-        if (signalling := browser_signalling(provider)) is not None:
-            if await signalling.connected_viewers(watchable.room_id) >= signalling.viewer_cap:
-                raise StreamFull(signalling.viewer_cap)
-        token = provider.mint_join_token(
-            room_id=watchable.room_id, role=config.viewer_role, user_id=viewer_id
-        )
-        viewing.joins.record(JoinIntent(watchable.stream_id, viewer_id, now))
-        return JoinInfo(
-            kind="token",
-            token=token.token,
-            role=token.role,
-            room_id=watchable.room_id,
-            user_id=viewer_id,
-            user_name="Viewer",
-            **_provider_fields(provider, watchable.room_id),
-        )
-
-    async def _watchable(
-        self, sessionmaker: async_sessionmaker[AsyncSession], handle: str
-    ) -> Watchable:
-        """Read-only, in a session of its own (the join path holds no request session)."""
-        async with sessionmaker() as session:
-            influencer = await influencer_service.get_by_handle(session, handle)
-            stream = await StreamRepository(session).get_active(influencer.id)
-        if stream is None:
-            return Watchable(influencer.handle, None, False, None, None)
-        live = stream.status in (StreamStatus.starting, StreamStatus.live)
-        return Watchable(
-            influencer.handle,
-            stream.id,
-            live,
-            stream.room_id,
-            stream.provider,
-            setting_up=_being_set_up(stream),
-        )
-
 
 async def _gather_or_raise(
     first: Awaitable[Room], second: Awaitable[list[RoomCode]]
@@ -866,47 +527,9 @@ async def _gather_or_raise(
     return room, None if isinstance(codes, BaseException) else codes
 
 
-def _token_join(provider: StreamingProvider, token: JoinToken, influencer: Influencer) -> JoinInfo:
-    return JoinInfo(
-        kind="token",
-        token=token.token,
-        role=token.role,
-        room_id=token.room_id,
-        user_id=token.user_id,
-        user_name=influencer.user.display_name,
-        **_provider_fields(provider, token.room_id),
-    )
-
-
-def _provider_fields(provider: StreamingProvider, room_id: str) -> dict[str, Any]:
-    """How the browser reaches the provider: the 100ms SDK, or livestage's own signalling."""
-    if (signalling := browser_signalling(provider)) is not None:
-        return {
-            "provider": signalling.name,
-            "signal_url": signalling.signal_path(room_id),
-            "ice_servers": signalling.ice_servers,
-        }
-    return {"provider": provider.name}
-
-
 def _admin_token_problem(status: TokenStatus, problem: str | None) -> str:
     return {
         TokenStatus.none: "no admin-set token",
         TokenStatus.expired: "the admin-set token has expired",
         TokenStatus.invalid: f"the admin-set token is not valid ({problem})",
     }.get(status, "the admin-set token cannot be used")
-
-
-stream = StreamService()
-
-
-async def read_live_state(
-    reads: async_sessionmaker[AsyncSession], handle: str
-) -> dict[str, Any] | None:
-    """What a page watching `handle` shows now, read in a session of its own; None for an
-    unknown handle."""
-    async with reads() as session:
-        try:
-            return await stream.live_state(session, handle)
-        except NotFound:
-            return None

@@ -1,0 +1,111 @@
+"""Watching: who is live, a handle's live state, and the viewer join."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from livestage.errors import NotFound, ServiceUnavailable
+from livestage.influencers.service import influencer as influencer_service
+from livestage.models import Influencer, LiveStream, StreamStatus
+from livestage.providers.base import browser_signalling
+from livestage.streams.joins import JoinIntent, Viewing, Watchable
+from livestage.streams.repository import StreamRepository
+from livestage.streams.schemas import JoinInfo
+from livestage.streams.service.errors import Banned, StreamFull
+from livestage.streams.service.shared import GoLiveConfig, being_set_up, provider_fields
+from livestage.streams.updates import live_update
+
+
+class WatchService:
+    """What viewers and public pages see, and the viewer join."""
+
+    async def list_live(self, session: AsyncSession) -> list[LiveStream]:
+        return await StreamRepository(session).list_live()
+
+    async def watch(
+        self, session: AsyncSession, handle: str
+    ) -> tuple[Influencer, LiveStream | None]:
+        """The influencer and their open stream, else their latest one."""
+        influencer = await influencer_service.get_by_handle(session, handle)
+        repository = StreamRepository(session)
+        stream = await repository.get_active(influencer.id)
+        return influencer, stream or await repository.get_latest(influencer.id)
+
+    async def live_state(self, session: AsyncSession, handle: str) -> dict[str, Any]:
+        """What a page watching `handle` shows right now (the first message of its updates)."""
+        influencer, latest = await self.watch(session, handle)
+        if latest is None:
+            return {"handle": influencer.handle, "status": "offline", "viewers": 0, "peak": 0}
+        return live_update(latest)
+
+    async def viewer_join(
+        self,
+        viewing: Viewing,
+        handle: str,
+        *,
+        viewer_id: str,
+        config: GoLiveConfig,
+        now: datetime,
+    ) -> JoinInfo:
+        """Check the stream is live and may be watched, mint a token for the viewer's identity
+        (streams/viewers.py: the same across reloads and tabs), record the intent."""
+        load = partial(self._watchable, viewing.reads, handle)
+        watchable = await viewing.cache.get(handle, load)
+        if not watchable.live or watchable.stream_id is None:
+            raise NotFound(f"@{watchable.handle} is not live right now.")
+        async with viewing.reads() as session:
+            if await StreamRepository(session).is_banned(watchable.stream_id, viewer_id):
+                raise Banned()
+        provider = config.provider
+        if watchable.setting_up:
+            raise ServiceUnavailable(
+                f"@{watchable.handle} is starting the stream; try again in a moment."
+            )
+        if provider is None or watchable.room_id is None:
+            raise ServiceUnavailable(
+                "This stream can only be watched where the server has 100ms credentials."
+            )
+        if watchable.provider != provider.name:
+            raise ServiceUnavailable(
+                f"This stream runs on the {watchable.provider!r} provider, which this server "
+                "is not using any more."
+            )
+        if (signalling := browser_signalling(provider)) is not None:
+            if await signalling.connected_viewers(watchable.room_id) >= signalling.viewer_cap:
+                raise StreamFull(signalling.viewer_cap)
+        token = provider.mint_join_token(
+            room_id=watchable.room_id, role=config.viewer_role, user_id=viewer_id
+        )
+        viewing.joins.record(JoinIntent(watchable.stream_id, viewer_id, now))
+        return JoinInfo(
+            kind="token",
+            token=token.token,
+            role=token.role,
+            room_id=watchable.room_id,
+            user_id=viewer_id,
+            user_name="Viewer",
+            **provider_fields(provider, watchable.room_id),
+        )
+
+    async def _watchable(
+        self, sessionmaker: async_sessionmaker[AsyncSession], handle: str
+    ) -> Watchable:
+        """Read-only, in a session of its own (the join path holds no request session)."""
+        async with sessionmaker() as session:
+            influencer = await influencer_service.get_by_handle(session, handle)
+            stream = await StreamRepository(session).get_active(influencer.id)
+        if stream is None:
+            return Watchable(influencer.handle, None, False, None, None)
+        live = stream.status in (StreamStatus.starting, StreamStatus.live)
+        return Watchable(
+            influencer.handle,
+            stream.id,
+            live,
+            stream.room_id,
+            stream.provider,
+            setting_up=being_set_up(stream),
+        )
