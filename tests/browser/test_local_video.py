@@ -28,8 +28,11 @@ from playwright.async_api import Browser, Page, Request, expect
 from livestage.app import AppState
 from livestage.db import transaction
 from livestage.models import Influencer, LiveStream
+from livestage.providers.local.protocol import (
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHORIZED,
+)
 from livestage.providers.local.provider import LocalProvider
-from livestage.providers.local.signalling import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED
 from tests.browser.pages import AdminLoginPage, InfluencerAdminPage, InfluencersPage
 from tests.browser.test_broadcast_and_watch import GoLivePage, open_go_live
 from tests.support.browser import isolated_page

@@ -507,4 +507,3 @@ async def check_a_journey(browser: Browser, run: Run) -> None:
 
 def _responses(journey: Journey) -> list[Place]:
     return [place for each in journey.parties for place in each.seen] + journey.outside
-

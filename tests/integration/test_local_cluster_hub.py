@@ -13,7 +13,12 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from livestage.providers.local.cluster import ClusterHub
-from livestage.providers.local.signalling import CLOSE_FULL, Close, Member, Refused
+from livestage.providers.local.protocol import (
+    CLOSE_FULL,
+    Close,
+    Member,
+    Refused,
+)
 
 pytestmark = pytest.mark.asyncio
 ROOM = "c" * 24

@@ -38,8 +38,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, WebSocket
 
-from livestage.providers.local.provider import SIGNAL_PATH, Hub, LocalProvider
-from livestage.providers.local.signalling import (
+from livestage.providers.local.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
     CLOSE_NOT_LIVE,
@@ -55,6 +54,7 @@ from livestage.providers.local.signalling import (
     error,
     removed_user,
 )
+from livestage.providers.local.provider import SIGNAL_PATH, Hub, LocalProvider
 from livestage.providers.local.tokens import TokenRefused
 from livestage.streams.repository import StreamRepository
 from livestage.web.deps import ProviderDep, ReadSessions

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from livestage.kit.bus import RedisBus
 from livestage.kit.time import Clock, parse_rfc3339, utc_now
-from livestage.providers.local.signalling import (
+from livestage.providers.local.protocol import (
     ABSENCE_MARGIN,
     BROADCASTER_GONE,
     CLOSE_GOING_AWAY,

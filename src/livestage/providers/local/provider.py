@@ -28,7 +28,10 @@ from livestage.providers.base import (
 from livestage.providers.hms.tokens import TokenBuildError, token_expiry
 from livestage.providers.local import tokens
 from livestage.providers.local.cluster import ClusterHub
-from livestage.providers.local.signalling import EventSink, SignallingHub
+from livestage.providers.local.protocol import (
+    EventSink,
+)
+from livestage.providers.local.signalling import SignallingHub
 
 SIGNAL_PATH = "/ws/local/{room_id}"
 Hub = SignallingHub | ClusterHub

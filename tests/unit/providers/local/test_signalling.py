@@ -14,8 +14,7 @@ from redis.asyncio import Redis
 
 from livestage.kit.time import parse_rfc3339
 from livestage.providers.local.cluster import ClusterHub
-from livestage.providers.local.provider import Hub
-from livestage.providers.local.signalling import (
+from livestage.providers.local.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_FULL,
     CLOSE_NORMAL,
@@ -23,8 +22,9 @@ from livestage.providers.local.signalling import (
     Close,
     Member,
     Refused,
-    SignallingHub,
 )
+from livestage.providers.local.provider import Hub
+from livestage.providers.local.signalling import SignallingHub
 
 pytestmark = pytest.mark.asyncio
 ROOM = "r" * 24
@@ -386,8 +386,12 @@ async def test_remove_user_throws_out_every_connection_of_that_user(
 
     for tab in tabs:
         out = drain(tab)
-        assert {"type": "error", "code": "forbidden", "message": "You were banned from this stream.",
-                "reason": "removed from the stream"} in out  # fmt: skip
+        assert {
+            "type": "error",
+            "code": "forbidden",
+            "message": "You were banned from this stream.",
+            "reason": "removed from the stream",
+        } in out
         assert out[-1] == Close(CLOSE_FORBIDDEN, "removed from the stream")
     await hub.join(ROOM, "r", fan)
     assert {m.user_id for m in await hub.members(ROOM)} == {"broadcaster-user", "fan"}
