@@ -58,7 +58,6 @@ from livestage.web.docs import install_docs
 from livestage.web.errors import UnexpectedErrors, install_error_handlers
 from livestage.web.headers import CookieAndSecurityHeaders, content_security_policy
 from livestage.web.hms_sdk import warn_if_sdk_missing
-from livestage.web.hms_sdk import warn_if_sdk_missing
 from livestage.web.routing import FrontRoutes
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
