@@ -33,6 +33,8 @@ log = structlog.get_logger()
 QUEUE_SIZE = 256
 # How long a message waits for one numbered before it that has not arrived.
 HOLD_SECONDS = 0.25
+# Pages of a key get at most one write this often; what comes in between goes in the next.
+FLUSH_SECONDS = 0.05
 # web/sse.py's EventStream ends the response at an empty frame.
 END = b""
 
@@ -75,6 +77,9 @@ class ChatBroker:
         self._pages: dict[str, set[_Page]] = defaultdict(set)
         self._heartbeat: asyncio.Task[None] | None = None
         self._orders: dict[str, _Order] = {}
+        self._batches: dict[str, list[tuple[str | None, int | None, bytes]]] = defaultdict(list)
+        self._flush_timers: dict[str, asyncio.TimerHandle] = {}
+        self._flushed_at: dict[str, float] = {}
         self.closed_behind = 0
 
     def start(self, *, heartbeat_seconds: float) -> None:
@@ -94,6 +99,10 @@ class ChatBroker:
             if order.timer is not None:
                 order.timer.cancel()
         self._orders.clear()
+        for timer in self._flush_timers.values():
+            timer.cancel()
+        self._flush_timers.clear()
+        self._batches.clear()
 
     async def _beat(self, seconds: float) -> None:
         while True:
@@ -198,22 +207,48 @@ class ChatBroker:
             self._deliver(envelope)
 
     def _deliver(self, envelope: dict[str, Any]) -> None:
-        pages = self._pages.get(envelope["key"])
-        if not pages:
+        """To this process's pages: at once when the key's last delivery is FLUSH_SECONDS
+        old, else with whatever else comes until then, as one write per page. A page costs a
+        wake-up and a socket write per delivery: with a thousand pages on a busy chat, one per
+        message was the limit."""
+        key = envelope["key"]
+        if key not in self._pages:
             return
         frame = event_frame(envelope["event"], envelope["data"])
-        stream_id, seq = envelope.get("stream_id"), envelope.get("seq")
+        self._batches[key].append((envelope.get("stream_id"), envelope.get("seq"), frame))
+        if key in self._flush_timers:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._flushed_at.get(key, -FLUSH_SECONDS) + FLUSH_SECONDS - loop.time()
+        if wait <= 0:
+            self._flush(key)
+        else:
+            self._flush_timers[key] = loop.call_later(wait, self._flush, key)
+
+    def _flush(self, key: str) -> None:
+        self._flush_timers.pop(key, None)
+        batch = self._batches.pop(key, [])
+        pages = self._pages.get(key)
+        if not batch or not pages:
+            return
+        self._flushed_at[key] = asyncio.get_running_loop().time()
+        joined = b"".join(frame for _, _, frame in batch)
+        lowest = min((seq for _, seq, _ in batch if seq is not None), default=None)
         for page in list(pages):
             if page.early is not None:
-                page.early.append((stream_id, seq, frame))
+                page.early.extend(batch)
                 if len(page.early) >= QUEUE_SIZE:
-                    self._close_behind(envelope["key"], page)
-            elif page.already_has(stream_id, seq):
+                    self._close_behind(key, page)
                 continue
-            elif page.queue.full():
-                self._close_behind(envelope["key"], page)
+            data = joined
+            if lowest is not None and page.seq >= lowest:  # just opened: its history has some
+                data = b"".join(f for i, q, f in batch if not page.already_has(i, q))
+            if not data:
+                continue
+            if page.queue.full():
+                self._close_behind(key, page)
             else:
-                page.queue.put_nowait(frame)
+                page.queue.put_nowait(data)
 
     def _close_behind(self, key: str, page: _Page) -> None:
         """The page stops here and, reconnecting, reads the history: a page that cannot keep

@@ -75,8 +75,24 @@ class EventStream(Response):
             await send({"type": "http.response.body", "body": frame, "more_body": True})
             if loop.time() >= closes_at:
                 break
-            frame = await frames.get()
+            frame = _with_queued(frames, await frames.get())
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _with_queued(frames: Frames, frame: bytes) -> bytes:
+    """`frame` and the frames already queued behind it, as one write: a page that fell behind
+    (a busy chat) catches up in one send, not one per event. An end of stream among them is put
+    back, to end the stream once they are sent."""
+    if frame == _END or frames.empty():
+        return frame
+    parts = [frame]
+    while not frames.empty():
+        queued = frames.get_nowait()
+        if queued == _END:
+            frames.put_nowait(_END)
+            break
+        parts.append(queued)
+    return b"".join(parts)
 
 
 async def _end_on_disconnect(receive: Receive, frames: Frames) -> None:

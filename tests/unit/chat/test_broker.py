@@ -23,12 +23,18 @@ def drain(queue: asyncio.Queue[bytes]) -> list[Any]:
     return frames
 
 
-def numbers(frames: list[bytes]) -> list[int]:
+def numbers(writes: list[bytes]) -> list[int]:
     found = []
-    for frame in frames:
+    for frame in b"".join(writes).split(b"\n\n"):
         if frame.startswith(b"event: message\n"):
             found.append(json.loads(frame.split(b"data: ", 1)[1])["n"])
     return found
+
+
+@pytest.fixture(autouse=True)
+def _every_event_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes are not gathered here, except where a test says so."""
+    monkeypatch.setattr(chat_broker, "FLUSH_SECONDS", 0.0)
 
 
 def post(broker: ChatBroker, seq: int) -> None:
@@ -93,3 +99,22 @@ async def test_a_page_that_falls_behind_is_closed_not_thinned() -> None:
         assert broker.closed_behind == 1
         post(broker, QUEUE_SIZE + 2)  # no longer subscribed
         assert queue.empty()
+
+
+async def test_events_close_together_reach_a_page_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chat_broker, "FLUSH_SECONDS", 0.05)
+    broker = ChatBroker()
+    async with broker.subscribe("alice", opened) as queue:
+        drain(queue)
+        post(broker, 1)  # the first goes at once
+        post(broker, 2)
+        post(broker, 3)
+        post(broker, 4)
+        first = drain(queue)
+        await asyncio.sleep(0.1)
+        rest = drain(queue)
+    assert numbers(first) == [1]
+    assert len(rest) == 1 and numbers(rest) == [2, 3, 4]
+    await broker.stop()
