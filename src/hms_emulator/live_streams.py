@@ -8,6 +8,7 @@ A room left empty stops its stream `hls_idle_stop_seconds` later (100ms: 5 minut
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -115,6 +116,18 @@ def stop_when_still_empty(emu: Emulator, room: Room, closed_session_id: str) -> 
     emu.after(emu.config.hls_idle_stop_seconds, stop_if_idle)
 
 
+def _meeting_url(body: dict[str, Any]) -> str | None:
+    """100ms answers `{"meeting_url": ""}` with 400 `invalid input`; that a URL beam cannot open
+    (not absolute http(s)) gets the same answer is UNCONFIRMED, an inference from it."""
+    meeting_url = opt_str(body, "meeting_url")
+    if meeting_url is None:
+        return None
+    parts = urlsplit(meeting_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in meeting_url:
+        raise ApiError(400, "invalid input", ["meeting_url must be an http(s) URL"])
+    return meeting_url
+
+
 def _beam_room(emu: Emulator, room_id: str) -> Room:
     # 100ms answers beam calls for unknown or foreign rooms with 403, not 404.
     room = emu.state.rooms.get(room_id)
@@ -127,7 +140,7 @@ async def start(request: Request) -> JSONResponse:
     emu = emulator_of(request)
     room = _beam_room(emu, request.path_params["room_id"])
     body = await json_body(request, must_not_be_empty=True)
-    meeting_url = opt_str(body, "meeting_url") or ""
+    meeting_url = _meeting_url(body) or ""
     recording = opt_dict(body, "recording") or {}
     if any(s.room_id == room.id and s.active for s in emu.state.live_streams.values()):
         raise ApiError(409, "beam already started")

@@ -183,6 +183,28 @@ class TestHls:
             404,
         ]
 
+    @pytest.mark.asyncio
+    async def test_an_api_made_template_starts_hls_with_the_meeting_url(
+        self, hms_provider: HmsProvider, make_provider: MakeProvider, emulator: EmulatorHandle
+    ) -> None:
+        template_id = await hms_provider.ensure_template("livestage-hls")
+        provider = make_provider(hms_template_id=template_id)
+        room = await provider.ensure_room(name="stage")
+        meeting_url = "https://streams.example.test/watch/alice"
+
+        with pytest.raises(ProviderError) as missing:
+            await provider.start_hls(room.id)
+        with pytest.raises(ProviderError) as malformed:
+            await provider.start_hls(room.id, meeting_url="/watch/alice")
+        started = await provider.start_hls(room.id, meeting_url=meeting_url)
+
+        assert (missing.value.status_code, missing.value.transient) == (400, False)
+        assert (malformed.value.status_code, malformed.value.transient) == (400, False)
+        with emulator.api() as api:
+            fetched = api.get(f"/live-streams/{started.id}").json()
+        assert fetched["meeting_url"] == meeting_url
+        assert started.playback_url == fetched["playback"]["url"]
+
 
 class TestWebhooks:
     @pytest.mark.asyncio

@@ -63,6 +63,31 @@ class TestStart:
         assert (refused.status_code, refused.json()["message"]) == (400, "invalid input")
         assert accepted.status_code == 200
 
+    @pytest.mark.parametrize(
+        "meeting_url", ["", "not a url", "ftp://example.test/m", "https://", "/watch/alice", 7]
+    )
+    @pytest.mark.asyncio
+    async def test_a_malformed_meeting_url_is_invalid_input(
+        self, emu: Emu, meeting_url: Any
+    ) -> None:
+        room = await emu.room()
+
+        refused = await _start(emu, room["id"], {"meeting_url": meeting_url})
+
+        assert refused.status_code == 400
+        assert not emu.runtime.state.live_streams
+
+    @pytest.mark.asyncio
+    async def test_a_well_formed_meeting_url_is_kept(self, emu: Emu) -> None:
+        room = await emu.room()
+        url = "http://127.0.0.1:8000/watch/alice"
+
+        stream = (await _start(emu, room["id"], {"meeting_url": url})).json()
+        await emu.drain()
+
+        assert stream["meeting_url"] == url
+        assert emu.events("hls.started.success")[0]["data"]["meeting_url"] == url
+
     @pytest.mark.asyncio
     async def test_unknown_room(self, emu: Emu) -> None:
         assert (await _start(emu, "0" * 24)).status_code == 403

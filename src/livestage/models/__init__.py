@@ -3,7 +3,7 @@ from livestage.models.audit_log import AuditLog
 from livestage.models.chat_message import ChatMessage, ChatRole
 from livestage.models.chat_restriction import ChatRestriction, RestrictionKind
 from livestage.models.influencer import Influencer
-from livestage.models.live_stream import LiveStream, StreamStatus, StreamStrategy
+from livestage.models.live_stream import HlsStatus, LiveStream, StreamStatus, StreamStrategy
 from livestage.models.login_throttle import LoginThrottle
 from livestage.models.provider_event import ProviderEvent
 from livestage.models.stream_peer import StreamPeer
@@ -18,6 +18,7 @@ __all__ = [
     "ChatMessage",
     "ChatRestriction",
     "ChatRole",
+    "HlsStatus",
     "Influencer",
     "LiveStream",
     "LoginThrottle",

@@ -24,6 +24,13 @@ class StreamStrategy(enum.StrEnum):
     room_code = "room_code"
 
 
+class HlsStatus(enum.StrEnum):
+    starting = "starting"
+    running = "running"
+    stopped = "stopped"
+    failed = "failed"
+
+
 ACTIVE_STATUSES = (StreamStatus.starting, StreamStatus.live)
 
 
@@ -58,6 +65,10 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     room_codes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     session_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     hls_url: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # HLS asked for at go-live (None: not asked): an `HlsStatus`, moved by go-live and by
+    # 100ms's hls.* events; `hls_problem` says why it did not start.
+    hls_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    hls_problem: Mapped[str | None] = mapped_column(String(500), default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     duration_seconds: Mapped[int | None] = mapped_column(default=None)

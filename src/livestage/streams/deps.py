@@ -108,7 +108,7 @@ class GoingLive:
     user: User
     now: datetime
 
-    async def automatic(self, title: str, description: str) -> GoLiveResult:
+    async def automatic(self, title: str, description: str, *, hls: bool = False) -> GoLiveResult:
         result = await stream_service.go_live(
             self.database,
             self.user,
@@ -116,6 +116,7 @@ class GoingLive:
             description=description,
             config=self.config,
             now=self.now,
+            hls=hls,
         )
         return self._told(result)
 

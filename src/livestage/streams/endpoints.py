@@ -25,11 +25,11 @@ from livestage.streams.deps import (
 from livestage.streams.schemas import (
     LIVE_EVENT_SCHEMA,
     CurrentStream,
-    GoLiveRequest,
     GoLiveResponse,
     JoinInfo,
     LiveEntry,
     RoomCodeGoLiveRequest,
+    StartStreamingRequest,
     StreamRead,
     stream_read,
 )
@@ -61,11 +61,14 @@ def _go_live_response(result: GoLiveResult) -> Response:
     status_code=201,
     responses={200: {"model": GoLiveResponse, "description": "Already live: the running stream."}},
 )
-async def go_live(going_live: GoingLiveDep, body: GoLiveRequest) -> Response:
+async def go_live(going_live: GoingLiveDep, body: StartStreamingRequest) -> Response:
     """Start Streaming: automatic → admin-set token. Otherwise 409 `room_code_required` when
     a room code can still work, or 503 `provider_unavailable` when only a later try can (also
-    when the provider did not answer within LIVESTAGE_GO_LIVE_DEADLINE_SECONDS)."""
-    return _go_live_response(await going_live.automatic(body.title, body.description))
+    when the provider did not answer within LIVESTAGE_GO_LIVE_DEADLINE_SECONDS). With `hls`,
+    HLS starts on 100ms once the room is ready; if it cannot, the stream goes live anyway and
+    `hls_status` / `hls_problem` say why (409 `hls_needs_100ms` with the local provider)."""
+    result = await going_live.automatic(body.title, body.description, hls=body.hls)
+    return _go_live_response(result)
 
 
 @router.post(

@@ -11,6 +11,7 @@ from livestage.accounts.auth import CurrentInfluencer, OptionalUserSession
 from livestage.errors import LivestageError
 from livestage.influencers.deps import ReadAdmin
 from livestage.influencers.repository import InfluencerRepository
+from livestage.providers.base import browser_signalling
 from livestage.streams.deps import EndingDep, GoLiveDep, viewing_of
 from livestage.streams.schemas import stream_read
 from livestage.streams.service import stream as stream_service
@@ -38,6 +39,9 @@ async def broadcast_page(
         "sdk_url": config.sdk_url,
         "broadcaster_role": config.broadcaster_role,
         "automatic_available": config.provider is not None,
+        # HLS is a 100ms feature: the option is not offered with the local provider.
+        "hls_available": config.provider is not None
+        and browser_signalling(config.provider) is None,
     }
     return render(request, "influencer/live.html", context)
 

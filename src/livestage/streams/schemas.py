@@ -17,6 +17,11 @@ class GoLiveRequest(BaseModel):
     description: str = Field(default="", max_length=5000)
 
 
+class StartStreamingRequest(GoLiveRequest):
+    # Also start HLS on 100ms once the room is ready (refused with the local provider).
+    hls: bool = False
+
+
 class RoomCodeGoLiveRequest(GoLiveRequest):
     code: str = Field(max_length=64)
 
@@ -47,6 +52,10 @@ class StreamRead(BaseModel):
     room_close_pending_since: datetime | None
     chat_messages: int
     chatters: int
+    # HLS: null when not asked for; `hls_problem` says why it did not start.
+    hls_status: str | None
+    hls_url: str | None
+    hls_problem: str | None
 
 
 class JoinInfo(BaseModel):

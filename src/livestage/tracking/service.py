@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.config import Settings
 from livestage.kit.db import on_commit
-from livestage.models import LiveStream, StreamStatus
+from livestage.models import HlsStatus, LiveStream, StreamStatus
 from livestage.streams import lifecycle
 from livestage.tracking import figures, metrics
 from livestage.tracking.batch import Lookup, PeerBook, PeerRow, StreamFinder
@@ -472,6 +472,20 @@ async def _on_hls_started(
     peers: PeerBook, stream: LiveStream, envelope: Envelope, _: TrackingConfig
 ) -> None:
     stream.hls_url = envelope.text("url") or stream.hls_url
+    stream.hls_status, stream.hls_problem = HlsStatus.running, None
+
+
+async def _on_hls_stopped(
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+) -> None:
+    stream.hls_status = HlsStatus.stopped
+
+
+async def _on_hls_failure(
+    peers: PeerBook, stream: LiveStream, envelope: Envelope, _: TrackingConfig
+) -> None:
+    stream.hls_status = HlsStatus.failed
+    stream.hls_problem = f"100ms: {envelope.text('error_message') or 'HLS failed'}"[:500]
 
 
 async def _on_recording(
@@ -503,6 +517,8 @@ HANDLERS = {
     Kind.session_close: _on_session_close,
     Kind.room_end: _on_room_end,
     Kind.hls_started: _on_hls_started,
+    Kind.hls_stopped: _on_hls_stopped,
+    Kind.hls_failure: _on_hls_failure,
     **dict.fromkeys(RECORDING_KINDS, _on_recording),
 }
 

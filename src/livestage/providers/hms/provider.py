@@ -317,10 +317,10 @@ class HmsProvider:
             ):
                 yield envelope
 
-    async def start_hls(self, room_id: str) -> HlsStream:
+    async def start_hls(self, room_id: str, *, meeting_url: str | None = None) -> HlsStream:
         with self._translated(f"starting HLS in room {room_id}"):
             try:
-                stream = await self._client.start_live_stream(room_id)
+                stream = await self._client.start_live_stream(room_id, meeting_url=meeting_url)
             except HmsConflict:
                 stream = await self._running_stream(room_id)
         return HlsStream(stream.id, stream.room_id, stream.status, stream.playback_url)

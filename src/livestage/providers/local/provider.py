@@ -209,7 +209,7 @@ class LocalProvider:
         peers = frozenset(m.peer_id for m in await self.hub.members(room_id))
         return ActiveSession(session.id, session.started_at, peers)
 
-    async def start_hls(self, room_id: str) -> HlsStream:
+    async def start_hls(self, room_id: str, *, meeting_url: str | None = None) -> HlsStream:
         raise ProviderError("HLS is not available with the local provider; it needs 100ms")
 
     async def stop_hls(self, room_id: str) -> None:

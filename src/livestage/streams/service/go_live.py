@@ -21,8 +21,16 @@ from livestage.influencers.service import InvalidRoomCodeError, room_name_for
 from livestage.influencers.service import influencer as influencer_service
 from livestage.influencers.tokens import TokenStatus
 from livestage.kit import deadlines
-from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User
+from livestage.models import (
+    HlsStatus,
+    Influencer,
+    LiveStream,
+    StreamStatus,
+    StreamStrategy,
+    User,
+)
 from livestage.providers.base import (
+    HlsStream,
     JoinToken,
     ProviderError,
     Room,
@@ -92,6 +100,41 @@ class _SetUp:
     failure: ProviderError | None = None
 
 
+class HlsNeeds100ms(Conflict):
+    problem = "hls_needs_100ms"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "HLS needs 100ms: this server streams with its local provider. "
+            "Start Streaming without HLS."
+        )
+
+
+def hls_meeting_url(config: GoLiveConfig, handle: str) -> str | None:
+    """The page 100ms's recorder opens to capture the stream: livestage's own watch page."""
+    return f"{config.public_url}/watch/{handle}" if config.public_url else None
+
+
+def _hls_unavailable(stream: LiveStream, config: GoLiveConfig) -> str | None:
+    """Why HLS cannot start for this stream, or None when it can be asked for."""
+    if config.provider is None or stream.strategy != StreamStrategy.automatic:
+        return "HLS starts only with automatic set-up (100ms credentials on the server)"
+    if not config.public_url:
+        return "LIVESTAGE_PUBLIC_URL is not set, so 100ms's recorder has no page to open"
+    return None
+
+
+def _record_hls(stream: LiveStream, started: HlsStream | None, problem: str | None) -> None:
+    """What starting HLS gave; an hls.* event applied meanwhile is newer and stays."""
+    if problem is not None:
+        stream.hls_status, stream.hls_problem = HlsStatus.failed, problem[:500]
+        return
+    if stream.hls_status is None:
+        stream.hls_status = HlsStatus.starting
+    if started is not None:
+        stream.hls_url = stream.hls_url or started.playback_url
+
+
 def _abandoned(claim: LiveStream, config: GoLiveConfig, now: datetime) -> bool:
     """Its go-live cannot still be waiting on the provider: the process died or restarted."""
     return now - claim.created_at > timedelta(seconds=2 * config.deadline_seconds)
@@ -115,24 +158,75 @@ class GoLiveService:
         description: str,
         config: GoLiveConfig,
         now: datetime,
+        hls: bool = False,
     ) -> GoLiveResult:
         """Automatic → admin-set token → (ask for) a room code. Idempotent per influencer.
 
         No provider call is made while a transaction is open (on SQLite that would hold the
         write lock for every request): a short transaction claims the stream, the calls follow
         with no session, a second short one records what they gave. The calls share one
-        deadline, so the creator gets an answer however slow the provider is."""
+        deadline, so the creator gets an answer however slow the provider is. With `hls`,
+        HLS is then started the same way; its failure never stops the stream going live."""
+        if hls and config.provider and browser_signalling(config.provider) is not None:
+            raise HlsNeeds100ms()
         with deadlines.within(config.deadline_seconds):
-            while True:
-                claimed = await self._claim(database, user, title, description, config, now)
-                if isinstance(claimed, GoLiveResult):
-                    return claimed
-                if claimed.stream_id is not None:
-                    break
-                await self._wait_for_set_up(database, claimed.influencer, config)
-            assert config.provider is not None
-            done = await self._set_up(config.provider, claimed.influencer, config)
-            return await self._record_set_up(database, user, claimed, done, config, now)
+            result = await self._go_live(database, user, title, description, config, now)
+            if hls and result.created:
+                result = await self._with_hls(database, result, config)
+            return result
+
+    async def _go_live(
+        self,
+        database: Database,
+        user: User,
+        title: str,
+        description: str,
+        config: GoLiveConfig,
+        now: datetime,
+    ) -> GoLiveResult:
+        """Claim, set up with no session, record (see `go_live`)."""
+        while True:
+            claimed = await self._claim(database, user, title, description, config, now)
+            if isinstance(claimed, GoLiveResult):
+                return claimed
+            if claimed.stream_id is not None:
+                break
+            await self._wait_for_set_up(database, claimed.influencer, config)
+        assert config.provider is not None
+        done = await self._set_up(config.provider, claimed.influencer, config)
+        return await self._record_set_up(database, user, claimed, done, config, now)
+
+    async def _with_hls(
+        self, database: Database, result: GoLiveResult, config: GoLiveConfig
+    ) -> GoLiveResult:
+        """Start HLS with no session open, then record how it went in a short transaction."""
+        stream = result.stream
+        problem = _hls_unavailable(stream, config)
+        started = None
+        if problem is None:
+            started, problem = await self._start_hls(stream, config)
+        if problem is not None:
+            log.warning("streams.hls_not_started", handle=stream.influencer.handle, why=problem)
+        async with transaction(database.sessionmaker) as session:
+            locked = await StreamRepository(session).lock(stream.id)
+            if locked is None:
+                return result
+            _record_hls(locked, started, problem)
+            return GoLiveResult(locked, result.join, result.created)
+
+    async def _start_hls(
+        self, stream: LiveStream, config: GoLiveConfig
+    ) -> tuple[HlsStream | None, str | None]:
+        assert config.provider is not None and stream.room_id is not None
+        meeting_url = hls_meeting_url(config, stream.influencer.handle)
+        try:
+            async with asyncio.timeout((deadlines.remaining() or 0.0) + BACKSTOP_SECONDS):
+                started = await config.provider.start_hls(stream.room_id, meeting_url=meeting_url)
+        except ProviderError as error:
+            return None, error.message
+        except TimeoutError:
+            return None, "100ms did not answer within the go-live deadline"
+        return started, None
 
     async def _claim(
         self,

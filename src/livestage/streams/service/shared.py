@@ -29,6 +29,8 @@ class GoLiveConfig:
     sdk_url: str
     # Every provider call and retry of one go-live shares this budget.
     deadline_seconds: float
+    # LIVESTAGE_PUBLIC_URL: HLS's recorder opens the stream's page there ("" : HLS cannot start).
+    public_url: str = ""
 
     @classmethod
     def from_settings(
@@ -50,6 +52,7 @@ class GoLiveConfig:
             webhook=webhook,
             sdk_url=settings.hms_sdk_url,
             deadline_seconds=settings.go_live_deadline_seconds,
+            public_url=settings.public_url,
         )
 
 

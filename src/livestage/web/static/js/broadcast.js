@@ -54,6 +54,7 @@ async function join(result) {
   show(codeForm, false);
   show($("stage"), true);
   setStatus(`You are live: ${stream.title}`);
+  if (result.stream.hls_problem) setProblem(`HLS did not start: ${result.stream.hls_problem}`);
   elapsedTimer = elapsedTimer || setInterval(renderElapsed, 1000);
   chat = chat || startChat(config.handle, { onNames: () => renderPeers(peers) });
   if (result.join.provider === "local" && !pictureTimer) {
@@ -186,7 +187,7 @@ async function start(event, path, extra) {
 startForm.addEventListener("submit", (event) => {
   const form = new FormData(startForm);
   details = { title: form.get("title"), description: form.get("description") || "" };
-  start(event, "/api/streams", {});
+  start(event, "/api/streams", { hls: form.get("hls") === "on" });
 });
 
 codeForm.addEventListener("submit", (event) => {
