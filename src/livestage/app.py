@@ -206,8 +206,6 @@ class AppState:
         await self.viewing.joins.stop()
         await self.broker.stop()
         await self.chat.stop()
-        if self.redis is not None:
-            await self.redis.aclose()
 
     async def _store_local_event(self, envelope: dict[str, Any]) -> None:
         await self.ingestion.store("local", envelope)
@@ -263,6 +261,10 @@ def create_app(
         finally:
             if chosen is not None and provider is None:
                 await chosen.aclose()
+            # Last: the local provider's cluster hub records its connections' leaves in Redis
+            # as it closes (closing Redis first reopened connections nobody closed).
+            if state.redis is not None:
+                await state.redis.aclose()
             await state.database.aclose()
 
     configure_logging(settings.log_level, json=settings.log_json)
