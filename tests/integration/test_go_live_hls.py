@@ -109,6 +109,11 @@ class TestHlsOn100ms:
             assert record is not None
             assert (record.hls_status, record.hls_url) == ("stopped", started["playback"]["url"])
 
+    async def test_the_form_offers_hls(self, creator_client: httpx.AsyncClient) -> None:
+        page = await creator_client.get("/influencer/live")
+
+        assert 'name="hls"' in page.text
+
     async def test_without_hls_nothing_is_started(
         self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
     ) -> None:
