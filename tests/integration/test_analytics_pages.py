@@ -21,6 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from livestage.analytics.pages import format_duration, format_when_precise
 from livestage.app import AppState
+from livestage.models.keyset import encode_cursor
 from livestage.tracking.verification import WEBHOOK_SECRET_HEADER
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
@@ -227,7 +228,7 @@ class TestAdminStreamList:
         )
         assert {k: getattr(ended, k) for k in TRUTH} == TRUTH
         assert rows[live_stream["id"]].status == "live"
-        assert page.context["has_next"] is False
+        assert page.context["next_cursor"] is None
 
         html = response.text
         row = re.search(rf'<tr data-stream-id="{ended_stream["id"]}">(.*?)</tr>', html, re.S)
@@ -264,19 +265,28 @@ class TestAdminStreamList:
         assert '<option value="live" selected>' in response.text
 
     async def test_bad_filters_are_a_400_page(self, admin_web: Browser) -> None:
-        for query in ("?status=paused", "?handle=" + "x" * 41, "?page=0", "?page=x"):
+        for query in ("?status=paused", "?handle=" + "x" * 41, "?cursor=" + "a" * 201):
             response = await admin_web.get(f"/admin/streams{query}")
             assert response.status_code == 400, query
             assert admin_web.pages.last.template == "error.html"
             assert "Invalid input" in response.text
+        response = await admin_web.get("/admin/streams?cursor=x")
+        assert response.status_code == 400
+        assert admin_web.pages.last.template == "error.html"
+        assert "Invalid cursor" in response.text
 
-    async def test_past_the_last_page_is_empty_with_a_way_back(
+    async def test_past_the_last_stream_is_empty_with_a_way_back(
         self, admin_web: Browser, ended_stream: dict[str, Any]
     ) -> None:
-        response = await admin_web.get("/admin/streams?page=2&handle=alice")
+        # The cursor of the oldest stream shown: nothing is older.
+        first = await admin_web.get("/admin/streams?handle=alice")
+        assert first.status_code == 200
+        [oldest] = admin_web.pages.last.context["streams"]
+        cursor = encode_cursor(oldest.created_at, oldest.id)
+        response = await admin_web.get(f"/admin/streams?handle=alice&cursor={cursor}")
         assert response.status_code == 200
         assert admin_web.pages.last.context["streams"] == []
-        assert 'href="?status=&handle=alice&page=1">Newer</a>' in response.text
+        assert 'href="?status=&handle=alice">Newest</a>' in response.text
 
 
 class TestAdminStreamDetail:

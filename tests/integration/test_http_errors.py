@@ -36,9 +36,9 @@ class TestBounds:
         assert "Input should be" in response.json()["detail"]
 
     @pytest.mark.parametrize(
-        "url", [f"/admin/streams?page={TOO_BIG}", f"/admin/audit?page={TOO_BIG}"]
+        "url", [f"/admin/streams?cursor={TOO_BIG}", f"/admin/audit?cursor={TOO_BIG}"]
     )
-    async def test_huge_page_numbers_are_400(
+    async def test_bad_page_cursors_are_400(
         self, admin_client: httpx.AsyncClient, url: str
     ) -> None:
         assert (await admin_client.get(url)).status_code == 400

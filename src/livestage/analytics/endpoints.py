@@ -13,7 +13,8 @@ from starlette.responses import Response
 from livestage.accounts.auth import CurrentAdmin, CurrentInfluencer
 from livestage.analytics.auth import MetricsReader
 from livestage.analytics.metrics import scrape
-from livestage.analytics.schemas import StreamAnalytics
+from livestage.analytics.schemas import StreamAnalytics, StreamPage
+from livestage.analytics.service import PEERS_PER_PAGE
 from livestage.analytics.service import analytics as analytics_service
 from livestage.audit.schemas import AuditEntryRead, AuditPage
 from livestage.audit.service import audit as audit_service
@@ -25,39 +26,77 @@ router = APIRouter(tags=["analytics"], responses=ERROR_RESPONSES)
 StatusFilter = Annotated[str | None, Query(pattern="^(starting|live|ended|failed)$")]
 # Bounded so a huge offset is a 422, not an integer the database cannot take.
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+CursorParam = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="The `X-Next-Cursor` (or `peers_next_cursor`) of the previous page.",
+    ),
+]
+PeersLimit = Annotated[int, Query(ge=1, le=500)]
+NEXT_CURSOR = "X-Next-Cursor"
+
+
+def _with_next(response: Response, page: StreamPage) -> list[StreamRead]:
+    """The list stays the body (as it always was); the next page's cursor rides in a header."""
+    if page.next_cursor:
+        response.headers[NEXT_CURSOR] = page.next_cursor
+    return page.items
 
 
 @router.get("/api/streams/mine")
-async def my_streams(user: CurrentInfluencer, session: DbSession) -> list[StreamRead]:
-    return await analytics_service.my_streams(session, user)
+async def my_streams(
+    user: CurrentInfluencer,
+    session: DbSession,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: CursorParam = None,
+) -> list[StreamRead]:
+    page = await analytics_service.my_streams(session, user, limit=limit, cursor=cursor)
+    return _with_next(response, page)
 
 
 @router.get("/api/streams/mine/{stream_id}")
 async def my_stream(
-    user: CurrentInfluencer, session: DbSession, stream_id: uuid.UUID
+    user: CurrentInfluencer,
+    session: DbSession,
+    stream_id: uuid.UUID,
+    peers_cursor: CursorParam = None,
+    peers_limit: PeersLimit = PEERS_PER_PAGE,
 ) -> StreamAnalytics:
-    return await analytics_service.detail(session, stream_id, owner=user)
+    return await analytics_service.detail(
+        session, stream_id, owner=user, peers_cursor=peers_cursor, peers_limit=peers_limit
+    )
 
 
 @router.get("/api/admin/streams", tags=["admin: streams"])
 async def all_streams(
     _admin: CurrentAdmin,
     session: DbSession,
+    response: Response,
     status: StatusFilter = None,
     handle: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
+    cursor: CursorParam = None,
 ) -> list[StreamRead]:
-    return await analytics_service.list_streams(
-        session, status=status, handle=handle, limit=limit, offset=offset
+    page = await analytics_service.list_streams(
+        session, status=status, handle=handle, limit=limit, offset=offset, cursor=cursor
     )
+    return _with_next(response, page)
 
 
 @router.get("/api/admin/streams/{stream_id}", tags=["admin: streams"])
 async def stream_detail(
-    _admin: CurrentAdmin, session: DbSession, stream_id: uuid.UUID
+    _admin: CurrentAdmin,
+    session: DbSession,
+    stream_id: uuid.UUID,
+    peers_cursor: CursorParam = None,
+    peers_limit: PeersLimit = PEERS_PER_PAGE,
 ) -> StreamAnalytics:
-    return await analytics_service.detail(session, stream_id)
+    return await analytics_service.detail(
+        session, stream_id, peers_cursor=peers_cursor, peers_limit=peers_limit
+    )
 
 
 @router.get("/api/admin/audit", tags=["admin: audit"])
@@ -67,9 +106,16 @@ async def list_audit(
     action: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
+    cursor: CursorParam = None,
 ) -> AuditPage:
-    rows, total = await audit_service.list(session, action=action, limit=limit, offset=offset)
-    return AuditPage(total=total, items=[AuditEntryRead.model_validate(r) for r in rows])
+    rows, next_cursor = await audit_service.page(
+        session, action=action, limit=limit, cursor=cursor, offset=offset
+    )
+    return AuditPage(
+        total=await audit_service.count(session, action=action),
+        items=[AuditEntryRead.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+    )
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -33,7 +33,8 @@ PAGE_SIZE = 50
 STATUSES = ("starting", "live", "ended", "failed")
 StatusFilter = Annotated[str, Query(pattern=f"^(|{'|'.join(STATUSES)})$")]
 HandleFilter = Annotated[str, Query(max_length=40)]
-PageNumber = Annotated[int, Query(ge=1, le=10_000)]
+# Opaque: the `next_cursor` of the page before (bounded here; decoded by models/keyset.py).
+CursorParam = Annotated[str, Query(max_length=200)]
 
 
 def format_duration(value: float | int | timedelta | None) -> str:
@@ -82,20 +83,19 @@ async def admin_streams_page(
     now: Now,
     status: StatusFilter = "",
     handle: HandleFilter = "",
-    page: PageNumber = 1,
+    cursor: CursorParam = "",
 ) -> Response:
-    # One row more than shown tells whether there is a next page.
-    rows = await analytics_service.list_streams(
+    result = await analytics_service.list_streams(
         session,
         status=status or None,
         handle=handle.strip() or None,
-        limit=PAGE_SIZE + 1,
-        offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+        cursor=cursor or None,
     )
     context = {
-        "streams": rows[:PAGE_SIZE],
-        "has_next": len(rows) > PAGE_SIZE,
-        "page": page,
+        "streams": result.items,
+        "next_cursor": result.next_cursor,
+        "paged": bool(cursor),
         "filters": {"status": status, "handle": handle.strip()},
         "statuses": STATUSES,
         "now": now,
@@ -106,19 +106,36 @@ async def admin_streams_page(
 
 @router.get("/admin/streams/{stream_id}")
 async def admin_stream_page(
-    request: Request, _admin: CurrentAdmin, session: DbSession, now: Now, stream_id: uuid.UUID
+    request: Request,
+    _admin: CurrentAdmin,
+    session: DbSession,
+    now: Now,
+    stream_id: uuid.UUID,
+    peers: CursorParam = "",
 ) -> Response:
-    detail = await analytics_service.detail(session, stream_id)
+    detail = await analytics_service.detail(session, stream_id, peers_cursor=peers or None)
     context = {"detail": detail, "now": now, "audience": "admin", "back": "/admin/streams"}
     return render(request, "analytics/stream.html", context)
 
 
 @router.get("/influencer/streams")
 async def my_streams_page(
-    request: Request, user: CurrentInfluencer, session: DbSession, now: Now
+    request: Request,
+    user: CurrentInfluencer,
+    session: DbSession,
+    now: Now,
+    cursor: CursorParam = "",
 ) -> Response:
-    rows = await analytics_service.my_streams(session, user)
-    context = {"streams": rows, "now": now, "audience": "influencer"}
+    result = await analytics_service.my_streams(
+        session, user, limit=PAGE_SIZE, cursor=cursor or None
+    )
+    context = {
+        "streams": result.items,
+        "next_cursor": result.next_cursor,
+        "paged": bool(cursor),
+        "now": now,
+        "audience": "influencer",
+    }
     return render(request, "analytics/my_streams.html", context)
 
 
@@ -129,8 +146,11 @@ async def my_stream_page(
     session: DbSession,
     now: Now,
     stream_id: uuid.UUID,
+    peers: CursorParam = "",
 ) -> Response:
-    detail = await analytics_service.detail(session, stream_id, owner=user)
+    detail = await analytics_service.detail(
+        session, stream_id, owner=user, peers_cursor=peers or None
+    )
     context = {
         "detail": detail,
         "now": now,
@@ -146,16 +166,15 @@ async def audit_page(
     _admin: CurrentAdmin,
     session: DbSession,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    cursor: CursorParam = "",
 ) -> Response:
-    rows, total = await audit_service.list(
-        session, action=action or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    rows, next_cursor = await audit_service.page(
+        session, action=action or None, limit=PAGE_SIZE, cursor=cursor or None
     )
     context = {
         "entries": rows,
-        "total": total,
-        "page": page,
+        "next_cursor": next_cursor,
+        "paged": bool(cursor),
         "action": action or "",
-        "pages": max(1, -(-total // PAGE_SIZE)),
     }
     return render(request, "admin/audit.html", context)

@@ -5,7 +5,8 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livestage.models import Influencer, LiveStream
+from livestage.models import Influencer, LiveStream, StreamPeer
+from livestage.models.keyset import Cursor, after, order
 
 
 class AnalyticsRepository:
@@ -20,7 +21,10 @@ class AnalyticsRepository:
         handle: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        cursor: Cursor | None = None,
     ) -> list[LiveStream]:
+        """Newest first, by (created_at, id): indexed, so a page after `cursor` costs the same
+        however many streams came before it. `offset` is the API's older way, kept for it."""
         statement = select(LiveStream).join(LiveStream.influencer)
         if influencer_id is not None:
             statement = statement.where(LiveStream.influencer_id == influencer_id)
@@ -28,5 +32,25 @@ class AnalyticsRepository:
             statement = statement.where(LiveStream.status == status)
         if handle:
             statement = statement.where(Influencer.handle == handle.lower().lstrip("@"))
-        statement = statement.order_by(LiveStream.created_at.desc()).limit(limit).offset(offset)
-        return list(await self.session.scalars(statement))
+        keyed = after(cursor, LiveStream.created_at, LiveStream.id, descending=True)
+        if keyed is not None:
+            statement = statement.where(keyed)
+        statement = statement.order_by(
+            *order(LiveStream.created_at, LiveStream.id, descending=True)
+        )
+        if offset:
+            statement = statement.offset(offset)
+        return list(await self.session.scalars(statement.limit(limit)))
+
+    async def peers(
+        self, stream_id: uuid.UUID, *, limit: int, cursor: Cursor | None = None
+    ) -> list[StreamPeer]:
+        """A stream's participants in joining order, one page after `cursor`."""
+        statement = select(StreamPeer).where(StreamPeer.stream_id == stream_id)
+        keyed = after(cursor, StreamPeer.joined_at, StreamPeer.id, descending=False, nullable=True)
+        if keyed is not None:
+            statement = statement.where(keyed)
+        statement = statement.order_by(
+            *order(StreamPeer.joined_at, StreamPeer.id, descending=False, nullable=True)
+        )
+        return list(await self.session.scalars(statement.limit(limit)))

@@ -30,5 +30,12 @@ class SampleRead(BaseModel):
 
 class StreamAnalytics(BaseModel):
     stream: StreamRead
+    # One page of participants, in joining order; `peers_next_cursor` asks for the next one.
     peers: list[PeerRead]
+    peers_next_cursor: str | None = None
     viewers_per_minute: list[SampleRead]
+
+
+class StreamPage(BaseModel):
+    items: list[StreamRead]
+    next_cursor: str | None = None

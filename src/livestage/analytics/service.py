@@ -7,13 +7,16 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.analytics.repository import AnalyticsRepository
-from livestage.analytics.schemas import PeerRead, SampleRead, StreamAnalytics
+from livestage.analytics.schemas import PeerRead, SampleRead, StreamAnalytics, StreamPage
 from livestage.errors import Forbidden, NotFound
 from livestage.influencers.repository import InfluencerRepository
-from livestage.models import User
+from livestage.models import LiveStream, User
+from livestage.models.keyset import decode_cursor, encode_cursor
 from livestage.streams.repository import StreamRepository
-from livestage.streams.schemas import StreamRead, stream_read
+from livestage.streams.schemas import stream_read
 from livestage.tracking.repository import TrackingRepository
+
+PEERS_PER_PAGE = 50
 
 
 class AnalyticsService:
@@ -25,34 +28,66 @@ class AnalyticsService:
         handle: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[StreamRead]:
+        cursor: str | None = None,
+    ) -> StreamPage:
+        # One row more than asked tells whether there is a next page.
         rows = await AnalyticsRepository(session).streams(
-            status=status, handle=handle, limit=limit, offset=offset
+            status=status,
+            handle=handle,
+            limit=limit + 1,
+            offset=offset,
+            cursor=decode_cursor(cursor),
         )
-        return [stream_read(s) for s in rows]
+        return _stream_page(rows, limit)
 
-    async def my_streams(self, session: AsyncSession, user: User) -> list[StreamRead]:
+    async def my_streams(
+        self, session: AsyncSession, user: User, *, limit: int = 100, cursor: str | None = None
+    ) -> StreamPage:
         influencer = await InfluencerRepository(session).get_by_user(user)
         if influencer is None:
             raise Forbidden("Only influencers have streams.")
-        rows = await AnalyticsRepository(session).streams(influencer_id=influencer.id)
-        return [stream_read(s) for s in rows]
+        rows = await AnalyticsRepository(session).streams(
+            influencer_id=influencer.id, limit=limit + 1, cursor=decode_cursor(cursor)
+        )
+        return _stream_page(rows, limit)
 
     async def detail(
-        self, session: AsyncSession, stream_id: uuid.UUID, *, owner: User | None = None
+        self,
+        session: AsyncSession,
+        stream_id: uuid.UUID,
+        *,
+        owner: User | None = None,
+        peers_cursor: str | None = None,
+        peers_limit: int = PEERS_PER_PAGE,
     ) -> StreamAnalytics:
+        """The figures come from the stream's row and the chart from its per-minute series:
+        neither reads every peer, so a crowd of any size costs one page of participants."""
+        cursor = decode_cursor(peers_cursor)
         stream = await StreamRepository(session).get(stream_id)
         if stream is None or (owner is not None and stream.influencer.user_id != owner.id):
             # Another influencer's stream is reported as missing, not forbidden.
             raise NotFound("No stream with this id.")
-        repository = TrackingRepository(session)
-        peers = await repository.peers(stream.id)
-        samples = await repository.samples(stream.id)
+        peers = await AnalyticsRepository(session).peers(
+            stream.id, limit=peers_limit + 1, cursor=cursor
+        )
+        samples = await TrackingRepository(session).samples(stream.id)
+        shown = peers[:peers_limit]
+        more = len(peers) > peers_limit
         return StreamAnalytics(
             stream=stream_read(stream),
-            peers=[PeerRead.model_validate(p) for p in peers],
+            peers=[PeerRead.model_validate(p) for p in shown],
+            peers_next_cursor=encode_cursor(shown[-1].joined_at, shown[-1].id) if more else None,
             viewers_per_minute=[SampleRead.model_validate(s) for s in samples],
         )
+
+
+def _stream_page(rows: list[LiveStream], limit: int) -> StreamPage:
+    shown = rows[:limit]
+    more = len(rows) > limit
+    return StreamPage(
+        items=[stream_read(s) for s in shown],
+        next_cursor=encode_cursor(shown[-1].created_at, shown[-1].id) if more else None,
+    )
 
 
 analytics = AnalyticsService()

@@ -22,3 +22,5 @@ class AuditEntryRead(BaseModel):
 class AuditPage(BaseModel):
     total: int
     items: list[AuditEntryRead]
+    # Pass back as `cursor` for the next (older) page; None on the last one.
+    next_cursor: str | None = None

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.audit.repository import AuditRepository
 from livestage.models import AuditLog, User
+from livestage.models.keyset import decode_cursor, encode_cursor
 
 # The CLI and the demo seeder act from a terminal, not over HTTP: their Actor carries the
 # command's name where a request's carries the client's address (`Actor(None, "cli")`).
@@ -61,12 +62,25 @@ class AuditService:
             )
         )
 
-    async def list(
-        self, session: AsyncSession, *, action: str | None = None, limit: int = 50, offset: int = 0
-    ) -> tuple[list[AuditLog], int]:
-        repository = AuditRepository(session)
-        rows = await repository.list(action=action, limit=limit, offset=offset)
-        return rows, await repository.count(action=action)
+    async def count(self, session: AsyncSession, *, action: str | None) -> int:
+        return await AuditRepository(session).count(action=action)
+
+    async def page(
+        self,
+        session: AsyncSession,
+        *,
+        action: str | None,
+        limit: int,
+        cursor: str | None,
+        offset: int = 0,
+    ) -> tuple[list[AuditLog], str | None]:
+        """One page after `cursor` and the cursor of the next one (None on the last)."""
+        rows = await AuditRepository(session).list(
+            action=action, limit=limit + 1, offset=offset, cursor=decode_cursor(cursor)
+        )
+        shown = rows[:limit]
+        more = len(rows) > limit
+        return shown, encode_cursor(shown[-1].created_at, shown[-1].id) if more else None
 
 
 audit = AuditService()

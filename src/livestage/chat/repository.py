@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
 from livestage.models import ChatMessage, ChatRestriction, Influencer, LiveStream
-from livestage.models.live_stream import ACTIVE_STATUSES
+from livestage.models.active import is_active
 
 
 class ChatRepository:
@@ -27,7 +27,7 @@ class ChatRepository:
                 LiveStream,
                 and_(
                     LiveStream.influencer_id == Influencer.id,
-                    LiveStream.status.in_(ACTIVE_STATUSES),
+                    is_active(),
                 ),
             )
             .where(Influencer.handle == handle.lower())
@@ -39,9 +39,7 @@ class ChatRepository:
         return None if row is None else (row[0], row[1])
 
     async def active_stream(self, influencer_id: uuid.UUID) -> LiveStream | None:
-        statement = select(LiveStream).where(
-            LiveStream.influencer_id == influencer_id, LiveStream.status.in_(ACTIVE_STATUSES)
-        )
+        statement = select(LiveStream).where(LiveStream.influencer_id == influencer_id, is_active())
         return await self.session.scalar(statement)
 
     async def history(self, stream_id: uuid.UUID, *, limit: int) -> list[ChatMessage]:
@@ -86,7 +84,7 @@ class ChatRepository:
         the transaction's last step before the insert."""
         statement = (
             update(LiveStream)
-            .where(LiveStream.id == stream_id, LiveStream.status.in_(ACTIVE_STATUSES))
+            .where(LiveStream.id == stream_id, is_active())
             .values(
                 chat_messages=LiveStream.chat_messages + 1,
                 chatters=LiveStream.chatters + (1 if new_chatter else 0),

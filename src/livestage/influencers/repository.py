@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.models import Influencer, LiveStream, User
-from livestage.models.live_stream import ACTIVE_STATUSES
+from livestage.models.active import is_active
 
 
 class InfluencerRepository:
@@ -36,7 +36,5 @@ class InfluencerRepository:
         return influencer
 
     async def active_stream_statuses(self) -> dict[uuid.UUID, str]:
-        statement = select(LiveStream.influencer_id, LiveStream.status).where(
-            LiveStream.status.in_(ACTIVE_STATUSES)
-        )
+        statement = select(LiveStream.influencer_id, LiveStream.status).where(is_active())
         return {row.influencer_id: str(row.status) for row in await self.session.execute(statement)}

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from livestage.kit.db import Base, IDMixin
@@ -13,6 +13,11 @@ from livestage.kit.time import utc_now
 
 class AuditLog(IDMixin, Base):
     __tablename__ = "audit_log"
+    __table_args__ = (
+        # Keyset pages of the log (newest first), whole or for one action.
+        Index("ix_audit_log_created_at_id", "created_at", "id"),
+        Index("ix_audit_log_action_created", "action", "created_at", "id"),
+    )
 
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     actor_id: Mapped[uuid.UUID | None] = mapped_column(default=None)

@@ -46,6 +46,10 @@ class LiveStream(IDMixin, TimestampMixin, Base):
             sqlite_where=text("status IN ('starting', 'live')"),
             postgresql_where=text("status IN ('starting', 'live')"),
         ),
+        # Keyset pages of the stream lists (newest first): all, one creator's, one status.
+        Index("ix_live_streams_created_at_id", "created_at", "id"),
+        Index("ix_live_streams_influencer_created", "influencer_id", "created_at", "id"),
+        Index("ix_live_streams_status_created", "status", "created_at", "id"),
     )
 
     influencer_id: Mapped[uuid.UUID] = mapped_column(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from livestage.kit.db import Base, IDMixin
@@ -13,7 +13,11 @@ class StreamPeer(IDMixin, Base):
     """One join of one participant (100ms gives every join a new peer id)."""
 
     __tablename__ = "stream_peers"
-    __table_args__ = (UniqueConstraint("stream_id", "peer_id"),)
+    __table_args__ = (
+        UniqueConstraint("stream_id", "peer_id"),
+        # Keyset pages of a stream's participants, in joining order.
+        Index("ix_stream_peers_stream_joined", "stream_id", "joined_at", "id"),
+    )
 
     stream_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("live_streams.id", ondelete="CASCADE"), index=True

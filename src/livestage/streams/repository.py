@@ -9,7 +9,8 @@ from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.models import ChatRestriction, Influencer, LiveStream, RestrictionKind, ViewerJoin
-from livestage.models.live_stream import ACTIVE_STATUSES, StreamStatus
+from livestage.models.active import is_active
+from livestage.models.live_stream import StreamStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +34,7 @@ class StreamRepository:
         return await self.session.get(LiveStream, stream_id, with_for_update={"skip_locked": True})
 
     async def get_active(self, influencer_id: uuid.UUID) -> LiveStream | None:
-        statement = select(LiveStream).where(
-            LiveStream.influencer_id == influencer_id, LiveStream.status.in_(ACTIVE_STATUSES)
-        )
+        statement = select(LiveStream).where(LiveStream.influencer_id == influencer_id, is_active())
         return await self.session.scalar(statement)
 
     async def is_banned(self, stream_id: uuid.UUID, identity: str) -> bool:
@@ -60,7 +59,7 @@ class StreamRepository:
             .join(LiveStream, LiveStream.influencer_id == ChatRestriction.influencer_id)
             .where(
                 LiveStream.room_id == room_id,
-                LiveStream.status.in_(ACTIVE_STATUSES),
+                is_active(),
                 ChatRestriction.identity == identity,
                 ChatRestriction.kind == RestrictionKind.ban,
             )
@@ -75,7 +74,7 @@ class StreamRepository:
             .where(
                 LiveStream.room_id == room_id,
                 LiveStream.provider == provider,
-                LiveStream.status.in_(ACTIVE_STATUSES),
+                is_active(),
             )
             .limit(1)
         )
@@ -108,7 +107,7 @@ class StreamRepository:
                 func.count(),
                 func.coalesce(func.sum(LiveStream.current_viewers), 0),
             )
-            .where(LiveStream.status.in_(ACTIVE_STATUSES))
+            .where(is_active())
             .group_by(LiveStream.status)
         )
         counts: dict[StreamStatus, int] = {}

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.models import LiveStream, ProviderEvent, StreamPeer, ViewerSample
-from livestage.models.live_stream import ACTIVE_STATUSES
+from livestage.models.active import is_active
 
 # Provider clocks and ours differ a little; an event may carry a time just before the stream row.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -299,11 +299,7 @@ class TrackingRepository:
         return list(await self.session.scalars(statement))
 
     async def active_streams(self) -> list[LiveStream]:
-        return list(
-            await self.session.scalars(
-                select(LiveStream).where(LiveStream.status.in_(ACTIVE_STATUSES))
-            )
-        )
+        return list(await self.session.scalars(select(LiveStream).where(is_active())))
 
     async def rooms_to_close(self, provider: str) -> list[LiveStream]:
         """Streams over for livestage whose provider room a failed end-room left open."""
