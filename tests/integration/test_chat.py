@@ -4,7 +4,9 @@ stream's figures, and a ban that holds at the viewer join."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,6 +36,7 @@ from tests.support.fixtures import (
 pytestmark = pytest.mark.asyncio
 START = {"title": "Chat check", "description": ""}
 CHAT = "/api/watch/alice/chat"
+BAN_DEADLINE = 2.0
 
 
 @pytest.fixture
@@ -45,6 +48,7 @@ def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
         "hms_auth_url": emulator.auth_url,
         "hms_max_retries": 1,
         "hms_timeout_seconds": 2,
+        "go_live_deadline_seconds": BAN_DEADLINE,
     }
 
 
@@ -355,6 +359,32 @@ class TestModeration:
         assert response.status_code == 201, response.text
         users = {p.user_id for p in await ctx.provider.list_peers(room_id)}
         assert banned not in users and kept in users
+
+    async def test_a_ban_while_100ms_hangs_holds_up_no_one(
+        self,
+        host: httpx.AsyncClient,
+        viewer: httpx.AsyncClient,
+        other_viewer: httpx.AsyncClient,
+        emulator: EmulatorHandle,
+    ) -> None:
+        """The ban is recorded in a transaction of its own; 100ms is asked with none open, so
+        on SQLite (one writer) the chat goes on while 100ms hangs."""
+        room_id = (await host.get("/api/streams/current")).json()["stream"]["room_id"]
+        joined = (await viewer.post("/api/watch/alice/join")).json()
+        emulator.control.join_peer(room_id, token=joined["token"])
+        emulator.control.queue_fault("/v2/active-rooms", kind="latency", seconds=30, count=10)
+        body = {"identity": joined["user_id"], "kind": "ban"}
+        started = time.monotonic()
+        banning = asyncio.create_task(host.post(f"{CHAT}/restrictions", json=body))
+        await asyncio.sleep(0.5)
+        assert not banning.done()
+        posted_at = time.monotonic()
+        await said(other_viewer, "still chatting")
+        assert time.monotonic() - posted_at < 1.5
+        problem(await viewer.post("/api/watch/alice/join"), 403, "banned")
+        response = await banning
+        assert response.status_code == 201, response.text
+        assert time.monotonic() - started < BAN_DEADLINE + 3
 
     async def test_delete_hides_a_message_from_the_history(
         self, ctx: AppState, host: httpx.AsyncClient, viewer: httpx.AsyncClient

@@ -14,18 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from livestage.accounts.auth import OptionalUserSession
+from livestage.accounts.auth import OptionalUserSession, signed_in_session
 from livestage.audit.service import Actor
 from livestage.chat.broker import ChatBroker
 from livestage.chat.metrics import CHAT_MESSAGES
 from livestage.chat.schemas import RestrictionRead, message_json
 from livestage.chat.service import Chatter
 from livestage.chat.service import chat as chat_service
+from livestage.db import Database, transaction
 from livestage.kit.db import on_commit
 from livestage.models import ChatMessage, Influencer, RestrictionKind
 from livestage.providers.base import StreamingProvider
-from livestage.streams.deps import viewing_of
-from livestage.web.deps import DbSession, Now, ProviderDep
+from livestage.streams.deps import GoLiveDep, viewing_of
+from livestage.web.deps import DatabaseDep, DbSession, Now, ReadSessions, client_ip
 
 
 def chat_broker_of(connection: HTTPConnection) -> ChatBroker:
@@ -66,7 +67,6 @@ class ChatActions:
 
     session: AsyncSession
     broker: ChatBroker
-    provider: StreamingProvider | None
     now: datetime
 
     async def post(self, chatter: Chatter, handle: str, body: str, name: str | None) -> ChatMessage:
@@ -88,23 +88,6 @@ class ChatActions:
         )
         self._tell(influencer, "deleted", {"id": str(message.id)})
 
-    async def restrict(
-        self, actor: Actor, handle: str, identity: str, kind: RestrictionKind, minutes: int | None
-    ) -> RestrictionRead:
-        done = await chat_service.restrict(
-            self.session, actor, handle, identity=identity, kind=kind, minutes=minutes, now=self.now
-        )
-        restriction = done.restriction
-        read = RestrictionRead(
-            identity=restriction.identity, kind=restriction.kind.value, until=restriction.until
-        )
-        if kind == RestrictionKind.ban:
-            await chat_service.remove_from_room(
-                self.session, self.provider, done.influencer, identity
-            )
-        self._tell(done.influencer, "restricted", read.model_dump(mode="json"))
-        return read
-
     async def lift(self, actor: Actor, handle: str, identity: str) -> None:
         await chat_service.lift(self.session, actor, handle, identity, now=self.now)
 
@@ -119,10 +102,60 @@ class ChatActions:
         on_commit(self.session, partial(self.broker.publish, broker_key(influencer), event, data))
 
 
-async def get_chat_actions(
-    session: DbSession, broker: ChatBrokerDep, provider: ProviderDep, now: Now
-) -> ChatActions:
-    return ChatActions(session, broker, provider, now)
+async def get_chat_actions(session: DbSession, broker: ChatBrokerDep, now: Now) -> ChatActions:
+    return ChatActions(session, broker, now)
 
 
 ChatActionsDep = Annotated[ChatActions, Depends(get_chat_actions)]
+
+
+async def get_read_actor(request: Request, reads: ReadSessions, now: Now) -> Actor:
+    """Who acts, read in a read-only session of its own: a ban opens its own short transaction
+    and then calls the provider, and no request transaction may stay open across that call."""
+    record = await signed_in_session(request, reads, now)
+    return Actor(record.user if record else None, client_ip(request))
+
+
+ReadActor = Annotated[Actor, Depends(get_read_actor)]
+
+
+@dataclass(frozen=True, slots=True)
+class Restricting:
+    """A timeout or a ban: recorded and audited in one short transaction, pages told once it is
+    committed; then, for a ban, the viewer leaves the media room, with no session open."""
+
+    database: Database
+    broker: ChatBroker
+    provider: StreamingProvider | None
+    deadline_seconds: float
+    now: datetime
+
+    async def restrict(
+        self, actor: Actor, handle: str, identity: str, kind: RestrictionKind, minutes: int | None
+    ) -> RestrictionRead:
+        async with transaction(self.database.sessionmaker) as session:
+            done = await chat_service.restrict(
+                session, actor, handle, identity=identity, kind=kind, minutes=minutes, now=self.now
+            )
+            room_id = await chat_service.live_room(session, done.influencer)
+            restriction = done.restriction
+            read = RestrictionRead(
+                identity=restriction.identity, kind=restriction.kind.value, until=restriction.until
+            )
+            data = read.model_dump(mode="json")
+            key = broker_key(done.influencer)
+            on_commit(session, partial(self.broker.publish, key, "restricted", data))
+        if kind == RestrictionKind.ban and room_id is not None:
+            await chat_service.remove_from_room(
+                self.provider, room_id, identity, deadline_seconds=self.deadline_seconds
+            )
+        return read
+
+
+async def get_restricting(
+    database: DatabaseDep, broker: ChatBrokerDep, config: GoLiveDep, now: Now
+) -> Restricting:
+    return Restricting(database, broker, config.provider, config.deadline_seconds, now)
+
+
+RestrictingDep = Annotated[Restricting, Depends(get_restricting)]

@@ -10,7 +10,14 @@ from starlette.responses import Response
 
 from livestage.accounts.auth import ActorDep
 from livestage.chat.broker import Opening, event_frame
-from livestage.chat.deps import ChatActionsDep, ChatBrokerDep, ChatterDep, broker_key
+from livestage.chat.deps import (
+    ChatActionsDep,
+    ChatBrokerDep,
+    ChatterDep,
+    ReadActor,
+    RestrictingDep,
+    broker_key,
+)
 from livestage.chat.schemas import (
     CHAT_EVENT_SCHEMA,
     ChatState,
@@ -106,12 +113,12 @@ async def delete_message(message_id: uuid.UUID, actor: ActorDep, actions: ChatAc
 
 @router.post("/watch/{handle}/chat/restrictions", status_code=201)
 async def restrict(
-    handle: str, body: RestrictionRequest, actor: ActorDep, actions: ChatActionsDep
+    handle: str, body: RestrictionRequest, actor: ReadActor, restricting: RestrictingDep
 ) -> RestrictionRead:
     """Time a viewer out for `minutes`, or ban them from the chat and the stream (they are
     removed from the media room and their joins are refused)."""
     kind = RestrictionKind(body.kind)
-    return await actions.restrict(actor, handle, body.identity, kind, body.minutes)
+    return await restricting.restrict(actor, handle, body.identity, kind, body.minutes)
 
 
 @router.delete("/watch/{handle}/chat/restrictions/{identity}", status_code=204)

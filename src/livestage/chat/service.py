@@ -3,6 +3,7 @@ moderation by the stream's influencer or an admin, every action in the audit log
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from livestage.chat import rules
 from livestage.chat.repository import ChatRepository
 from livestage.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from livestage.influencers.service import influencer as influencer_service
+from livestage.kit import deadlines
 from livestage.kit.time import rfc3339
 from livestage.models import (
     ChatMessage,
@@ -27,9 +29,11 @@ from livestage.models import (
     User,
     UserRole,
 )
-from livestage.providers.base import StreamingProvider
+from livestage.providers.base import ProviderError, StreamingProvider
 
 log = structlog.get_logger()
+# Past the deadline, the provider client's own timeouts have had their chance.
+BACKSTOP_SECONDS = 1.0
 
 
 class InvalidMessage(BadRequest):
@@ -321,23 +325,31 @@ class ChatService:
             if user is not None and (user.id == influencer.user_id or user.role == UserRole.admin):
                 raise InvalidRestriction("The stream's creator and admins cannot be restricted.")
 
+    async def live_room(self, session: AsyncSession, influencer: Influencer) -> str | None:
+        stream = await ChatRepository(session).active_stream(influencer.id)
+        return None if stream is None else stream.room_id
+
     async def remove_from_room(
         self,
-        session: AsyncSession,
         provider: StreamingProvider | None,
-        influencer: Influencer,
+        room_id: str,
         identity: str,
+        *,
+        deadline_seconds: float,
     ) -> int:
-        """A banned viewer leaves the media room at once (their join is refused from now on).
-        A provider failure does not undo the ban; it is logged."""
-        stream = await ChatRepository(session).active_stream(influencer.id)
-        if provider is None or stream is None or stream.room_id is None:
+        """A banned viewer leaves the media room at once (their join is refused from now on),
+        called with no session open, within the deadline. A provider failure does not undo the
+        ban; it is logged."""
+        if provider is None:
             return 0
-        try:
-            return await provider.remove_user(stream.room_id, identity, reason="banned")
-        except Exception:
-            log.warning("chat.remove_banned_failed", stream_id=str(stream.id), exc_info=True)
-            return 0
+        with deadlines.within(deadline_seconds):
+            try:
+                async with asyncio.timeout(deadline_seconds + BACKSTOP_SECONDS):
+                    return await provider.remove_user(room_id, identity, reason="banned")
+            except (ProviderError, TimeoutError) as error:
+                problem = error.message if isinstance(error, ProviderError) else "deadline"
+                log.warning("chat.remove_banned_failed", room_id=room_id, error=problem)
+                return 0
 
     async def lift(
         self, session: AsyncSession, actor: Actor, handle: str, identity: str, *, now: datetime
