@@ -32,6 +32,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Bed], dict[str, float]]] = {
     "fanout2": scenarios.fan_out_cluster,
     "backlog": scenarios.backlog,
     "chat": scenarios.chat,
+    "growth": scenarios.growth,
 }
 
 

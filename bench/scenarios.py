@@ -20,12 +20,15 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bench import harness, loadgen
+from bench import harness, loadgen, seed
 from bench.seed import LiveChannel, seed_live_streams
+from livestage.accounts import totp
+from livestage.accounts.service import account as account_service
 from livestage.audit.service import Actor
 from livestage.config import Settings
 from livestage.db import READ_ONLY, create_engine, create_sessionmaker, transaction
 from livestage.influencers.service import influencer as influencer_service
+from livestage.kit.crypto import SecretBox
 from livestage.kit.time import utc_now
 from livestage.streams.broker import LiveBroker
 from livestage.tracking.inbox import MAX_BATCH
@@ -963,3 +966,130 @@ def chat(bed: Bed) -> dict[str, float]:
         "chat_rate_reordered_pages": order["reordered_pages"],
         "chat_rate_orders": order["orders"],
     }
+
+
+# 8. Cost growth with history -------------------------------------------------------------------
+
+GROWTH_SIZES = (10, 1_000, 100_000)
+GROWTH_QUICK_SIZES = (10, 1_000, 20_000)
+GROWTH_SAMPLES = 40
+
+
+@dataclass(frozen=True)
+class AdminLogin:
+    email: str
+    password: str
+    totp_secret: str
+    last_step: list[int] = field(default_factory=lambda: [-1])
+
+
+async def _growth_admin(bed: Bed) -> AdminLogin:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=bed.database.url, secret_key=bed.secret_key
+    )
+    engine = create_engine(settings)
+    password = secrets.token_urlsafe(12)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            new = await account_service.create_admin(
+                session,
+                SecretBox(settings.secret_keys),
+                email="growth-admin@bench.test",
+                password=password,
+                name="Bench",
+            )
+    finally:
+        await engine.dispose()
+    return AdminLogin(new.user.email, password, new.totp_secret)
+
+
+def _admin_login(client: httpx.Client, admin: AdminLogin) -> None:
+    # A TOTP code is refused once used (replay): one sign-in per 30-second step.
+    step = int(time.time() // 30)
+    if step == admin.last_step[0]:
+        time.sleep(30 - time.time() % 30 + 0.5)
+    admin.last_step[0] = int(time.time() // 30)
+    token = client.get("/api/auth/csrf").json()["csrf_token"]
+    response = client.post(
+        "/api/auth/login",
+        json={
+            "email": admin.email,
+            "password": admin.password,
+            "totp_code": totp.code_at(admin.totp_secret, utc_now()),
+            "role": "admin",
+        },
+        headers={CSRF_HEADER: token},
+    )
+    response.raise_for_status()
+    client.headers[CSRF_HEADER] = response.json()["csrf_token"]
+
+
+def _p50_ms(client: httpx.Client, path: str, samples: int) -> tuple[float, int]:
+    client.get(path).raise_for_status()  # warm: compiled statements, page cache
+    times = []
+    size = 0
+    for _ in range(samples):
+        start = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - start) * 1000)
+        response.raise_for_status()
+        size = len(response.content)
+    return statistics.median(times), size
+
+
+def growth(bed: Bed) -> dict[str, float]:
+    """Every list page and API, and the page of a stream with as many peers as there are
+    streams, timed (p50 of GROWTH_SAMPLES) at each history size; the figure is p50 at the
+    largest ÷ p50 at the smallest (target ≤ 2)."""
+    sizes = GROWTH_QUICK_SIZES if bed.profile.repeats == 1 else GROWTH_SIZES
+    admin = asyncio.run(_growth_admin(bed))
+    history: seed.History | None = None
+    have = 0
+    by_size: dict[int, dict[str, float]] = {}
+    seeded: dict[int, float] = {}
+    for rows in sizes:
+        began = time.monotonic()
+        history = seed.seed_history(bed.database.url, rows, have, history)
+        seeded[rows] = time.monotonic() - began
+        have = rows
+        paths = {
+            "admin_streams": "/admin/streams",
+            "admin_streams_api": "/api/admin/streams?limit=50",
+            "admin_stream": f"/admin/streams/{history.stream_id}",
+            "admin_stream_api": f"/api/admin/streams/{history.stream_id}",
+            "admin_audit": "/admin/audit",
+            "admin_audit_api": "/api/admin/audit?limit=50",
+            "my_streams": "/influencer/streams",
+            "my_streams_api": "/api/streams/mine?limit=50",
+        }
+        with bed.server(f"growth-{rows}") as server:
+            figures: dict[str, float] = {}
+            with httpx.Client(base_url=server.base_url, timeout=60) as client:
+                _admin_login(client, admin)
+                for name, path in paths.items():
+                    if name.startswith("my_"):
+                        continue
+                    figures[name], figures[f"{name}_bytes"] = _p50_ms(client, path, GROWTH_SAMPLES)
+            with httpx.Client(base_url=server.base_url, timeout=60) as client:
+                _login(client, history.email, history.password)
+                for name in ("my_streams", "my_streams_api"):
+                    figures[name], figures[f"{name}_bytes"] = _p50_ms(
+                        client, paths[name], GROWTH_SAMPLES
+                    )
+        by_size[rows] = figures
+    smallest, largest = by_size[sizes[0]], by_size[sizes[-1]]
+    result: dict[str, float] = {}
+    for rows, figures in by_size.items():
+        result[f"growth_seed_s_at_{rows}"] = round(seeded[rows], 1)
+        for name, value in figures.items():
+            unit = "" if name.endswith("_bytes") else "_p50_ms"
+            result[f"growth_{name}{unit}_at_{rows}"] = value
+    # At the smallest size a list shows fewer rows than a page holds: the ratio to the middle
+    # size (full pages both) isolates what history itself costs.
+    middle = by_size[sizes[1]]
+    for name in smallest:
+        if not name.endswith("_bytes"):
+            result[f"growth_{name}_ratio"] = round(largest[name] / smallest[name], 2)
+            result[f"growth_{name}_full_page_ratio"] = round(largest[name] / middle[name], 2)
+    result["growth_worst_ratio"] = max(v for k, v in result.items() if k.endswith("_ratio"))
+    return result

@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
 
+from sqlalchemy import Table, insert, text, update
+
+from livestage.accounts.passwords import hash_password
 from livestage.config import Settings
 from livestage.db import create_engine, create_sessionmaker, transaction
 from livestage.kit.time import utc_now
-from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User, UserRole
+from livestage.models import (
+    AuditLog,
+    Influencer,
+    LiveStream,
+    StreamPeer,
+    StreamStatus,
+    StreamStrategy,
+    User,
+    UserRole,
+)
+
+CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -55,3 +72,107 @@ async def _seed(database_url: str, count: int, prefix: str) -> list[LiveChannel]
     finally:
         await engine.dispose()
     return channels
+
+
+@dataclass(frozen=True)
+class History:
+    """One creator's streams (the newest with a crowd of peers) and an audit log, at `rows`."""
+
+    handle: str
+    email: str
+    password: str
+    stream_id: str
+
+
+def seed_history(database_url: str, rows: int, have: int, history: History | None) -> History:
+    """Grow the history from `have` to `rows` streams, peers (on the newest stream) and audit
+    entries, with Core inserts (the ORM's bookkeeping would dominate at 100,000 rows)."""
+    return asyncio.run(_seed_history(database_url, rows, have, history))
+
+
+async def _seed_history(url: str, rows: int, have: int, history: History | None) -> History:
+    settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+    engine = create_engine(settings)
+    now = utc_now()
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            if history is None:
+                password = secrets.token_urlsafe(12)
+                user = User(
+                    email="growth@bench.test",
+                    display_name="growth",
+                    password_hash=hash_password(password),
+                    role=UserRole.influencer,
+                )
+                influencer = Influencer(user=user, handle="growth")
+                newest = LiveStream(
+                    influencer=influencer,
+                    provider="hms",
+                    strategy=StreamStrategy.automatic,
+                    status=StreamStatus.ended,
+                    title="the crowd",
+                    created_at=now,
+                )
+                session.add(newest)
+                await session.flush()
+                history = History("growth", user.email, password, str(newest.id))
+                have = 1
+            stream_id = uuid.UUID(history.stream_id)
+            crowd = await session.get(LiveStream, stream_id)
+            assert crowd is not None
+            influencer_id = crowd.influencer_id
+            count = rows - have
+            start = now - timedelta(days=30)
+            streams = [
+                {
+                    "id": uuid.uuid4(),
+                    "influencer_id": influencer_id,
+                    "provider": "hms",
+                    "strategy": StreamStrategy.automatic,
+                    "status": StreamStatus.ended,
+                    "title": "old",
+                    "created_at": start - timedelta(seconds=have + i),
+                    "updated_at": start,
+                }
+                for i in range(count)
+            ]
+            peers = [
+                {
+                    "id": uuid.uuid4(),
+                    "stream_id": stream_id,
+                    "peer_id": f"p{have + i}",
+                    "user_id": f"viewer-{have + i}",
+                    "name": f"Viewer {have + i}",
+                    "role": "viewer",
+                    "joined_at": now - timedelta(seconds=have + i),
+                }
+                for i in range(count)
+            ]
+            audit = [
+                {
+                    "id": uuid.uuid4(),
+                    "created_at": start - timedelta(seconds=have + i),
+                    "action": "x",
+                }
+                for i in range(count)
+            ]
+            tables: list[tuple[Any, list[dict[str, Any]]]] = [
+                (LiveStream.__table__, streams),
+                (StreamPeer.__table__, peers),
+                (AuditLog.__table__, audit),
+            ]
+            for table, values in tables:
+                for chunk in range(0, len(values), CHUNK):
+                    await session.execute(insert(cast(Table, table)), values[chunk : chunk + CHUNK])
+            # The figures stay what the stream row says: the page never counts its peers.
+            await session.execute(
+                update(LiveStream).where(LiveStream.id == stream_id).values(unique_viewers=rows)
+            )
+        # Statistics as autovacuum would have them after this many inserts (it runs on its own
+        # schedule, so a bench that measures at once would see plans for an empty table).
+        async with engine.connect() as connection:
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
+    finally:
+        await engine.dispose()
+    return history
