@@ -5,20 +5,17 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from livestage.app import AppState
-from livestage.models import AuditLog, LiveStream
+from livestage.models import LiveStream
 from livestage.tracking.verification import WEBHOOK_SECRET_HEADER
-from tests.support.emulator import EmulatorHandle, StartEmulator, wait_until
+from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
     AdminAccount,
     FakeClock,
@@ -29,69 +26,24 @@ from tests.support.fixtures import (
     login_influencer,
 )
 from tests.support.hms_events import SessionScript
+from tests.support.slow_hms import (
+    ANSWER_WITHIN_SECONDS,
+    SLOW_100MS_SECONDS,
+    START,
+    UNBLOCKED_WITHIN_SECONDS,
+    alice,
+    audit,
+    client_for,
+    creator,
+    held,
+    hms,
+    settings_overrides,
+    timed,
+)
+
+__all__ = ["alice", "creator", "hms", "settings_overrides"]
 
 pytestmark = pytest.mark.asyncio
-START = {"title": "Friday night set", "description": "Requests welcome"}
-# 100ms answering after this long: each call outlasts the client's 10 s timeout, so without
-# one deadline the 4 tries of one call take 40 s and more.
-SLOW_100MS_SECONDS = 30
-ANSWER_WITHIN_SECONDS = 15.0
-# Generous for a shared CI machine, far below the 12 s of 100ms calls they must not wait for.
-UNBLOCKED_WITHIN_SECONDS = 3.0
-T = TypeVar("T")
-
-
-@pytest.fixture
-def hms(start_emulator: StartEmulator) -> EmulatorHandle:
-    """A 100ms emulator of this test's own: it stops with the test, so a call it still holds
-    cannot reach the next test's emulator."""
-    return start_emulator()
-
-
-@pytest.fixture
-def settings_overrides(hms: EmulatorHandle) -> dict[str, Any]:
-    # The production timeout, retries and go-live deadline (their defaults).
-    return {
-        "hms_access_key": hms.access_key,
-        "hms_app_secret": hms.app_secret,
-        "hms_api_url": hms.api_url,
-        "hms_auth_url": hms.auth_url,
-        "worker_enabled": False,
-    }
-
-
-def _client(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="https://testserver")
-
-
-@pytest_asyncio.fixture
-async def creator(ctx: AppState) -> InfluencerAccount:
-    return await create_influencer(ctx, "alice")
-
-
-@pytest_asyncio.fixture
-async def alice(app: FastAPI, creator: InfluencerAccount) -> AsyncIterator[httpx.AsyncClient]:
-    async with _client(app, "198.51.100.1") as client:
-        await login_influencer(client, creator)
-        yield client
-
-
-async def _timed(call: Awaitable[T]) -> tuple[T, float]:
-    started = time.monotonic()
-    response = await call
-    return response, time.monotonic() - started
-
-
-async def _held(hms: EmulatorHandle) -> None:
-    """Return once 100ms holds a call (the queued fault was taken)."""
-    queued = hms.control.faults()
-    await asyncio.to_thread(wait_until, lambda: hms.control.faults() != queued)
-
-
-async def _audit(ctx: AppState, action: str) -> list[AuditLog]:
-    async with ctx.database.sessionmaker() as session:
-        return list(await session.scalars(select(AuditLog).where(AuditLog.action == action)))
 
 
 async def _streams(ctx: AppState) -> list[LiveStream]:
@@ -111,19 +63,19 @@ class TestHanging100ms:
         bob_account = await create_influencer(ctx, "bob")
         carol_account = await create_influencer(ctx, "carol")
         async with (
-            _client(app, "198.51.100.2") as bob,
-            _client(app, "198.51.100.3") as carol,
-            _client(app, "198.51.100.4") as hundred_ms,
+            client_for(app, "198.51.100.2") as bob,
+            client_for(app, "198.51.100.3") as carol,
+            client_for(app, "198.51.100.4") as hundred_ms,
         ):
             await login_influencer(bob, bob_account)
             hms.control.queue_fault(kind="latency", seconds=SLOW_100MS_SECONDS, count=100)
-            going_live = asyncio.create_task(_timed(alice.post("/api/streams", json=START)))
-            await _held(hms)
+            going_live = asyncio.create_task(timed(alice.post("/api/streams", json=START)))
+            await held(hms)
             event = SessionScript(room_id="f" * 24).open(clock())
             current, sign_in, webhook = await asyncio.gather(
-                _timed(bob.get("/api/streams/current")),
-                _timed(login_influencer(carol, carol_account)),
-                _timed(
+                timed(bob.get("/api/streams/current")),
+                timed(login_influencer(carol, carol_account)),
+                timed(
                     hundred_ms.post(
                         "/webhooks/100ms",
                         json=event,
@@ -144,7 +96,7 @@ class TestHanging100ms:
         assert answer.json()["detail"] == "100ms is not answering right now; try again in a minute."
         assert await _streams(ctx) == []
         # The admin's audit page says why.
-        (blocked,) = await _audit(ctx, "stream.start_blocked")
+        (blocked,) = await audit(ctx, "stream.start_blocked")
         assert any("deadline" in problem for problem in blocked.details["problems"])
 
     async def test_an_admin_who_turns_streaming_off_meanwhile_is_not_kept_waiting_and_wins(
@@ -159,12 +111,12 @@ class TestHanging100ms:
     ) -> None:
         """The admin writes the very record go-live checks and records (a row lock on
         PostgreSQL, the one writer on SQLite): go-live holds it only for its short steps."""
-        async with _client(app, "198.51.100.4") as ops:
+        async with client_for(app, "198.51.100.4") as ops:
             await login_admin(ops, admin, clock)
             hms.control.queue_fault(kind="latency", seconds=SLOW_100MS_SECONDS, count=100)
-            going_live = asyncio.create_task(_timed(alice.post("/api/streams", json=START)))
-            await _held(hms)
-            turned_off, waited = await _timed(
+            going_live = asyncio.create_task(timed(alice.post("/api/streams", json=START)))
+            await held(hms)
+            turned_off, waited = await timed(
                 ops.put(f"/api/admin/influencers/{creator.id}/streaming", json={"enabled": False})
             )
             answer, answered_after = await going_live
@@ -174,7 +126,7 @@ class TestHanging100ms:
         assert answered_after < ANSWER_WITHIN_SECONDS, answered_after
         assert answer.status_code == 403, answer.text
         assert await _streams(ctx) == []
-        assert len(await _audit(ctx, "stream.start_refused")) == 1
+        assert len(await audit(ctx, "stream.start_refused")) == 1
 
 
 class TestDeadline:
@@ -195,12 +147,12 @@ class TestDeadline:
         self, alice: httpx.AsyncClient, ctx: AppState, hms: EmulatorHandle
     ) -> None:
         hms.control.queue_fault("/v2/rooms", method="POST", kind="latency", seconds=5, count=1)
-        late, answered_after = await _timed(alice.post("/api/streams", json=START))
+        late, answered_after = await timed(alice.post("/api/streams", json=START))
         assert late.status_code == 503, late.text
         assert late.json()["code"] == "provider_unavailable"
         assert answered_after < 4
         assert await _streams(ctx) == []
-        (blocked,) = await _audit(ctx, "stream.start_blocked")
+        (blocked,) = await audit(ctx, "stream.start_blocked")
         assert any("deadline" in problem for problem in blocked.details["problems"])
 
         with hms.api() as api:
@@ -222,7 +174,7 @@ class TestDeadline:
     ) -> None:
         # The room comes at once, its codes only after the deadline.
         hms.control.queue_fault("/v2/room-codes", kind="latency", seconds=5, count=1)
-        late, answered_after = await _timed(alice.post("/api/streams", json=START))
+        late, answered_after = await timed(alice.post("/api/streams", json=START))
         assert late.status_code == 503, late.text
         assert answered_after < 4
         with hms.api() as api:
@@ -241,7 +193,7 @@ class TestDeadline:
         """As when 100ms is unreachable: the browser's own exchange of the code checks it."""
         hms.control.queue_fault("/auth/v2/token", kind="latency", seconds=5, count=1)
         body = {**START, "code": "abc-defg-hij"}
-        answer, answered_after = await _timed(alice.post("/api/streams/room-code", json=body))
+        answer, answered_after = await timed(alice.post("/api/streams/room-code", json=body))
         assert answer.status_code == 201, answer.text
         assert answered_after < 4
         assert answer.json()["stream"]["strategy"] == "room_code"
@@ -251,9 +203,9 @@ class TestDeadline:
         self, alice: httpx.AsyncClient, ctx: AppState, hms: EmulatorHandle
     ) -> None:
         hms.control.queue_fault("/v2/rooms", kind="latency", seconds=5, count=100)
-        first = asyncio.create_task(_timed(alice.post("/api/streams", json=START)))
-        await _held(hms)
-        second, second_after = await _timed(alice.post("/api/streams", json=START))
+        first = asyncio.create_task(timed(alice.post("/api/streams", json=START)))
+        await held(hms)
+        second, second_after = await timed(alice.post("/api/streams", json=START))
         first_answer, first_after = await first
         assert (first_answer.status_code, second.status_code) == (503, 503), second.text
         assert second.json()["code"] == "provider_unavailable"
@@ -264,7 +216,7 @@ class TestDeadline:
         self, alice: httpx.AsyncClient, ctx: AppState, hms: EmulatorHandle
     ) -> None:
         hms.control.queue_fault("/v2/rooms", kind="status", status=503, count=100)
-        answer, answered_after = await _timed(alice.post("/api/streams", json=START))
+        answer, answered_after = await timed(alice.post("/api/streams", json=START))
         assert answer.status_code == 503
         assert answered_after < 4
         tries = hms.control.requests(path_prefix="/v2/rooms", method="POST")
@@ -277,7 +229,7 @@ class TestConcurrentClicks:
     ) -> None:
         hms.control.queue_fault("/v2/rooms", method="POST", kind="latency", seconds=1, count=100)
         first = asyncio.create_task(alice.post("/api/streams", json=START))
-        await _held(hms)
+        await held(hms)
         second = await alice.post("/api/streams", json=START)
         first_answer = await first
         assert (first_answer.status_code, second.status_code) == (201, 200)
@@ -293,7 +245,7 @@ class TestConcurrentClicks:
     ) -> None:
         hms.control.queue_fault("/v2/rooms", method="POST", kind="latency", seconds=1, count=1)
         first = asyncio.create_task(alice.post("/api/streams", json=START))
-        await _held(hms)
+        await held(hms)
         ended = await alice.post("/api/streams/current/end")
         assert ended.status_code == 200, ended.text
         answer = await first
@@ -307,7 +259,7 @@ class TestConcurrentClicks:
     ) -> None:
         hms.control.queue_fault("/v2/rooms", method="POST", kind="latency", seconds=1, count=1)
         first = asyncio.create_task(alice.post("/api/streams", json=START))
-        await _held(hms)
+        await held(hms)
         body = {**START, "code": "abc-defg-hij"}
         for refused in (
             await alice.post("/api/streams/room-code", json=body),
@@ -332,7 +284,7 @@ class TestInterrupted:
         broadcaster never joined, and a later click is not refused because of it."""
         hms.control.queue_fault("/v2/rooms", method="POST", kind="latency", seconds=5, count=1)
         cut_off = asyncio.create_task(alice.post("/api/streams", json=START))
-        await _held(hms)
+        await held(hms)
         cut_off.cancel()
         with pytest.raises(asyncio.CancelledError):
             await cut_off
@@ -357,14 +309,14 @@ class TestInterrupted:
     ) -> None:
         hms.control.queue_fault("/v2/rooms", method="POST", kind="latency", seconds=5, count=1)
         cut_off = asyncio.create_task(alice.post("/api/streams", json=START))
-        await _held(hms)
+        await held(hms)
         cut_off.cancel()
         with pytest.raises(asyncio.CancelledError):
             await cut_off
 
         # Long after any go-live could still be waiting on 100ms, well before the start timeout.
         clock.advance(seconds=ctx.settings.go_live_deadline_seconds * 2 + 1)
-        again, answered_after = await _timed(alice.post("/api/streams", json=START))
+        again, answered_after = await timed(alice.post("/api/streams", json=START))
         assert again.status_code == 201, again.text
         assert answered_after < UNBLOCKED_WITHIN_SECONDS
         statuses = sorted(str(s.status) for s in await _streams(ctx))

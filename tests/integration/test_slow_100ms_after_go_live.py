@@ -7,9 +7,8 @@ waits for 100ms is told to try again."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,9 +17,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from livestage.app import AppState
-from livestage.models import AuditLog, LiveStream
+from livestage.models import LiveStream
 from livestage.tracking.verification import WEBHOOK_SECRET_HEADER
-from tests.support.emulator import EmulatorHandle, StartEmulator, wait_until
+from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
     AdminAccount,
     FakeClock,
@@ -32,58 +31,31 @@ from tests.support.fixtures import (
     login_influencer,
 )
 from tests.support.hms_events import SessionScript
+from tests.support.slow_hms import (
+    ANSWER_WITHIN_SECONDS,
+    SLOW_100MS_SECONDS,
+    START,
+    UNBLOCKED_WITHIN_SECONDS,
+    alice,
+    audit,
+    client_for,
+    creator,
+    held,
+    hms,
+    settings_overrides,
+    timed,
+)
+
+__all__ = ["alice", "creator", "hms", "settings_overrides"]
 
 pytestmark = pytest.mark.asyncio
-START = {"title": "Friday night set", "description": "Requests welcome"}
-# 100ms answering after this long: each call outlasts the client's 10 s timeout, so without
-# one deadline the 4 tries of one call take 40 s and more.
-SLOW_100MS_SECONDS = 30
-ANSWER_WITHIN_SECONDS = 15.0
-# Generous for a shared CI machine, far below the 12 s of 100ms calls they must not wait for.
-UNBLOCKED_WITHIN_SECONDS = 3.0
-T = TypeVar("T")
-
-
-@pytest.fixture
-def hms(start_emulator: StartEmulator) -> EmulatorHandle:
-    """A 100ms emulator of this test's own: a call it still holds cannot reach the next test."""
-    return start_emulator()
-
-
-@pytest.fixture
-def settings_overrides(hms: EmulatorHandle) -> dict[str, Any]:
-    # The production timeout, retries and deadline (their defaults).
-    return {
-        "hms_access_key": hms.access_key,
-        "hms_app_secret": hms.app_secret,
-        "hms_api_url": hms.api_url,
-        "hms_auth_url": hms.auth_url,
-        "worker_enabled": False,
-    }
-
-
-def _client(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="https://testserver")
-
-
-@pytest_asyncio.fixture
-async def creator(ctx: AppState) -> InfluencerAccount:
-    return await create_influencer(ctx, "alice")
-
-
-@pytest_asyncio.fixture
-async def alice(app: FastAPI, creator: InfluencerAccount) -> AsyncIterator[httpx.AsyncClient]:
-    async with _client(app, "198.51.100.1") as client:
-        await login_influencer(client, creator)
-        yield client
 
 
 @pytest_asyncio.fixture
 async def ops(
     app: FastAPI, admin: AdminAccount, clock: FakeClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with _client(app, "198.51.100.5") as client:
+    async with client_for(app, "198.51.100.5") as client:
         await login_admin(client, admin, clock)
         yield client
 
@@ -99,39 +71,22 @@ async def live(alice: httpx.AsyncClient, hms: EmulatorHandle) -> dict[str, Any]:
     return stream
 
 
-async def _timed(call: Awaitable[T]) -> tuple[T, float]:
-    started = time.monotonic()
-    response = await call
-    return response, time.monotonic() - started
-
-
-async def _held(hms: EmulatorHandle) -> None:
-    """Return once 100ms holds a call (the queued fault was taken)."""
-    queued = hms.control.faults()
-    await asyncio.to_thread(wait_until, lambda: hms.control.faults() != queued)
-
-
-async def _audit(ctx: AppState, action: str) -> list[AuditLog]:
-    async with ctx.database.sessionmaker() as session:
-        return list(await session.scalars(select(AuditLog).where(AuditLog.action == action)))
-
-
 async def _others_wait(app: FastAPI, ctx: AppState, clock: FakeClock) -> dict[str, float]:
     """How long another creator's page, a sign-in and a 100ms webhook each took, at once."""
     bob_account = await create_influencer(ctx, "bob")
     carol_account = await create_influencer(ctx, "carol")
     async with (
-        _client(app, "198.51.100.2") as bob,
-        _client(app, "198.51.100.3") as carol,
-        _client(app, "198.51.100.4") as hundred_ms,
+        client_for(app, "198.51.100.2") as bob,
+        client_for(app, "198.51.100.3") as carol,
+        client_for(app, "198.51.100.4") as hundred_ms,
     ):
         await login_influencer(bob, bob_account)
         event = SessionScript(room_id="f" * 24).open(clock())
         (current, page, sign_in, webhook) = await asyncio.gather(
-            _timed(bob.get("/api/streams/current")),
-            _timed(bob.get("/influencer/live")),
-            _timed(login_influencer(carol, carol_account)),
-            _timed(
+            timed(bob.get("/api/streams/current")),
+            timed(bob.get("/influencer/live")),
+            timed(login_influencer(carol, carol_account)),
+            timed(
                 hundred_ms.post(
                     "/webhooks/100ms",
                     json=event,
@@ -157,8 +112,8 @@ class TestHanging100ms:
     ) -> None:
         end_room = f"/v2/active-rooms/{live['room_id']}/end-room"
         hms.control.queue_fault(end_room, kind="latency", seconds=SLOW_100MS_SECONDS, count=100)
-        ending = asyncio.create_task(_timed(alice.post("/api/streams/current/end")))
-        await _held(hms)
+        ending = asyncio.create_task(timed(alice.post("/api/streams/current/end")))
+        await held(hms)
         waited = await _others_wait(app, ctx, clock)
         # Pages learn the stream ended before 100ms answers.
         state = (await alice.get("/api/live/alice")).json()
@@ -171,7 +126,7 @@ class TestHanging100ms:
         assert answer.json()["status"] == "ended"
         # The reconciler closes the room once 100ms answers again.
         assert answer.json()["room_close_pending_since"] is not None
-        assert len(await _audit(ctx, "stream.end")) == 1
+        assert len(await audit(ctx, "stream.end")) == 1
 
     async def test_the_reconciler_waiting_on_100ms_holds_up_no_webhook_page_or_event(
         self,
@@ -190,13 +145,13 @@ class TestHanging100ms:
             seconds=SLOW_100MS_SECONDS,
             count=100,
         )
-        reconciling = asyncio.create_task(_timed(worker.reconcile()))
-        await _held(hms)
+        reconciling = asyncio.create_task(timed(worker.reconcile()))
+        await held(hms)
         waited = await _others_wait(app, ctx, clock)
         # A viewer's join reaches livestage as a webhook and is applied meanwhile.
         script = SessionScript(room_id=live["room_id"])
         at = clock()
-        async with _client(app, "198.51.100.6") as hundred_ms:
+        async with client_for(app, "198.51.100.6") as hundred_ms:
             for event in (script.open(at), script.join("p-viewer", "viewer-1", "viewer", at)):
                 stored = await hundred_ms.post(
                     "/webhooks/100ms",
@@ -204,7 +159,7 @@ class TestHanging100ms:
                     headers={WEBHOOK_SECRET_HEADER: ctx.ingestion.policy.secret},
                 )
                 assert stored.status_code == 200, stored.text
-        applied, applied_after = await _timed(worker.drain())
+        applied, applied_after = await timed(worker.drain())
         state = (await alice.get("/api/live/alice")).json()
         report, reconciled_after = await reconciling
 
@@ -229,8 +184,8 @@ class TestHanging100ms:
     ) -> None:
         hms.control.queue_fault(kind="latency", seconds=SLOW_100MS_SECONDS, count=100)
         url = f"/api/admin/influencers/{creator.id}/room-code/generate"
-        generating = asyncio.create_task(_timed(ops.post(url)))
-        await _held(hms)
+        generating = asyncio.create_task(timed(ops.post(url)))
+        await held(hms)
         waited = await _others_wait(app, ctx, clock)
         answer, answered_after = await generating
 
@@ -239,7 +194,7 @@ class TestHanging100ms:
         assert answer.status_code == 503, answer.text
         assert answer.json()["detail"].startswith("Could not generate a room code")
         assert (await load_influencer(ctx, creator.id)).room_code is None
-        assert await _audit(ctx, "room_code.generate") == []
+        assert await audit(ctx, "room_code.generate") == []
 
     async def test_setting_a_room_code_answers_within_the_deadline_and_nobody_waits(
         self,
@@ -256,8 +211,8 @@ class TestHanging100ms:
             "/auth/v2/token", kind="latency", seconds=SLOW_100MS_SECONDS, count=100
         )
         url = f"/api/admin/influencers/{creator.id}/room-code"
-        setting = asyncio.create_task(_timed(ops.put(url, json={"code": "abc-defg-hij"})))
-        await _held(hms)
+        setting = asyncio.create_task(timed(ops.put(url, json={"code": "abc-defg-hij"})))
+        await held(hms)
         waited = await _others_wait(app, ctx, clock)
         answer, answered_after = await setting
 
@@ -265,7 +220,7 @@ class TestHanging100ms:
         assert answered_after < ANSWER_WITHIN_SECONDS, answered_after
         assert answer.status_code == 200, answer.text
         assert answer.json()["room_code"] == "abc-defg-hij"
-        (saved,) = await _audit(ctx, "room_code.set")
+        (saved,) = await audit(ctx, "room_code.set")
         assert saved.details["room_code"] == "abc-defg-hij"
 
 
@@ -293,25 +248,25 @@ class TestShortDeadline:
     ) -> None:
         end_room = f"/v2/active-rooms/{live['room_id']}/end-room"
         hms.control.queue_fault(end_room, kind="latency", seconds=5, count=100)
-        ended, answered_after = await _timed(
+        ended, answered_after = await timed(
             ops.post(f"/api/admin/influencers/{creator.id}/stream/end")
         )
         assert ended.status_code == 200, ended.text
         assert answered_after < 4
         assert ended.json()["status"] == "ended"
         assert ended.json()["room_close_pending_since"] is not None
-        (audited,) = await _audit(ctx, "stream.end")
+        (audited,) = await audit(ctx, "stream.end")
         assert audited.details["reason"] == "admin"
 
         again = await alice.post("/api/streams", json=START)
         assert again.status_code == 201, again.text
-        page, answered_after = await _timed(
+        page, answered_after = await timed(
             ops.post(f"/admin/influencers/{creator.id}/stream/end", follow_redirects=False)
         )
         assert page.status_code == 303, page.text
         assert page.headers["location"].endswith("?notice=stream_ended")
         assert answered_after < 4
-        assert len(await _audit(ctx, "stream.end")) == 2
+        assert len(await audit(ctx, "stream.end")) == 2
 
     async def test_end_stream_on_a_working_100ms_closes_the_room_and_owes_nothing(
         self, ctx: AppState, hms: EmulatorHandle, alice: httpx.AsyncClient, live: dict[str, Any]
@@ -339,8 +294,8 @@ class TestViewerJoinDuringSetUp:
     ) -> None:
         hms.control.queue_fault("/v2/rooms", method="POST", kind="latency", seconds=1, count=1)
         going_live = asyncio.create_task(alice.post("/api/streams", json=START))
-        await _held(hms)
-        async with _client(app, "198.51.100.7") as viewer:
+        await held(hms)
+        async with client_for(app, "198.51.100.7") as viewer:
             viewer.headers["x-csrf-token"] = await csrf_token(viewer)
             early = await viewer.post("/api/watch/alice/join")
             assert early.status_code == 503, early.text
