@@ -142,6 +142,28 @@ ROWS = [
         "0",
         _at_most("backlog_peers_wrong", 0),
     ),
+    Row(
+        "chat_fanout_p99_ms",
+        "Chat: one message to N pages over 2 processes, p99",
+        "≤ 1 s",
+        _at_most("chat_fanout_p99_ms", 1000),
+        "ms",
+    ),
+    Row(
+        "chat_rate_per_s",
+        "Chat: sustained posting into one stream",
+        "≥ 200/s",
+        _at_least("chat_rate_per_s", 200),
+        "msg/s",
+    ),  # fmt: skip
+    Row("chat_rate_lost", "  messages lost", "0", _at_most("chat_rate_lost", 0)),
+    Row(
+        "chat_rate_reordered_pages",
+        "  pages that saw another order",
+        "0",
+        _at_most("chat_rate_reordered_pages", 0),
+    ),
+    Row("chat_rate_orders", "  distinct orders seen", "1", _at_most("chat_rate_orders", 1)),
 ]
 
 
