@@ -288,8 +288,6 @@ def create_app(
     app.add_middleware(UnexpectedErrors)
     if browser_uses_hms(settings):
         warn_if_sdk_missing(settings, STATIC_DIR)
-    if browser_uses_hms(settings):
-        warn_if_sdk_missing(settings, STATIC_DIR)
     policy = content_security_policy(settings, hms_in_browser=browser_uses_hms(settings))
     app.add_middleware(
         CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure, policy=policy
