@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
+from tests.browser.pages import AdminLoginPage
 from tests.browser.test_broadcast_and_watch import GoLivePage, open_go_live
 from tests.browser.test_local_video import SCREENSHOTS, enable, plays_real_frames
 from tests.support.browser import isolated_page
-from tests.support.fixtures import InfluencerAccount, create_influencer
+from tests.support.fixtures import InfluencerAccount, create_admin, create_influencer
 from tests.support.live_server import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -226,3 +228,36 @@ async def test_influencer_and_two_viewers_chat_and_moderate(
         await expect(live.viewers).to_have_text("1")
         # Bea watches on.
         await plays_real_frames(bea_page)
+
+
+async def test_an_admin_moderates_the_chat_from_the_streams_page(
+    browser: Browser, live_server: LiveServer, alice: InfluencerAccount
+) -> None:
+    admin = live_server.run(create_admin(live_server.ctx))
+    async with (
+        isolated_page(browser) as studio,
+        isolated_page(browser) as viewer,
+        isolated_page(browser) as ops,
+    ):
+        live: GoLivePage = await open_go_live(studio, live_server, alice)
+        await live.start("Admin watch")
+        await expect(live.status).to_have_text("You are live: Admin watch")
+        stream = await live.current_stream()
+        assert stream is not None
+
+        await viewer.goto(live_server.url("/watch/alice"))
+        seen_by_viewer = Chat(viewer)
+        await seen_by_viewer.send("spam spam spam", name="Mallory")
+        await expect(seen_by_viewer.message("spam spam spam")).to_have_count(1)
+
+        login = AdminLoginPage(ops, live_server.base_url)
+        await login.open()
+        await login.sign_in(admin.email, admin.password, admin.code(datetime.now(UTC)))
+        await ops.goto(live_server.url(f"/admin/streams/{stream['id']}"))
+        moderator = Chat(ops)
+        await expect(moderator.message("spam spam spam")).to_have_count(1)
+        await expect(ops.get_by_test_id("chat-moderation")).to_be_visible()
+
+        await moderator.message("spam spam spam").get_by_role("button", name="Delete").click()
+        for page in (ops, viewer, studio):
+            await expect(Chat(page).message("spam spam spam")).to_have_count(0)
