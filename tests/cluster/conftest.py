@@ -81,6 +81,34 @@ def cluster(
         process.kill()
 
 
+def local_cluster(tmp_path: Path, database_url: str, redis_url: str, **settings: object) -> Cluster:
+    """Processes on the local provider (no 100ms), as the browser suites run them."""
+    env = app_environment(
+        env="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key=secrets.token_urlsafe(32),
+        provider="local",
+        cookie_secure="false",
+        worker_poll_seconds=0.2,
+        log_level="INFO",
+        log_json="true",
+        **settings,
+    )
+    return Cluster(database_url, env, tmp_path)
+
+
+@contextlib.asynccontextmanager
+async def running(cluster: Cluster, count: int) -> AsyncIterator[Cluster]:
+    """`count` processes started (each waits for /healthz), killed at the end."""
+    await asyncio.to_thread(cluster.start, count)
+    try:
+        yield cluster
+    finally:
+        for process in cluster.processes:
+            process.kill()
+
+
 class Page:
     """An open live page: `GET /api/live/{handle}/events`, keeping every state it was sent."""
 

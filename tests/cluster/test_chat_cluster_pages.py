@@ -6,8 +6,6 @@ watching through C."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,9 +15,9 @@ from playwright.async_api import Browser, expect
 
 from tests.browser.test_chat_pages import FAN_OUT_MS, Chat
 from tests.browser.test_local_video import plays_real_frames
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import Cluster, local_cluster, running
 from tests.cluster.test_local_cluster_video import sign_in_and_go_live
-from tests.support.app_process import app_environment, seed_influencer
+from tests.support.app_process import seed_influencer
 from tests.support.browser import browser, isolated_page
 
 __all__ = ["browser"]
@@ -32,28 +30,12 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def chat_cluster(tmp_path: Path, cluster_database: str, redis_url: str) -> Cluster:
-    env = app_environment(
-        env="test",
-        database_url=cluster_database,
-        redis_url=redis_url,
-        secret_key=secrets.token_urlsafe(32),
-        provider="local",
-        cookie_secure="false",
-        worker_poll_seconds=0.2,
-        log_level="INFO",
-        log_json="true",
-    )
-    return Cluster(cluster_database, env, tmp_path)
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def processes(chat_cluster: Cluster) -> AsyncIterator[Cluster]:
-    await asyncio.to_thread(chat_cluster.start, 3)
-    yield chat_cluster
-    for process in chat_cluster.processes:
-        process.kill()
+async def processes(
+    tmp_path: Path, cluster_database: str, redis_url: str
+) -> AsyncIterator[Cluster]:
+    async with running(local_cluster(tmp_path, cluster_database, redis_url), 3) as cluster:
+        yield cluster
 
 
 async def test_chat_and_directory_across_processes(browser: Browser, processes: Cluster) -> None:

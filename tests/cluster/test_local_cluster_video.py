@@ -8,7 +8,6 @@ with a true record."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,10 +19,9 @@ from playwright.async_api import Browser, Page, expect
 from livestage.models import StreamStatus
 from tests.browser.test_broadcast_and_watch import GoLivePage
 from tests.browser.test_local_video import plays_real_frames
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import Cluster, local_cluster, running
 from tests.support.app_process import (
     StoredStream,
-    app_environment,
     read_stream,
     seed_influencer,
 )
@@ -40,31 +38,20 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def local_cluster(tmp_path: Path, cluster_database: str, redis_url: str) -> Cluster:
-    env = app_environment(
-        env="test",
-        database_url=cluster_database,
-        redis_url=redis_url,
-        secret_key=secrets.token_urlsafe(32),
-        provider="local",
+@pytest_asyncio.fixture(loop_scope="session")
+async def processes(
+    tmp_path: Path, cluster_database: str, redis_url: str
+) -> AsyncIterator[Cluster]:
+    cluster = local_cluster(
+        tmp_path,
+        cluster_database,
+        redis_url,
         local_viewer_cap=2,
-        cookie_secure="false",
-        worker_poll_seconds=0.2,
         reconcile_interval_seconds=2,
         leader_ttl_seconds=1,
-        log_level="INFO",
-        log_json="true",
     )
-    return Cluster(cluster_database, env, tmp_path)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def processes(local_cluster: Cluster) -> AsyncIterator[Cluster]:
-    await asyncio.to_thread(local_cluster.start, 3)
-    yield local_cluster
-    for process in local_cluster.processes:
-        process.kill()
+    async with running(cluster, 3) as started:
+        yield started
 
 
 async def sign_in_and_go_live(page: Page, base_url: str, email: str, password: str) -> GoLivePage:
