@@ -42,7 +42,7 @@ up: deps
 	$(BIN)/livestage up
 
 test: system-deps dev-deps
-	scripts/isolated.sh $(BIN)/pytest -q -p no:cacheprovider
+	scripts/test.sh
 
 format: dev-deps
 	$(BIN)/ruff format src tests bench
