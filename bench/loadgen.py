@@ -60,9 +60,11 @@ async def closed_loop(
     *,
     connections: int,
     seconds: float,
+    on_response: Callable[[int, int], None] | None = None,
 ) -> LoadResult:
     """`connections` clients, each sending its next request when the last one is answered,
-    until `seconds` have passed; requests already sent are always waited for."""
+    until `seconds` have passed; requests already sent are always waited for. `on_response`
+    hears each request's number and status."""
     host, port = _address(base_url)
     counter = itertools.count()
     result = LoadResult()
@@ -73,12 +75,15 @@ async def closed_loop(
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while time.perf_counter() < deadline:
-                request = make_request(next(counter))
+                number = next(counter)
+                request = make_request(number)
                 result.sent += 1
                 start = time.perf_counter()
                 writer.write(request)
                 status, _ = await read_response(reader)
                 result.latencies.append(time.perf_counter() - start)
+                if on_response is not None:
+                    on_response(number, status)
                 if 200 <= status < 300:
                     result.ok += 1
                 else:

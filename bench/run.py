@@ -21,15 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import harness, loadgen, report, scenarios
+from bench import harness, join, loadgen, report, scenarios, storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS: dict[str, Callable[[scenarios.Bed], dict[str, float]]] = {
-    "join": scenarios.viewer_join,
+    "join": join.viewer_join,
     "webhooks": scenarios.webhooks,
     "golive": scenarios.go_live,
     "fanout": scenarios.fan_out,
     "fanout2": scenarios.fan_out_cluster,
+    "storm": storm.storm,
     "backlog": scenarios.backlog,
     "chat": scenarios.chat,
     "growth": scenarios.growth,
@@ -67,6 +68,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {system}"
 
 
+def loadavg() -> str:
+    """The 1-, 5- and 15-minute load averages (/proc/loadavg)."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def _versions() -> dict[str, str]:
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     wrk = "wrk " + (shutil.which("wrk") and "4.x" or "missing")
@@ -91,9 +97,11 @@ def run_variant(
                 database, profile, bed_logs, emu.base_url, **keys, baseline=baseline
             )
             for name in only:
-                began = time.monotonic()
-                print(f"[{kind}] {name} …", flush=True)
+                began, load = time.monotonic(), loadavg()
+                print(f"[{kind}] {name} … (load average {load})", flush=True)
                 figures.update(SCENARIOS[name](bed))
+                # The machine is shared: what else ran beside each scenario, start → end.
+                figures[f"{name}_loadavg"] = f"{load} → {loadavg()}"
                 print(f"[{kind}] {name} done in {time.monotonic() - began:.0f} s", flush=True)
     finally:
         database.drop()

@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import statistics
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -56,12 +57,25 @@ class Profile:
     backlog_events: int = 20_000
     chat_clients: int = 1000
     chat_seconds: float = 5.0
+    # The join's contenders run interleaved: this many rounds of this many seconds each.
+    join_rounds: int = 5
+    join_seconds: float = 5.0
+    # Go-live own-time samples (first and repeat go-lives together), at 0 and 100 ms injected.
+    golive_samples: int = 1000
+    golive_samples_100ms: int = 300
+    storm_clients: int = 5000
+    storm_window_s: float = 10.0
 
     @classmethod
     def of(cls, quick: bool) -> Profile:
         if quick:
-            return cls(2, 1, 50, 4, 1000, 2, 4000, 200, 2.0)
-        return cls(8, 3, 200, 20, 5000, 5)
+            return cls(
+                2, 1, 50, 10, 1000, 2, 4000, 200, 2.0,
+                join_rounds=2, join_seconds=2.0,
+                golive_samples=100, golive_samples_100ms=30,
+                storm_clients=1000, storm_window_s=2.0,
+            )  # fmt: skip
+        return cls(8, 3, 200, 100, 5000, 5)
 
 
 @dataclass
@@ -111,7 +125,7 @@ class Bed:
         return webhook_secret(settings)
 
 
-# 1. Flash-crowd viewer join ------------------------------------------------------------------
+# 1. Flash-crowd viewer join: what the contenders are sent ---------------------------------------
 
 
 def _lua_list(values: list[str]) -> str:
@@ -160,86 +174,16 @@ end
 """
 
 
-def viewer_join(bed: Bed) -> dict[str, float]:
-    channels = bed.live_channels()
-    seconds = bed.profile.seconds
-    samples: dict[str, list[harness.WrkResult]] = {
-        "join": [],
-        "ceiling": [],
-        "node": [],
-        "baseline": [],
-    }
-    with (
-        bed.server("join") as server,
-        bed.baseline_server("join") as baseline,
-        harness.node_token_server(
-            bed.access_key, bed.app_secret, bed.logs / "node-token-server.log"
-        ) as node,
-    ):
-        tokens = _csrf_pairs(server.base_url, 64)
-        join = join_script([c.handle for c in channels], tokens)
-        node_lua = node_script([c.room_id for c in channels])
-        targets = {"join": (server.base_url, join), "node": (node.base_url, node_lua)}
-        if baseline is not None:
-            targets["baseline"] = (baseline.base_url, join)
-        # Not counted: each server's first seconds (caches filling, statements compiled, the
-        # JIT warming in Node) would otherwise be the p99 of the first repeat.
-        warm_up = min(2.0, seconds / 2)
-        harness.wrk(server.base_url + "/healthz", seconds=warm_up, connections=8, script="")
-        for url, script in targets.values():
-            harness.wrk(url, seconds=warm_up, connections=CONNECTIONS, script=script)
-        time.sleep(JOIN_FLUSH_WAIT_S)  # the warm-up's join intents are written
-        joins_before = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
-        for _ in range(bed.profile.repeats):
-            samples["ceiling"].append(
-                harness.wrk(
-                    server.base_url + "/healthz",
-                    seconds=seconds,
-                    connections=CONNECTIONS,
-                    script="",
-                )
-            )
-            for name, (url, script) in targets.items():
-                samples[name].append(
-                    harness.wrk(url, seconds=seconds, connections=CONNECTIONS, script=script)
-                )
-        time.sleep(JOIN_FLUSH_WAIT_S)
-        # The baseline records its joins in the same table: they are counted as its own.
-        joins_recorded = (
-            _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
-            - joins_before
-            - sum(r.requests for r in samples["baseline"])
-        )
-    errors = sum(r.errors for r in samples["join"])
-    figures = {
-        "join_rps": _median(r.rps for r in samples["join"]),
-        "join_p50_ms": _median(r.p50_ms for r in samples["join"]),
-        "join_p99_ms": _median(r.p99_ms for r in samples["join"]),
-        "join_errors": errors,
-        "join_requests": sum(r.requests for r in samples["join"]),
-        "join_recorded": joins_recorded,
-        "join_ceiling_rps": _median(r.rps for r in samples["ceiling"]),
-        "join_ceiling_p99_ms": _median(r.p99_ms for r in samples["ceiling"]),
-        "join_node_reference_rps": _median(r.rps for r in samples["node"]),
-        "join_node_reference_p99_ms": _median(r.p99_ms for r in samples["node"]),
-        "join_vs_node": _ratio(samples["join"], samples["node"]),
-        "join_vs_ceiling": _ratio(samples["join"], samples["ceiling"]),
-    }
-    if samples["baseline"]:
-        figures["join_baseline_rps"] = _median(r.rps for r in samples["baseline"])
-        figures["join_vs_baseline"] = _ratio(samples["join"], samples["baseline"])
-    return figures
-
-
-def _ratio(ours: list[harness.WrkResult], theirs: list[harness.WrkResult]) -> float:
-    """The median of the ratios of runs made back to back."""
-    return _median(o.rps / t.rps for o, t in zip(ours, theirs, strict=True))
+# The scenario itself, every contender interleaved, is bench/join.py.
 
 
 # 2. Webhook ingestion -------------------------------------------------------------------------
 
 
-def _webhook_request(host: str, secret: str, rooms: list[str], run: str) -> Any:
+def _webhook_request(
+    host: str, secret: str, rooms: list[str], run: str, ids: dict[int, str]
+) -> Any:
+    """Request number i → a new event; its id is kept in `ids[i]`."""
     started = datetime.now(UTC)
     head = {WEBHOOK_SECRET_HEADER: secret, "Content-Type": "application/json"}
 
@@ -257,59 +201,132 @@ def _webhook_request(host: str, secret: str, rooms: list[str], run: str) -> Any:
         }
         if i % 2:
             data["left_at"] = at
-        event = {"version": "2.0", "id": str(uuid.uuid4()), "type": kind, "timestamp": at}
+        ids[i] = str(uuid.uuid4())
+        event = {"version": "2.0", "id": ids[i], "type": kind, "timestamp": at}
         body = json.dumps({**event, "data": data}).encode()
         return loadgen.build_request("POST", "/webhooks/100ms", host, head, body)
 
     return make
 
 
+@dataclass
+class _Acks:
+    """Every event id sent, and the answer it got."""
+
+    acked: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+
+    def listener(self, ids: dict[int, str]) -> Any:
+        def heard(number: int, status: int) -> None:
+            (self.acked if 200 <= status < 300 else self.refused).add(ids[number])
+
+        return heard
+
+
 def webhooks(bed: Bed) -> dict[str, float]:
+    """Webhooks, the ceiling (`GET /healthz`, same client) and the INSERT floor
+    (bench/ingest_floor.py), interleaved a round at a time; each run starts with the worker
+    idle (the previous run's events applied). Then every id checked against the database."""
     rooms = [c.room_id for c in bed.live_channels()]
     seconds = bed.profile.seconds
-    rates, ceilings, p99s = [], [], []
-    acked = errors = 0
+    rates: dict[str, list[float]] = {"webhooks": [], "ceiling": [], "floor": []}
+    p99s, drains = [], []
+    acks = _Acks()
     with bed.server("webhooks") as server:
         host = server.base_url.removeprefix("http://")
         healthz = loadgen.build_request("GET", "/healthz", host, {}, b"")
+        names = list(rates)
         for repeat in range(bed.profile.repeats):
-            ceiling = asyncio.run(
-                loadgen.closed_loop(
-                    server.base_url,
-                    lambda _: healthz,
-                    connections=WEBHOOK_CONNECTIONS,
-                    seconds=seconds,
+            for name in names[repeat % 3 :] + names[: repeat % 3]:
+                if name == "floor":
+                    rates[name].append(_ingest_floor(bed.database.url, seconds, f"f{repeat}"))
+                    continue
+                ids: dict[int, str] = {}
+                if name == "ceiling":
+                    make, heard = (lambda _: healthz), None
+                else:
+                    make = _webhook_request(host, bed.webhook_secret, rooms, f"r{repeat}", ids)
+                    heard = acks.listener(ids)
+                result = asyncio.run(
+                    loadgen.closed_loop(
+                        server.base_url,
+                        make,
+                        connections=WEBHOOK_CONNECTIONS,
+                        seconds=seconds,
+                        on_response=heard,
+                    )
                 )
-            )
-            make = _webhook_request(host, bed.webhook_secret, rooms, f"r{repeat}")
-            result = asyncio.run(
-                loadgen.closed_loop(
-                    server.base_url, make, connections=WEBHOOK_CONNECTIONS, seconds=seconds
-                )
-            )
-            ceilings.append(ceiling.rps)
-            rates.append(result.rps)
-            p99s.append(loadgen.percentile(result.latencies, 0.99) * 1000)
-            acked += result.ok
-            errors += result.errors
-        draining = time.monotonic()
-        counts = _wait_processed(bed.database.url)
-        drained = time.monotonic() - draining
-    stored, distinct = counts["stored"], counts["distinct"]
+                rates[name].append(result.rps)
+                if name == "webhooks":
+                    p99s.append(loadgen.percentile(result.latencies, 0.99) * 1000)
+                    draining = time.monotonic()
+                    _wait_processed(bed.database.url)
+                    drains.append(time.monotonic() - draining)
+    by_id = asyncio.run(_stored_by_id(bed.database.url, acks.acked | acks.refused))
     return {
-        "webhook_eps": _median(rates),
+        **_with_spread("webhook_eps", rates["webhooks"]),
         "webhook_p99_ms": _median(p99s),
-        "webhook_ceiling_rps": _median(ceilings),
-        "webhook_vs_ceiling": _median(r / c for r, c in zip(rates, ceilings, strict=True)),
-        "webhook_acked": acked,
-        "webhook_errors": errors,
-        "webhook_stored": stored,
-        "webhook_lost": acked - min(stored, distinct),
-        "webhook_doubled": stored - distinct,
-        "webhook_unprocessed": counts["pending"],
-        "webhook_peers": counts["peers"],
-        "webhook_backlog_drain_s": round(drained, 1),
+        "webhook_ceiling_rps": _median(rates["ceiling"]),
+        **_with_spread("webhook_floor_eps", rates["floor"]),
+        "webhook_floor_batch": WEBHOOK_CONNECTIONS,
+        **_with_spread(
+            "webhook_vs_ceiling",
+            [r / c for r, c in zip(rates["webhooks"], rates["ceiling"], strict=True)],
+        ),
+        **_with_spread(
+            "webhook_vs_floor",
+            [r / f for r, f in zip(rates["webhooks"], rates["floor"], strict=True)],
+        ),
+        "webhook_acked": len(acks.acked),
+        "webhook_refused": len(acks.refused),
+        **_id_checks(acks, by_id),
+        "webhook_backlog_drain_s": round(max(drains), 1),
     }
+
+
+def _ingest_floor(url: str, seconds: float, run: str) -> float:
+    """The INSERT floor's rate (events/s), in a process of its own on the server core."""
+    command = [
+        *harness.pin_to(harness.SERVER_CORE),
+        str(harness.VENV_BIN / "python"),
+        "-m",
+        "bench.ingest_floor",
+        url,
+        str(WEBHOOK_CONNECTIONS),
+        str(seconds),
+        run,
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=harness.ROOT)
+    return float(json.loads(output.stdout.splitlines()[-1])["eps"])
+
+
+def _id_checks(acks: _Acks, by_id: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """Every acknowledged id stored exactly once; no id sent stored twice; all applied."""
+    stored = {i for i, (copies, _) in by_id.items() if copies}
+    return {
+        "webhook_stored": sum(copies for copies, _ in by_id.values()),
+        "webhook_lost": len(acks.acked - stored),
+        "webhook_doubled": sum(1 for copies, _ in by_id.values() if copies > 1),
+        "webhook_stored_unacked": len(stored - acks.acked),
+        "webhook_unprocessed": sum(pending for _, pending in by_id.values()),
+    }
+
+
+async def _stored_by_id(url: str, ids: set[str]) -> dict[str, tuple[int, int]]:
+    """For each id sent: (rows stored, rows not yet applied)."""
+    engine = _reader(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT external_id, count(*), count(*) - count(processed_at)"
+                    " FROM provider_events WHERE source = 'hms' GROUP BY external_id"
+                )
+            )
+            found = {row[0]: (int(row[1]), int(row[2])) for row in rows if row[0] in ids}
+    finally:
+        await engine.dispose()
+    return {i: found.get(i, (0, 0)) for i in ids}
 
 
 def _wait_processed(url: str, seconds: float = 180) -> dict[str, int]:
@@ -419,9 +436,14 @@ def _timed(client: httpx.Client, path: str) -> tuple[float, float, float]:
 
 
 def _go_live_round(
-    server: harness.Process, emulator: httpx.Client, accounts: list[tuple[str, str]]
+    server: harness.Process,
+    emulator: httpx.Client,
+    accounts: list[tuple[str, str]],
+    per_account: int = 2,
 ) -> dict[str, list[float]]:
-    """Each influencer: first go-live (new room), end, go live again (room known)."""
+    """Each influencer: first go-live (new room), end, then `per_account - 1` more go-lives
+    (room known), each ended. Provider calls are counted on the first two only (reading the
+    emulator's log grows with it)."""
     found: dict[str, list[float]] = {
         phase + suffix: []
         for phase in ("first", "repeat")
@@ -430,13 +452,15 @@ def _go_live_round(
     for email, password in accounts:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
             _login(client, email, password)
-            for phase in ("first", "repeat"):
-                before = _provider_calls(emulator)
+            for n in range(per_account):
+                phase = "repeat" if n else "first"
+                before = _provider_calls(emulator) if n < 2 else 0
                 total, in_app, waited = _timed(client, "/api/streams")
                 found[phase].append(total)
                 found[f"{phase}_waited"].append(waited)
                 found[f"{phase}_own"].append(in_app - waited)
-                found[f"{phase}_calls"].append(_provider_calls(emulator) - before)
+                if n < 2:
+                    found[f"{phase}_calls"].append(_provider_calls(emulator) - before)
                 client.post("/api/streams/current/end").raise_for_status()
     return found
 
@@ -451,7 +475,7 @@ def go_live(bed: Bed) -> dict[str, float]:
         # Not counted: the server's first go-live compiles and caches its SQL statements and
         # opens its connections to the database and the provider.
         _go_live_round(server, emulator, warm)
-        at_zero = _go_live_round(server, emulator, fast)
+        at_zero = _go_live_round(server, emulator, fast, -(-bed.profile.golive_samples // count))
         fault = {
             "kind": "latency",
             "seconds": PROVIDER_LATENCY_S,
@@ -460,7 +484,9 @@ def go_live(bed: Bed) -> dict[str, float]:
         }
         emulator.post("/_emulator/faults", json=fault).raise_for_status()
         try:
-            at_100 = _go_live_round(server, emulator, slow)
+            at_100 = _go_live_round(
+                server, emulator, slow, max(2, -(-bed.profile.golive_samples_100ms // count))
+            )
         finally:
             emulator.delete("/_emulator/faults")
     # Waiting on the provider grows by 100 ms per call made one after another.
@@ -479,8 +505,12 @@ def go_live(bed: Bed) -> dict[str, float]:
     return {
         "golive_overhead_p50_ms": loadgen.percentile(own_zero, 0.5),
         "golive_overhead_p99_ms": loadgen.percentile(own_zero, 0.99),
+        "golive_overhead_max_ms": max(own_zero),
+        "golive_samples": len(own_zero),
         "golive_overhead_100ms_p50_ms": loadgen.percentile(own_100, 0.5),
         "golive_overhead_100ms_p99_ms": loadgen.percentile(own_100, 0.99),
+        "golive_overhead_100ms_max_ms": max(own_100),
+        "golive_samples_100ms": len(own_100),
         "golive_first_p50_ms_at_0ms": statistics.median(at_zero["first"]) * 1000,
         "golive_repeat_p50_ms_at_0ms": statistics.median(at_zero["repeat"]) * 1000,
         "golive_first_p50_ms_at_100ms": statistics.median(at_100["first"]) * 1000,

@@ -1,0 +1,145 @@
+"""Scenario `storm`: an SSE connect storm, then one count change on every stream.
+
+5,000 viewers' pages (1,000 with --quick) open `GET /api/live/{handle}/events` within 10 s,
+open-loop at an even pace (each connect started on time whether or not the earlier ones have
+been answered), spread evenly over the live streams. Then one `peer.join` webhook per stream,
+sent together: every page must see its stream's count go up by one. Figures: connects that
+succeeded, connect time (connect → first event) p50/p99, push time (its stream's webhook sent
+→ the update read) p50/p99/max over every page, and the server's peak RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from bench import harness, loadgen
+from bench.scenarios import Bed, LiveChannel, _peer_join
+from livestage.tracking.verification import WEBHOOK_SECRET_HEADER
+
+CONNECT_TIMEOUT_S = 30.0
+PUSH_TIMEOUT_S = 60.0
+
+
+def storm(bed: Bed) -> dict[str, Any]:
+    channels = bed.live_channels()
+    with bed.server("storm") as server:
+        idle = harness.rss_mb(server.pid)
+        found = asyncio.run(
+            _storm(
+                server,
+                channels,
+                bed.webhook_secret,
+                bed.profile.storm_clients,
+                bed.profile.storm_window_s,
+            )
+        )
+    connects, pushes = found["connects"], found["pushes"]
+    return {
+        "storm_clients": bed.profile.storm_clients,
+        "storm_streams": len(channels),
+        "storm_connected": len(connects),
+        "storm_connect_failed": bed.profile.storm_clients - len(connects),
+        "storm_connect_window_s": found["window_s"],
+        "storm_connect_p50_ms": loadgen.percentile(connects, 0.5),
+        "storm_connect_p99_ms": loadgen.percentile(connects, 0.99),
+        "storm_connect_max_ms": max(connects, default=0.0),
+        "storm_push_p50_ms": loadgen.percentile(pushes, 0.5),
+        "storm_push_p99_ms": loadgen.percentile(pushes, 0.99),
+        "storm_push_max_ms": max(pushes, default=0.0),
+        "storm_push_missed": len(connects) - len(pushes),
+        "storm_rss_mb": found["rss_mb"],
+        "storm_rss_idle_mb": idle,
+    }
+
+
+async def _storm(
+    server: harness.Process, channels: list[LiveChannel], secret: str, clients: int, window: float
+) -> dict[str, Any]:
+    peak = [harness.rss_mb(server.pid)]
+    sampler = asyncio.create_task(_sample_rss(server.pid, peak))
+    pages: dict[str, list[loadgen.SseClient]] = {c.handle: [] for c in channels}
+    connects: list[float] = []
+
+    async def connect(channel: LiveChannel) -> None:
+        began = time.perf_counter()
+        path = f"/api/live/{channel.handle}/events"
+        page = await asyncio.wait_for(
+            loadgen.SseClient.connect(server.base_url, path), CONNECT_TIMEOUT_S
+        )
+        connects.append((time.perf_counter() - began) * 1000)
+        pages[channel.handle].append(page)
+
+    tasks = []
+    began = time.perf_counter()
+    for i in range(clients):
+        delay = began + i * window / clients - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(connect(channels[i % len(channels)])))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    window_s = time.perf_counter() - began
+    pushes = await _change_every_stream(server, channels, pages, secret)
+    sampler.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sampler
+    for page in (p for group in pages.values() for p in group):
+        page.close()
+    return {"connects": connects, "pushes": pushes, "window_s": window_s, "rss_mb": max(peak)}
+
+
+async def _change_every_stream(
+    server: harness.Process,
+    channels: list[LiveChannel],
+    pages: dict[str, list[loadgen.SseClient]],
+    secret: str,
+) -> list[float]:
+    """One peer.join per stream, all sent together; each page's delay from its stream's
+    webhook being sent to the update arriving (ms). Pages that never saw it are left out."""
+    run = uuid.uuid4().hex[:8]
+    limits = httpx.Limits(max_connections=len(channels))  # no webhook waits for a connection
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30, limits=limits) as client:
+
+        async def change(channel: LiveChannel) -> list[float]:
+            state = (await client.get(f"/api/live/{channel.handle}")).json()
+            waiting = [p.expect_viewers(state["viewers"] + 1) for p in pages[channel.handle]]
+            await barrier.wait()
+            sent = time.perf_counter()
+            response = await client.post(
+                "/webhooks/100ms",
+                json=_peer_join(channel.room_id, f"storm-{run}-{channel.handle}"),
+                headers={WEBHOOK_SECRET_HEADER: secret},
+            )
+            response.raise_for_status()
+            done, _ = await asyncio.wait(waiting, timeout=PUSH_TIMEOUT_S)
+            return [(f.result() - sent) * 1000 for f in done if f.exception() is None]
+
+        barrier = _Barrier(len(channels))
+        delays = await asyncio.gather(*(change(c) for c in channels))
+    return [d for group in delays for d in group]
+
+
+class _Barrier:
+    """Every stream's webhook leaves together, once all pages wait for their update."""
+
+    def __init__(self, parties: int) -> None:
+        self.parties, self.arrived = parties, 0
+        self.event = asyncio.Event()
+
+    async def wait(self) -> None:
+        self.arrived += 1
+        if self.arrived >= self.parties:
+            await asyncio.sleep(0.2)  # every reader is parked on its socket
+            self.event.set()
+        await self.event.wait()
+
+
+async def _sample_rss(pid: int, peak: list[float]) -> None:
+    while True:
+        peak.append(harness.rss_mb(pid))
+        await asyncio.sleep(0.1)
