@@ -1,5 +1,5 @@
 """The floor for webhook ingestion: the same events written straight into `provider_events` with
-a plain `INSERT … ON CONFLICT DO NOTHING`, one statement and one transaction per batch, batches
+a plain `INSERT … ON CONFLICT DO NOTHING`, run for a batch's rows in one transaction, batches
 of the largest size livestage's inbox can form under the bench's load (one per connection).
 
 No HTTP, no parsing, no acknowledgement: what storing the events costs on this database, through
@@ -65,15 +65,16 @@ async def write(url: str, batch: int, seconds: float, run: str) -> dict[str, flo
     engine = create_engine(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
     table: Table = ProviderEvent.__table__  # type: ignore[assignment]
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    # One statement run for the batch's rows (the driver's executemany): twice as fast here as
+    # a multi-row VALUES statement, which SQLAlchemy compiles anew for every batch.
+    statement = dialect.insert(table).on_conflict_do_nothing()
     written = 0
     try:
         began = time.perf_counter()
         while time.perf_counter() - began < seconds:
-            now = datetime.now(UTC)
-            rows = _rows(run, written, batch, now)
-            statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
+            rows = _rows(run, written, batch, datetime.now(UTC))
             async with engine.begin() as connection:
-                await connection.execute(statement)
+                await connection.execute(statement, rows)
             written += batch
         elapsed = time.perf_counter() - began
     finally:

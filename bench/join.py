@@ -102,8 +102,7 @@ def viewer_join(bed: Bed) -> dict[str, Any]:
         if baseline is not None:
             targets["baseline"] = (baseline.base_url, join)
         runs, joins_before = _interleaved(bed, targets)
-        time.sleep(JOIN_FLUSH_WAIT_S)
-        joins_after = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
+        joins_after = _settled_joins(bed)
     joins_recorded = joins_after - joins_before
     # The baseline records its joins in the same table: they are counted as its own.
     joins_recorded -= sum(r.requests for r in runs.get("baseline", []))
@@ -119,8 +118,7 @@ def _interleaved(
     # warming in Node) would otherwise fall in the first round.
     for url, script in targets.values():
         harness.wrk(url, seconds=min(2.0, seconds), connections=CONNECTIONS, script=script)
-    time.sleep(JOIN_FLUSH_WAIT_S)  # the warm-up's join intents are written
-    before = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
+    before = _settled_joins(bed)  # the warm-up's join intents written
     runs: dict[str, list[harness.WrkResult]] = {name: [] for name in targets}
     names = list(targets)
     for round_ in range(bed.profile.join_rounds):
@@ -131,6 +129,19 @@ def _interleaved(
                 harness.wrk(url, seconds=seconds, connections=CONNECTIONS, script=script)
             )
     return runs, before
+
+
+def _settled_joins(bed: Bed, seconds: float = 30) -> int:
+    """Join intents stored, once the server has written those it buffered (intents are
+    flushed every 0.25 s, later on a loaded machine): the count no longer moves."""
+    deadline = time.monotonic() + seconds
+    count = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
+    while True:
+        time.sleep(JOIN_FLUSH_WAIT_S)
+        again = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
+        if again == count or time.monotonic() > deadline:
+            return again
+        count = again
 
 
 def _figures(runs: dict[str, list[harness.WrkResult]], joins_recorded: int) -> dict[str, Any]:
