@@ -114,7 +114,7 @@ class TestThrottling:
     ) -> None:
         await _api_login(client, admin.email, "wrong-password", "123456")
         entries = (await admin_client.get("/api/admin/audit?action=login.failed")).json()
-        assert entries["total"] >= 1
+        assert entries["items"]
         assert entries["items"][0]["actor_email"] == admin.email
 
 

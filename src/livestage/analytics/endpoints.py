@@ -18,6 +18,7 @@ from livestage.analytics.service import PEERS_PER_PAGE
 from livestage.analytics.service import analytics as analytics_service
 from livestage.audit.schemas import AuditEntryRead, AuditPage
 from livestage.audit.service import audit as audit_service
+from livestage.errors import BadRequest
 from livestage.streams.schemas import StreamRead
 from livestage.web.deps import DbSession, ReadSessions
 from livestage.web.errors import ERROR_RESPONSES
@@ -105,15 +106,26 @@ async def list_audit(
     session: DbSession,
     action: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Offset = 0,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=10_000_000,
+            deprecated=True,
+            description="Only 0: any other value is a 400. Page with `cursor` instead.",
+        ),
+    ] = 0,
     cursor: CursorParam = None,
 ) -> AuditPage:
-    rows, next_cursor = await audit_service.page(
-        session, action=action, limit=limit, cursor=cursor, offset=offset
-    )
+    """Newest first, one page after `cursor`. No total: counting the whole log grew with it;
+    `has_more` says whether `next_cursor` leads to older entries."""
+    if offset:
+        # Ignoring it would hand an offset-paging client page one forever.
+        raise BadRequest("`offset` is no longer supported here: pass `next_cursor` as `cursor`.")
+    rows, next_cursor = await audit_service.page(session, action=action, limit=limit, cursor=cursor)
     return AuditPage(
-        total=await audit_service.count(session, action=action),
         items=[AuditEntryRead.model_validate(r) for r in rows],
+        has_more=next_cursor is not None,
         next_cursor=next_cursor,
     )
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.models import AuditLog
@@ -24,18 +24,12 @@ class AuditRepository:
         return statement
 
     async def list(
-        self, *, action: str | None, limit: int, offset: int = 0, cursor: Cursor | None = None
+        self, *, action: str | None, limit: int, cursor: Cursor | None = None
     ) -> list[AuditLog]:
         """Newest first, by (created_at, id): a page after `cursor` is an index range however
-        long the log; `offset` is the API's older way, kept for it."""
+        long the log."""
         statement = self.list_statement(action=action)
         keyed = after(cursor, AuditLog.created_at, AuditLog.id, descending=True)
         if keyed is not None:
             statement = statement.where(keyed)
-        if offset:
-            statement = statement.offset(offset)
         return list(await self.session.scalars(statement.limit(limit)))
-
-    async def count(self, *, action: str | None) -> int:
-        inner = self.list_statement(action=action).order_by(None).subquery()
-        return int(await self.session.scalar(select(func.count()).select_from(inner)) or 0)

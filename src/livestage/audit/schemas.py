@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AuditEntryRead(BaseModel):
@@ -20,7 +20,9 @@ class AuditEntryRead(BaseModel):
 
 
 class AuditPage(BaseModel):
-    total: int
     items: list[AuditEntryRead]
-    # Pass back as `cursor` for the next (older) page; None on the last one.
-    next_cursor: str | None = None
+    has_more: bool = Field(description="Whether older entries follow this page.")
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass back as `cursor` for the next (older) page; null on the last.",
+    )

@@ -62,21 +62,12 @@ class AuditService:
             )
         )
 
-    async def count(self, session: AsyncSession, *, action: str | None) -> int:
-        return await AuditRepository(session).count(action=action)
-
     async def page(
-        self,
-        session: AsyncSession,
-        *,
-        action: str | None,
-        limit: int,
-        cursor: str | None,
-        offset: int = 0,
+        self, session: AsyncSession, *, action: str | None, limit: int, cursor: str | None
     ) -> tuple[list[AuditLog], str | None]:
         """One page after `cursor` and the cursor of the next one (None on the last)."""
         rows = await AuditRepository(session).list(
-            action=action, limit=limit + 1, offset=offset, cursor=decode_cursor(cursor)
+            action=action, limit=limit + 1, cursor=decode_cursor(cursor)
         )
         shown = rows[:limit]
         more = len(rows) > limit

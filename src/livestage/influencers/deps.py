@@ -28,6 +28,7 @@ from livestage.errors import Forbidden
 from livestage.influencers.schemas import (
     InfluencerCreate,
     InfluencerCreated,
+    InfluencerPage,
     InfluencerRead,
     RoomCodeSet,
     StreamingSet,
@@ -88,10 +89,10 @@ class AdminActions:
         """Which provider Start Streaming uses here: the pages show 100ms's controls for it."""
         return self.provider.name if self.provider is not None else "none"
 
-    async def list(self) -> list[InfluencerRead]:
+    async def list(self, *, limit: int, cursor: str | None = None) -> InfluencerPage:
         config = self.config
         return await influencer_service.list(
-            self.session, config.box, config.token_policy, now=self.now
+            self.session, config.box, config.token_policy, now=self.now, limit=limit, cursor=cursor
         )
 
     async def read(self, found: Influencer) -> InfluencerRead:

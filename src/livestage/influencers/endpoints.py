@@ -3,7 +3,10 @@ share each action through `AdminActions`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from livestage.influencers.deps import (
     Actions,
@@ -21,14 +24,32 @@ from livestage.influencers.schemas import (
 )
 from livestage.web.errors import ERROR_RESPONSES
 
+NEXT_CURSOR = "X-Next-Cursor"
+NEXT_CURSOR_HEADER: dict[str, Any] = {
+    "description": "Pass as `cursor` for the next page; absent on the last one.",
+    "schema": {"type": "string"},
+}
+
 router = APIRouter(
     prefix="/api/admin/influencers", tags=["admin: influencers"], responses=ERROR_RESPONSES
 )
 
 
-@router.get("")
-async def list_influencers(actions: Actions) -> list[InfluencerRead]:
-    return await actions.list()
+@router.get("", responses={200: {"headers": {NEXT_CURSOR: NEXT_CURSOR_HEADER}}})
+async def list_influencers(
+    actions: Actions,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="The `X-Next-Cursor` of the previous page.")
+    ] = None,
+) -> list[InfluencerRead]:
+    """Newest first, one page: the body is the list, the next page's cursor is in
+    `X-Next-Cursor` (absent on the last page), as for `/api/admin/streams`."""
+    page = await actions.list(limit=limit, cursor=cursor)
+    if page.next_cursor:
+        response.headers[NEXT_CURSOR] = page.next_cursor
+    return page.items
 
 
 @router.post("", status_code=201)

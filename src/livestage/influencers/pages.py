@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from livestage.accounts.auth import CurrentAdmin
@@ -20,12 +20,21 @@ from livestage.influencers.deps import (
     RoomCodeActionsDep,
     RoomCodeTarget,
 )
-from livestage.influencers.schemas import InfluencerCreate, RoomCodeSet, StreamingSet, TokenSet
+from livestage.influencers.schemas import (
+    InfluencerCreate,
+    InfluencerPage,
+    RoomCodeSet,
+    StreamingSet,
+    TokenSet,
+)
 from livestage.models import Influencer
 from livestage.web.errors import PageRejected
 from livestage.web.templating import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+PAGE_SIZE = 50
+# Opaque: the `next_cursor` of the page before (bounded here; decoded by models/keyset.py).
+CursorParam = Annotated[str, Query(max_length=200)]
 
 NOTICES = {
     "created": "Influencer created.",
@@ -40,26 +49,33 @@ NOTICES = {
 }
 
 
+def _list_context(page: InfluencerPage, *, paged: bool) -> dict[str, object]:
+    return {"influencers": page.items, "next_cursor": page.next_cursor, "paged": paged}
+
+
 @router.get("")
 async def admin_home(_admin: CurrentAdmin) -> Response:
     return RedirectResponse("/admin/influencers", status_code=303)
 
 
 @router.get("/influencers")
-async def influencers_page(request: Request, actions: Actions) -> Response:
-    return render(request, "admin/influencers.html", {"influencers": await actions.list()})
+async def influencers_page(
+    request: Request, actions: Actions, cursor: CursorParam = ""
+) -> Response:
+    page = await actions.list(limit=PAGE_SIZE, cursor=cursor or None)
+    return render(request, "admin/influencers.html", _list_context(page, paged=bool(cursor)))
 
 
 @router.post("/influencers")
 async def create_influencer(
     request: Request, actions: Actions, body: Annotated[InfluencerCreate, Form()]
 ) -> Response:
-    before = await actions.list()
+    before = await actions.list(limit=PAGE_SIZE)
     try:
         created = await actions.create(body)
     except LivestageError as error:
         form = body.model_dump(include={"email", "name", "handle"})
-        again = {"influencers": before, "form": form}
+        again = {**_list_context(before, paged=False), "form": form}
         raise PageRejected(error, "admin/influencers.html", again) from error
     context: dict[str, object] = {
         "influencer": created,

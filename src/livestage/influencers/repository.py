@@ -1,21 +1,31 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.models import Influencer, LiveStream, User
 from livestage.models.active import is_active
+from livestage.models.keyset import Cursor, after, order
 
 
 class InfluencerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def list_all(self) -> list[Influencer]:
-        statement = select(Influencer).join(Influencer.user).order_by(Influencer.handle)
-        return list(await self.session.scalars(statement))
+    async def page(self, *, limit: int, cursor: Cursor | None = None) -> list[Influencer]:
+        """Newest first, by (created_at, id): an index range after `cursor`, so a page costs
+        the same however many influencers came before it."""
+        statement = select(Influencer)
+        keyed = after(cursor, Influencer.created_at, Influencer.id, descending=True)
+        if keyed is not None:
+            statement = statement.where(keyed)
+        statement = statement.order_by(
+            *order(Influencer.created_at, Influencer.id, descending=True)
+        )
+        return list(await self.session.scalars(statement.limit(limit)))
 
     async def get(self, influencer_id: uuid.UUID, *, reload: bool = False) -> Influencer | None:
         return await self.session.get(Influencer, influencer_id, populate_existing=reload)
@@ -35,6 +45,10 @@ class InfluencerRepository:
         await self.session.flush()
         return influencer
 
-    async def active_stream_statuses(self) -> dict[uuid.UUID, str]:
-        statement = select(LiveStream.influencer_id, LiveStream.status).where(is_active())
+    async def active_stream_statuses(
+        self, influencer_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, str]:
+        statement = select(LiveStream.influencer_id, LiveStream.status).where(
+            is_active(), LiveStream.influencer_id.in_(influencer_ids)
+        )
         return {row.influencer_id: str(row.status) for row in await self.session.execute(statement)}

@@ -56,3 +56,8 @@ class InfluencerRead(BaseModel):
 
 class InfluencerCreated(InfluencerRead):
     generated_password: str | None = None
+
+
+class InfluencerPage(BaseModel):
+    items: list[InfluencerRead]
+    next_cursor: str | None = None

@@ -19,11 +19,12 @@ from livestage.errors import BadRequest, Conflict, LivestageError, NotFound, Ser
 from livestage.influencers import tokens
 from livestage.influencers.repository import InfluencerRepository
 from livestage.influencers.room_codes import InvalidRoomCode, normalize_room_code
-from livestage.influencers.schemas import InfluencerRead, TokenInfo
+from livestage.influencers.schemas import InfluencerPage, InfluencerRead, TokenInfo
 from livestage.influencers.tokens import InvalidAuthToken
 from livestage.kit import deadlines
 from livestage.kit.crypto import DecryptionError, SecretBox
 from livestage.models import Influencer, UserRole
+from livestage.models.keyset import decode_cursor, encode_cursor
 from livestage.providers.base import ProviderError, StreamingProvider, browser_signalling
 
 HANDLE = re.compile(r"^[a-z0-9_]{3,32}$")
@@ -73,14 +74,25 @@ def room_name_for(handle: str) -> str:
 
 class InfluencerService:
     async def list(
-        self, session: AsyncSession, box: SecretBox, policy: TokenPolicy, *, now: datetime
-    ) -> list[InfluencerRead]:
+        self,
+        session: AsyncSession,
+        box: SecretBox,
+        policy: TokenPolicy,
+        *,
+        now: datetime,
+        limit: int,
+        cursor: str | None = None,
+    ) -> InfluencerPage:
+        """One page, newest first, after `cursor` (a 400 if this app did not write it)."""
         repository = InfluencerRepository(session)
-        live = await repository.active_stream_statuses()
-        return [
-            self.read(i, box, policy, now=now, live_status=live.get(i.id))
-            for i in await repository.list_all()
-        ]
+        # One row more than asked tells whether there is a next page.
+        rows = await repository.page(limit=limit + 1, cursor=decode_cursor(cursor))
+        shown, more = rows[:limit], len(rows) > limit
+        live = await repository.active_stream_statuses([i.id for i in shown])
+        return InfluencerPage(
+            items=[self.read(i, box, policy, now=now, live_status=live.get(i.id)) for i in shown],
+            next_cursor=encode_cursor(shown[-1].created_at, shown[-1].id) if more else None,
+        )
 
     async def get(
         self, session: AsyncSession, influencer_id: uuid.UUID, *, reload: bool = False
@@ -105,7 +117,7 @@ class InfluencerService:
         *,
         now: datetime,
     ) -> InfluencerRead:
-        live = await InfluencerRepository(session).active_stream_statuses()
+        live = await InfluencerRepository(session).active_stream_statuses([influencer.id])
         return self.read(influencer, box, policy, now=now, live_status=live.get(influencer.id))
 
     def read(

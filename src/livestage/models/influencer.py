@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from livestage.kit.db import Base, IDMixin, TimestampMixin
@@ -12,6 +12,8 @@ from livestage.models.user import User
 
 class Influencer(IDMixin, TimestampMixin, Base):
     __tablename__ = "influencers"
+    # Keyset pages of the admin list (newest first).
+    __table_args__ = (Index("ix_influencers_created_at_id", "created_at", "id"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), unique=True
