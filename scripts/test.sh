@@ -4,7 +4,10 @@
 # that nothing else waits with them), beside all the others. Extra arguments go to the second.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-pytest=(.venv/bin/pytest -q -p no:cacheprovider)
+pytest=(.venv/bin/pytest -q -p no:cacheprovider --durations=15)
+# Each test has its own limit (pyproject's `timeout`); this bounds a group as a whole, with
+# SIGINT first so that pytest still prints what ran and what failed.
+bounded=(timeout --signal=INT --kill-after=60 50m)
 waiting=(
   tests/integration/test_go_live_slow.py
   tests/integration/test_slow_100ms_after_go_live.py
@@ -15,9 +18,9 @@ for file in "${waiting[@]}"; do ignored+=(--ignore "$file"); done
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-scripts/isolated.sh "${pytest[@]}" "${waiting[@]}" >"$log" 2>&1 &
+"${bounded[@]}" scripts/isolated.sh "${pytest[@]}" "${waiting[@]}" >"$log" 2>&1 &
 waiting_pid=$!
-scripts/isolated.sh "${pytest[@]}" "${ignored[@]}" "$@"
+"${bounded[@]}" scripts/isolated.sh "${pytest[@]}" "${ignored[@]}" "$@"
 others=$?
 wait "$waiting_pid"
 slow=$?
