@@ -285,4 +285,8 @@ def markdown(result: dict[str, Any], by_db: dict[str, dict[str, Any]], kinds: li
             ratio = " / ".join(f"{r:.2f}" for r, _ in checks)
             met = " / ".join("yes" if ok else "**no**" for _, ok in checks)
         lines.append(f"| {row.label} | {values} | {row.target} | {ratio} | {met} |")
+    failed = [(k, key, v) for k in kinds for key, v in by_db[k].items() if key.endswith("_error")]
+    if failed:
+        lines += ["", "Scenarios that failed (their figures are missing above):", ""]
+        lines += [f"- {k}, {key.removesuffix('_error')}: {v}" for k, key, v in failed]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,7 +86,9 @@ def run_variant(
     only: list[str],
     logs: Path,
     baseline: Path | None = None,
+    partial: Path | None = None,
 ) -> dict[str, Any]:
+    """Every scenario's figures on one database; written to `partial` after each scenario."""
     database = harness.create_database(kind)
     bed_logs = logs / kind
     bed_logs.mkdir(parents=True, exist_ok=True)
@@ -99,10 +102,18 @@ def run_variant(
             for name in only:
                 began, load = time.monotonic(), loadavg()
                 print(f"[{kind}] {name} … (load average {load})", flush=True)
-                figures.update(SCENARIOS[name](bed))
+                try:
+                    figures.update(SCENARIOS[name](bed))
+                except Exception as error:
+                    # One scenario failing (a server gone, a peer refusing) costs its own
+                    # figures only: it is recorded, and the run goes on.
+                    traceback.print_exc()
+                    figures[f"{name}_error"] = f"{type(error).__name__}: {error}"[:200]
                 # The machine is shared: what else ran beside each scenario, start → end.
                 figures[f"{name}_loadavg"] = f"{load} → {loadavg()}"
                 print(f"[{kind}] {name} done in {time.monotonic() - began:.0f} s", flush=True)
+                if partial is not None:
+                    partial.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     finally:
         database.drop()
     return figures
@@ -130,7 +141,13 @@ def main() -> None:
     baseline = args.baseline.resolve() if args.baseline else None
     if baseline is not None and not (baseline / "src" / "livestage").is_dir():
         sys.exit(f"--baseline {baseline}: not a livestage checkout (no src/livestage)")
-    by_db = {kind: run_variant(kind, profile, args.only, logs, baseline) for kind in kinds}
+    args.out.mkdir(parents=True, exist_ok=True)
+    by_db = {
+        kind: run_variant(
+            kind, profile, args.only, logs, baseline, args.out / f"partial-{kind}.json"
+        )
+        for kind in kinds
+    }
     result = report.flatten(by_db, primary=kinds[0])
     result.update(
         machine=machine(),
