@@ -31,7 +31,7 @@ from livestage.influencers import endpoints as influencers_api
 from livestage.influencers import pages as influencers_pages
 from livestage.influencers.deps import InfluencerConfig
 from livestage.influencers.service import TokenPolicy
-from livestage.kit.bus import RedisBus
+from livestage.kit.bus import RedisBus, redis_client
 from livestage.kit.crypto import SecretBox
 from livestage.kit.leader import Leadership, RedisLeadership, SoleProcess
 from livestage.kit.time import Clock, utc_now
@@ -124,7 +124,7 @@ class AppState:
         box = SecretBox(settings.secret_keys)
         token_policy = TokenPolicy.from_settings(settings)
         webhooks = WebhookPolicy.from_settings(settings)
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis = redis_client(settings.redis_url) if settings.redis_url else None
         leadership: Leadership = SoleProcess()
         bus = chat_bus = None
         if redis is not None:

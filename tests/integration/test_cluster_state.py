@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from livestage.kit.bus import RedisBus
+from livestage.kit.bus import RedisBus, redis_client
 from livestage.kit.leader import RedisLeadership
 from livestage.streams.broker import LiveBroker
 
@@ -26,7 +26,7 @@ CHANNEL = "test:live"
 
 @pytest_asyncio.fixture
 async def clients(redis_url: str) -> AsyncIterator[list[Redis]]:
-    made = [Redis.from_url(redis_url) for _ in range(3)]
+    made = [redis_client(redis_url) for _ in range(3)]
     yield made
     for client in made:
         await client.aclose()

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from livestage.kit.bus import redis_client
 from livestage.providers.local.cluster import ClusterHub
 from livestage.providers.local.protocol import (
     CLOSE_FULL,
@@ -29,7 +30,7 @@ Events = list[dict[str, Any]]
 
 @pytest_asyncio.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     yield client
     await client.aclose()
 

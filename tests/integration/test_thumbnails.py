@@ -12,9 +12,9 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from livestage.app import AppState
+from livestage.kit.bus import redis_client
 from livestage.streams.thumbnails import KEEP_SECONDS, MAX_BYTES, REDIS_PREFIX, RedisThumbnails
 from tests.support.fixtures import (
     InfluencerAccount,
@@ -102,7 +102,7 @@ async def test_in_a_cluster_a_still_stored_by_one_process_is_read_by_another(
     redis_url: str,
 ) -> None:
     """Each process builds its store on its own Redis connection (app.py's `redis`)."""
-    one, other = Redis.from_url(redis_url), Redis.from_url(redis_url)
+    one, other = redis_client(redis_url), redis_client(redis_url)
     try:
         stream_id, picture = uuid.uuid4(), jpeg()
         await RedisThumbnails(one).put(stream_id, picture)

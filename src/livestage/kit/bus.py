@@ -9,7 +9,6 @@ current state first)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -19,9 +18,24 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from livestage.kit.tasks import cancel_all
+
 log = structlog.get_logger()
 QUEUE_SIZE = 10_000
 RETRY_SECONDS = 1.0
+# A command that has not been answered by then is failed: without it a lost reply held its
+# caller (and a shutdown waiting for it) for ever. Subscriptions wait on their own terms.
+COMMAND_TIMEOUT_SECONDS = 5.0
+STOP_SECONDS = 5.0
+
+
+def redis_client(url: str) -> Redis:
+    """A Redis client whose commands and connects give up after COMMAND_TIMEOUT_SECONDS."""
+    return Redis.from_url(
+        url,
+        socket_timeout=COMMAND_TIMEOUT_SECONDS,
+        socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
+    )
 
 
 class RedisBus:
@@ -48,11 +62,7 @@ class RedisBus:
         await self._subscribed.wait()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks, timeout=STOP_SECONDS, what=f"bus {self.channel}")
         self._tasks = []
 
     def send(self, message: dict[str, Any], *, channel: str | None = None) -> None:

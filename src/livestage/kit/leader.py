@@ -15,6 +15,10 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from livestage.kit.tasks import cancel_all
+
+STOP_SECONDS = 5.0
+
 log = structlog.get_logger()
 
 # Renew only our own key, and delete only our own key: another process may hold it by now.
@@ -60,9 +64,7 @@ class RedisLeadership:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_all([self._task], timeout=STOP_SECONDS, what="leadership")
             self._task = None
         if self._held:
             with contextlib.suppress(RedisError, OSError):

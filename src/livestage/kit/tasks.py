@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
+
+import structlog
 
 T = TypeVar("T")
+log = structlog.get_logger()
 
 
 async def uncancelled(work: Awaitable[T]) -> T:
@@ -32,3 +35,16 @@ async def uncancelled(work: Awaitable[T]) -> T:
             await asyncio.wait([task])
     failure = None if task.cancelled() else task.exception()
     raise asyncio.CancelledError from failure
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]], *, timeout: float, what: str) -> None:
+    """Cancel `tasks` and wait for them, at most `timeout`: a task cancelled inside redis-py
+    can be left waiting on its connection pool for ever (seen once in a test run, a shutdown
+    that never ended), and a process that is stopping must stop."""
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        _, stuck = await asyncio.wait(pending, timeout=timeout)
+        if stuck:
+            log.warning("tasks.stop_abandoned", what=what, tasks=len(stuck))

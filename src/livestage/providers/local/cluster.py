@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livestage.kit.bus import RedisBus
+from livestage.kit.tasks import cancel_all
 from livestage.kit.time import Clock, parse_rfc3339, utc_now
 from livestage.providers.local.protocol import (
     ABSENCE_MARGIN,
@@ -492,11 +493,7 @@ class ClusterHub:
         self.local.clear()
         for timer in self._timers.values():
             timer.cancel()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(list(self._tasks), timeout=timeout, what="cluster hub")
         await self.bus.stop()
         with contextlib.suppress(RedisError, OSError):
             await self.redis.delete(self.keys.alive(self.process))

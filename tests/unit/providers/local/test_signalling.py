@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
 
+from livestage.kit.bus import redis_client
 from livestage.kit.time import parse_rfc3339
 from livestage.providers.local.cluster import ClusterHub
 from livestage.providers.local.protocol import (
@@ -76,7 +76,7 @@ async def hub(
         yield hub
         await hub.aclose()
         return
-    redis = Redis.from_url(request.getfixturevalue("redis_url"))
+    redis = redis_client(request.getfixturevalue("redis_url"))
     cluster = ClusterHub(redis, prefix="test", **options)
     await cluster.start()
     yield cluster
