@@ -112,17 +112,21 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database per test, on each backend (copied from a migrated template)."""
     if request.param == "sqlite":
         path = tmp_path / "livestage.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
+        yield f"sqlite+aiosqlite:///{path}"
+        path.unlink(missing_ok=True)
+        return
     server: PostgresServer = request.getfixturevalue("postgres_server")
     template = request.getfixturevalue("postgres_template")
     name = f"test_{uuid.uuid4().hex[:12]}"
     _psql(server, f"CREATE DATABASE {name} TEMPLATE {template}")
-    return server.url(name)
+    yield server.url(name)
+    # Kept, the databases of a full run fill gigabytes of the disk CI runs on.
+    _psql(server, f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
