@@ -34,7 +34,10 @@ QUEUE_SIZE = 256
 # How long a message waits for one numbered before it that has not arrived.
 HOLD_SECONDS = 0.25
 # Pages of a key get at most one write this often; what comes in between goes in the next.
-FLUSH_SECONDS = 0.05
+# Each write wakes every page of the key: with a thousand pages on one busy chat over two
+# processes, 0.2 s let posting run 1.6x as fast as 0.05 s did (9.2 -> 14.9 and 11.7 -> 18.6
+# messages/s, back to back on a loaded 2-core machine), and a reader does not see the gap.
+FLUSH_SECONDS = 0.2
 # web/sse.py's EventStream ends the response at an empty frame.
 END = b""
 
