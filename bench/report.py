@@ -151,6 +151,7 @@ ROWS = [
     Row("fanout2_rss_b_mb", "  RSS, the other process", "", unit="MB"),
     Row("storm_connected", "SSE storm: pages connected (within the window)", "= clients"),
     Row("storm_clients", "  pages opening, evenly paced", ""),
+    Row("storm_connect_failed", "  connects failed (none answered within 30 s)", "0"),
     Row("storm_connect_window_s", "  seconds until every connect was answered", "", unit="s"),
     Row("storm_connect_p50_ms", "  connect → first event p50", "", unit="ms"),
     Row("storm_connect_p99_ms", "  connect → first event p99", "reported", unit="ms"),
@@ -261,9 +262,11 @@ def markdown(result: dict[str, Any], by_db: dict[str, dict[str, Any]], kinds: li
         f"- date: {result['date']}",
         f"- machine: {result['machine']}",
         f"- mode: {result['mode']}: medians of {result['repeats']} runs of "
-        f"{result['seconds_per_run']:g} s each; ratios are taken within the same run",
-        "- server (livestage, one uvicorn worker; PostgreSQL; emulator; Node peer) on core "
-        "0, load generators (wrk, Python asyncio) on core 1",
+        f"{result['seconds_per_run']:g} s each (the join: {result.get('join_rounds', '-')} "
+        "rounds, every contender once per round); contenders interleaved, ratios taken "
+        "within a round",
+        "- servers (livestage, one uvicorn worker; PostgreSQL; emulator; Node peers; Python "
+        "floors) on core 0, load generators (wrk, Python asyncio) on core 1",
         f"- reproduce: `.venv/bin/python -m bench{' --quick' if result['mode'] == 'quick' else ''}"
         f" --db {'both' if len(kinds) > 1 else kinds[0]}`",
         "",
