@@ -170,6 +170,7 @@ ROWS = [
         "0",
         _at_most("storm_push_missed", 0),
     ),
+    Row("storm_webhooks_failed", "  change webhooks not acknowledged", "0"),
     Row("storm_rss_mb", "  server RSS, peak", "≤ 300 MB", _at_most("storm_rss_mb", 300), "MB"),
     Row("storm_rss_idle_mb", "  server RSS before the storm", "", unit="MB"),
     Row("storm_loadavg", "  load average, start → end", ""),
