@@ -130,7 +130,9 @@ async def _change_every_stream(
                 # Not acknowledged (refused, or no answer within the client's 30 s): the
                 # stream's pages count as missed, unless the event was applied after all.
                 failed.append(channel.handle)
-            done, _ = await asyncio.wait(waiting, timeout=PUSH_TIMEOUT_S)
+            done, missed = await asyncio.wait(waiting, timeout=PUSH_TIMEOUT_S)
+            for future in missed:
+                future.cancel()  # closing the page later must not leave it an error unread
             return [(f.result() - sent) * 1000 for f in done if f.exception() is None]
 
         barrier, failed = _Barrier(len(channels)), []
