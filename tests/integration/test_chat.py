@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from livestage.app import AppState
 from livestage.models import AuditLog, ChatMessage, Influencer
@@ -319,6 +319,29 @@ class TestModeration:
         assert lifted.status_code == 204
         assert (await viewer.post("/api/watch/alice/join")).status_code == 200
         await said(viewer, "thanks")
+
+    async def test_a_first_join_reads_no_ban_and_a_returning_one_does(
+        self, ctx: AppState, host: httpx.AsyncClient, viewer: httpx.AsyncClient
+    ) -> None:
+        """No ban can name an identity made for this very join (every join of a flash crowd):
+        its ban is not read; the same viewer joining again, with the cookie, is checked."""
+        statements: list[str] = []
+
+        def remember(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        engine = ctx.database.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", remember)
+        try:
+            assert (await viewer.post("/api/watch/alice/join")).status_code == 200
+            first = [s for s in statements if "chat_restrictions" in s]
+            statements.clear()
+            assert (await viewer.post("/api/watch/alice/join")).status_code == 200
+            again = [s for s in statements if "chat_restrictions" in s]
+        finally:
+            event.remove(engine, "before_cursor_execute", remember)
+        assert first == []
+        assert len(again) == 1
 
     async def test_a_signed_in_user_banned_stays_banned_in_a_new_session(
         self, app: FastAPI, ctx: AppState, host: httpx.AsyncClient

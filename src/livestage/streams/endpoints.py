@@ -167,6 +167,7 @@ async def viewer_join(request: Request) -> Response:
         viewer_id=viewer.id,
         config=go_live_config_of(request),
         now=now,
+        new_viewer=viewer.new_cookie,
     )
     response = Response(joined.model_dump_json(), media_type="application/json")
     viewing.viewer_cookie.remember(response, viewer)

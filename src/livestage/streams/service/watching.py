@@ -50,16 +50,22 @@ class WatchService:
         viewer_id: str,
         config: GoLiveConfig,
         now: datetime,
+        new_viewer: bool = False,
     ) -> JoinInfo:
         """Check the stream is live and may be watched, mint a token for the viewer's identity
-        (streams/viewers.py: the same across reloads and tabs), record the intent."""
+        (streams/viewers.py: the same across reloads and tabs), record the intent.
+
+        `new_viewer`: the identity was made for this request, so no ban can name it and the
+        ban is not read (in a flash crowd that is every join, and the read was most of its
+        cost: bench/results/2026-12-01-honest.md)."""
         load = partial(self._watchable, viewing.reads, handle)
         watchable = await viewing.cache.get(handle, load)
         if not watchable.live or watchable.stream_id is None:
             raise NotFound(f"@{watchable.handle} is not live right now.")
-        async with viewing.reads() as session:
-            if await StreamRepository(session).is_banned(watchable.stream_id, viewer_id):
-                raise Banned()
+        if not new_viewer:
+            async with viewing.reads() as session:
+                if await StreamRepository(session).is_banned(watchable.stream_id, viewer_id):
+                    raise Banned()
         provider = config.provider
         if watchable.setting_up:
             raise ServiceUnavailable(
