@@ -281,9 +281,9 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
-    # The viewer join, the URL a crowd calls, is served ahead of FastAPI's router (it checks
-    # CSRF itself); FastAPI holds the same route for the OpenAPI document.
-    crowd_routes = [streams_endpoints.viewer_join_route]
+    # The URLs crowds call, the viewer join (it checks CSRF itself) and 100ms's webhooks, are
+    # served ahead of FastAPI's router; FastAPI holds the same routes for the OpenAPI document.
+    crowd_routes = [streams_endpoints.viewer_join_route, tracking_endpoints.hms_webhook_route]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(UnexpectedErrors)
     if browser_uses_hms(settings):
@@ -293,8 +293,6 @@ def create_app(
         CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure, policy=policy
     )
     app.router.routes.extend(crowd_routes)
-    # Routes match in order: 100ms's webhook bursts first.
-    app.include_router(tracking_endpoints.router)
     install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:

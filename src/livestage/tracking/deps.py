@@ -1,11 +1,10 @@
-"""Where provider events come in, and the dependency the webhook route reads it from."""
+"""Where provider events come in, and how the webhook route finds it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
-from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from livestage.tracking.inbox import InboxWriter
@@ -30,8 +29,5 @@ class Ingestion:
         return stored
 
 
-async def get_ingestion(connection: HTTPConnection) -> Ingestion:
+def ingestion_of(connection: HTTPConnection) -> Ingestion:
     return cast(Ingestion, connection.app.state.livestage.ingestion)
-
-
-IngestionDep = Annotated[Ingestion, Depends(get_ingestion)]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from livestage.errors import BadRequest, LivestageError, PayloadTooLarge, UnsupportedMediaType
-from livestage.tracking.deps import IngestionDep
+from livestage.tracking.deps import ingestion_of
 from livestage.tracking.events import EnvelopeError, decode_envelope
 from livestage.tracking.verification import (
     WebhookPolicy,
@@ -16,14 +16,33 @@ from livestage.tracking.verification import (
 )
 from livestage.web.deps import client_ip
 from livestage.web.errors import ERROR_RESPONSES
+from livestage.web.routing import PlainRoute
 
-# No session cookie, no CSRF: 100ms authenticates with the secret header instead.
-router = APIRouter(tags=["tracking"], responses=ERROR_RESPONSES)
 MAX_WEBHOOK_BYTES = 1_000_000
 
 
-@router.post(
+async def hms_webhook(request: Request) -> Response:
+    """Verify → store raw (once per event id, committed) → 200. The worker processes it.
+
+    100ms sends events in bursts (a flash crowd is one per join and leave), so this is a
+    `PlainRoute`, served ahead of FastAPI's router like the viewer join: no session cookie,
+    no CSRF (100ms authenticates with the secret header), no dependency injection."""
+    ingestion = ingestion_of(request)
+    body = await read_webhook(request, ingestion.policy)
+    try:
+        payload, _ = decode_envelope(body)
+    except EnvelopeError as error:
+        raise BadRequest(f"not a 100ms webhook event: {error}") from error
+    stored = await ingestion.store("hms", payload)
+    return JSONResponse({"status": "ok", "duplicate": not stored})
+
+
+hms_webhook_route = PlainRoute(
     "/webhooks/100ms",
+    hms_webhook,
+    methods=["POST"],
+    tags=["tracking"],
+    responses=ERROR_RESPONSES,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -32,15 +51,6 @@ MAX_WEBHOOK_BYTES = 1_000_000
         }
     },
 )
-async def hms_webhook(request: Request, ingestion: IngestionDep) -> Response:
-    """Verify → store raw (once per event id, committed) → 200. The worker processes it."""
-    body = await read_webhook(request, ingestion.policy)
-    try:
-        payload, _ = decode_envelope(body)
-    except EnvelopeError as error:
-        raise BadRequest(f"not a 100ms webhook event: {error}") from error
-    stored = await ingestion.store("hms", payload)
-    return JSONResponse({"status": "ok", "duplicate": not stored})
 
 
 async def read_webhook(request: Request, policy: WebhookPolicy) -> bytes:
