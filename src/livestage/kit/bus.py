@@ -18,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from livestage.kit.tasks import cancel_all
+from livestage.kit.tasks import STOP_SECONDS, cancel_all
 
 log = structlog.get_logger()
 QUEUE_SIZE = 10_000
@@ -26,7 +26,6 @@ RETRY_SECONDS = 1.0
 # A command that has not been answered by then is failed: without it a lost reply held its
 # caller (and a shutdown waiting for it) for ever. Subscriptions wait on their own terms.
 COMMAND_TIMEOUT_SECONDS = 5.0
-STOP_SECONDS = 5.0
 
 
 def redis_client(url: str) -> Redis:

@@ -15,9 +15,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from livestage.kit.tasks import cancel_all
-
-STOP_SECONDS = 5.0
+from livestage.kit.tasks import STOP_SECONDS, cancel_all
 
 log = structlog.get_logger()
 

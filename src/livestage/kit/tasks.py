@@ -19,6 +19,8 @@ import structlog
 
 T = TypeVar("T")
 log = structlog.get_logger()
+# How long a stopping process waits for a cancelled loop (`cancel_all`).
+STOP_SECONDS = 5.0
 
 
 async def uncancelled(work: Awaitable[T]) -> T:
