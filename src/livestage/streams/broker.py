@@ -9,6 +9,10 @@ Updates from other processes can arrive out of order with this process's own (tw
 recompute one stream and publish around the same time), so after one arrives the stream's state
 is read again from the database, shortly after, and sent if it differs: every page converges on
 what the database says.
+
+A page that connects is first sent its stream's current state, kept per handle (`current`):
+every update delivered here replaces it, and a read fills it when missing, so a connect storm
+costs one read per stream, not one per page.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -32,20 +38,26 @@ HEARTBEAT_SECONDS = 15.0
 KEEP_ALIVE = b": keep-alive\n\n"
 # After an update from another process, the stream's state is read again this much later.
 REFRESH_SECONDS = 0.1
+# A stream's current state, when no update replaced it, is read again after this long: a change
+# nobody announced (or an update the bus lost) reaches connecting pages within it.
+CURRENT_SECONDS = 5.0
+CURRENT_KEYS = 10_000
 
 Refresh = Callable[[str], Awaitable[dict[str, Any] | None]]
+Frames = asyncio.Queue[bytes]
 
 
 class LiveBroker:
     def __init__(self, *, bus: RedisBus | None = None, refresh: Refresh | None = None) -> None:
         self.bus, self.refresh = bus, refresh
-        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
+        self._subscribers: dict[str, set[Frames]] = defaultdict(set)
         self._listeners: list[Callable[[str], object]] = []
         self._heartbeat: asyncio.Task[None] | None = None
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._refresh_again: set[str] = set()
         # What pages of each key were last sent (a refresh that reads the same sends nothing).
         self._latest: dict[str, dict[str, Any]] = {}
+        self._current = CurrentStates(refresh) if refresh is not None else None
 
     def start(self, *, heartbeat_seconds: float) -> None:
         """Every `heartbeat_seconds`, a keep-alive comment to every subscriber: one timer for
@@ -91,11 +103,13 @@ class LiveBroker:
         """To this process's subscribers; a slow one keeps only the newest messages."""
         for listener in self._listeners:
             listener(key)
+        frame = sse_frame(message)
+        if self._current is not None:
+            self._current.replace(key, Current(message, frame))
         queues = self._subscribers.get(key, set())
         if not queues:
             return 0
         self._latest[key] = message
-        frame = sse_frame(message)
         for queue in queues:
             if queue.full():
                 queue.get_nowait()
@@ -133,9 +147,9 @@ class LiveBroker:
             self._refresh_again.discard(key)
 
     @asynccontextmanager
-    async def subscribe(self, key: str) -> AsyncIterator[asyncio.Queue[bytes]]:
+    async def subscribe(self, key: str) -> AsyncIterator[Frames]:
         """A queue of SSE frames (`sse_frame`) for `key`'s updates."""
-        queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
+        queue: Frames = asyncio.Queue(QUEUE_SIZE)
         self._subscribers[key].add(queue)
         try:
             yield queue
@@ -144,6 +158,22 @@ class LiveBroker:
             if not self._subscribers[key]:
                 del self._subscribers[key]
                 self._latest.pop(key, None)
+
+    async def current(self, key: str) -> Current | None:
+        """`key`'s state as a page connecting now is first sent it; None for an unknown key."""
+        assert self._current is not None, "a broker without `refresh` cannot read states"
+        return await self._current.get(key)
+
+    @asynccontextmanager
+    async def subscribe_after(self, key: str, sent: Current) -> AsyncIterator[Frames]:
+        """`subscribe(key)` for a page already sent `sent`: when an update came in between
+        (or `sent` was read before an update and handed out after it), the queue starts with
+        the newest state, so the page misses no change."""
+        async with self.subscribe(key) as queue:
+            newest = self._current.peek(key) if self._current is not None else None
+            if newest is not None and newest.frame != sent.frame:
+                queue.put_nowait(newest.frame)
+            yield queue
 
     def subscriber_count(self, key: str | None = None) -> int:
         if key is not None:
@@ -154,3 +184,70 @@ class LiveBroker:
 def sse_frame(message: dict[str, Any]) -> bytes:
     """One server-sent event named `stream` carrying `message` as JSON."""
     return b"event: stream\ndata: " + json.dumps(message).encode() + b"\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """A stream's live state and its SSE frame, encoded once for every page sent it."""
+
+    state: dict[str, Any]
+    frame: bytes
+
+
+class CurrentStates:
+    """Each key's `Current`, replaced by every update and otherwise read and kept for `ttl`
+    seconds. Concurrent misses for one key share a single read; a read that began before an
+    update answers its waiters but is not kept (it may predate the update)."""
+
+    def __init__(
+        self,
+        read: Refresh,
+        *,
+        ttl: float = CURRENT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = CURRENT_KEYS,
+    ) -> None:
+        self.read, self.ttl, self._clock, self.max_keys = read, ttl, clock, max_keys
+        self._entries: dict[str, tuple[float, Current]] = {}
+        self._loading: dict[str, asyncio.Future[Current | None]] = {}
+
+    async def get(self, key: str) -> Current | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > self._clock():
+            return entry[1]
+        if (pending := self._loading.get(key)) is not None:
+            return await asyncio.shield(pending)
+        pending = asyncio.get_running_loop().create_future()
+        self._loading[key] = pending
+        try:
+            state = await self.read(key)
+        except BaseException as error:
+            pending.set_exception(error)
+            pending.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        finally:
+            kept = self._loading.get(key) is pending
+            if kept:
+                del self._loading[key]
+        found = None if state is None else Current(state, sse_frame(state))
+        if kept and found is not None:
+            self._keep(key, found)
+        pending.set_result(found)
+        return found
+
+    def peek(self, key: str) -> Current | None:
+        """The newest state known, however old (no read)."""
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None else None
+
+    def replace(self, key: str, current: Current) -> None:
+        self._loading.pop(key, None)
+        self._keep(key, current)
+
+    def _keep(self, key: str, current: Current) -> None:
+        now = self._clock()
+        if len(self._entries) >= self.max_keys and key not in self._entries:
+            self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
+            if len(self._entries) >= self.max_keys:
+                self._entries.clear()  # a bound on memory: what was kept is read again
+        self._entries[key] = (now + self.ttl, current)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from livestage.accounts.auth import CurrentInfluencer, check_request_csrf
 from livestage.influencers.deps import ReadAdmin
-from livestage.streams.broker import sse_frame
+from livestage.streams.broker import Current, LiveBroker, sse_frame
 from livestage.streams.deps import (
     BrokerDep,
     EndingDep,
@@ -46,6 +46,7 @@ router = APIRouter(prefix="/api", tags=["streams"], responses=ERROR_RESPONSES)
 # itself): connections never pin a worker that is shutting down or being redeployed.
 STREAM_LIFETIME_SECONDS = 300.0
 RECONNECT_MILLISECONDS = 2000
+RETRY = f"retry: {RECONNECT_MILLISECONDS}\n".encode()
 
 
 def _go_live_response(result: GoLiveResult) -> Response:
@@ -130,22 +131,54 @@ async def live_state(handle: str, session: DbSession) -> dict[str, Any]:
     return await stream_service.live_state(session, handle)
 
 
-@router.get(
-    "/live/{handle}/events",
+async def live_events(request: Request) -> Response:
+    """Server-sent events: the current state, then every change (status, viewer count)."""
+    # A connect storm calls this (thousands of pages at once), so it is a `PlainRoute`, and the
+    # first event is the broker's current state of the stream, not a database read per page.
+    handle = request.path_params["handle"]
+    broker = cast(LiveBroker, request.app.state.livestage.broker)
+    current = await broker.current(handle.lower())
+    if current is None:
+        current = await _unknown_handle(request, handle)
+    return EventStream(
+        RETRY + current.frame,
+        partial(broker.subscribe_after, current.state["handle"], current),
+        lifetime=STREAM_LIFETIME_SECONDS,
+    )
+
+
+async def _unknown_handle(request: Request, handle: str) -> Current:
+    """The service's own answer for a handle the broker found nothing for: its 404 (or the
+    state, when the influencer was created meanwhile)."""
+    async with viewing_of(request).reads() as session:
+        state = await stream_service.live_state(session, handle)
+    return Current(state, sse_frame(state))
+
+
+live_events_route = PlainRoute(
+    "/api/live/{handle}/events",
+    live_events,
+    methods=["GET"],
     status_code=200,
     response_class=EventStream,
     response_description="Server-sent events: `stream` events, each the live state as JSON.",
-    responses={200: {"content": {"text/event-stream": {"schema": LIVE_EVENT_SCHEMA}}}},
+    responses={
+        **ERROR_RESPONSES,
+        200: {"content": {"text/event-stream": {"schema": LIVE_EVENT_SCHEMA}}},
+    },
+    tags=["streams"],
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "handle",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "title": "Handle"},
+            }
+        ]
+    },
 )
-async def live_events(handle: str, session: DbSession, broker: BrokerDep) -> Response:
-    """Server-sent events: the current state, then every change (status, viewer count)."""
-    first = await stream_service.live_state(session, handle)
-    retry = f"retry: {RECONNECT_MILLISECONDS}\n".encode()
-    return EventStream(
-        retry + sse_frame(first),
-        partial(broker.subscribe, first["handle"]),
-        lifetime=STREAM_LIFETIME_SECONDS,
-    )
+router.routes.append(live_events_route)
 
 
 async def viewer_join(request: Request) -> Response:
