@@ -28,6 +28,8 @@ from livestage.models import (
     User,
     UserRole,
 )
+from livestage.tracking.figures import Interval, viewer_stats
+from livestage.tracking.repository import TrackingRepository
 from livestage.tracking.service import TrackingConfig
 from livestage.tracking.service import tracking as tracking_service
 from tests.support.hms_events import SessionScript
@@ -240,3 +242,53 @@ async def test_an_unknown_stream_and_an_unknown_type_are_applied_as_nothing(
         stored = {e.external_id: e for e in await session.scalars(select(ProviderEvent))}
     assert [stored[e["id"]].stream_id for e in events] == [None, None, stream.id]
     assert all(stored[e["id"]].processed_at is not None for e in events)
+
+
+def _at_micro(envelope: dict[str, Any], **times: datetime) -> dict[str, Any]:
+    """The envelope with these times to the microsecond (rfc3339 writes milliseconds)."""
+    for name, value in times.items():
+        envelope["data"][name] = value.isoformat().replace("+00:00", "Z")
+    return envelope
+
+
+async def test_figures_read_back_every_peer_time_to_the_microsecond(db: Database) -> None:
+    (stream,) = await _streams(db, 1, StreamStatus.live)
+    assert stream.room_id is not None
+    script = SessionScript(room_id=stream.room_id)
+    host_left = T0 + timedelta(minutes=2, microseconds=654321)
+    us = timedelta(microseconds=1)
+    visits = [
+        ("a", T0 + timedelta(seconds=1) + us, T0 + timedelta(seconds=61) + 9 * us),
+        ("b", T0 + timedelta(seconds=60) - us, T0 + timedelta(minutes=3) + 7 * us),
+        ("a", T0 + timedelta(seconds=61) + 9 * us, None),  # a's reload, touching
+    ]
+    events = [
+        _at_micro(script.join("host", "host", "broadcaster", T0), joined_at=T0),
+        _at_micro(script.leave("host", "host", "broadcaster", T0, host_left), left_at=host_left),
+    ]
+    for n, (user, joined, left) in enumerate(visits):
+        events.append(_at_micro(script.join(f"p{n}", user, "viewer", joined), joined_at=joined))
+        if left is not None:
+            leave = script.leave(f"p{n}", user, "viewer", joined, left)
+            events.append(_at_micro(leave, joined_at=joined, left_at=left))
+    await _store(db, events)
+    await _apply_in_one_batch(db, len(events))
+
+    expected = viewer_stats(
+        [Interval(user, joined, left) for user, joined, left in visits], start=T0, end=None, now=NOW
+    )
+    async with db.sessionmaker() as session:
+        found = await session.get(LiveStream, stream.id)
+        samples = await TrackingRepository(session).samples(stream.id)
+    assert found is not None
+    assert found.broadcaster_left_at == host_left
+    assert (
+        found.total_watch_seconds
+        == expected.total_watch_seconds
+        == (
+            (NOW - visits[0][1]) + (visits[1][2] - visits[1][1])  # type: ignore[operator]
+        ).total_seconds()
+    )
+    assert (found.current_viewers, found.peak_viewers, found.unique_viewers) == (1, 2, 2)
+    assert [(s.minute, s.viewers) for s in samples] == expected.per_minute
+    assert len(expected.per_minute) == 11

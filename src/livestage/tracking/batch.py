@@ -36,21 +36,21 @@ class PeerRow:
     leave_reason: str | None = None
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
-    def row(self) -> dict[str, object]:
-        """The row's columns (PEER_COLUMNS)."""
-        return {
-            "id": self.id,
-            "stream_id": self.stream_id,
-            "peer_id": self.peer_id,
-            "user_id": self.user_id,
-            "name": self.name,
-            "role": self.role,
-            "is_broadcaster": self.is_broadcaster,
-            "joined_at": self.joined_at,
-            "left_at": self.left_at,
-            "left_inferred": self.left_inferred,
-            "leave_reason": self.leave_reason,
-        }
+    def values(self) -> tuple[object, ...]:
+        """The row's columns, in the order of PEER_COLUMNS."""
+        return (
+            self.stream_id,
+            self.peer_id,
+            self.user_id,
+            self.name,
+            self.role,
+            self.is_broadcaster,
+            self.joined_at,
+            self.left_at,
+            self.left_inferred,
+            self.leave_reason,
+            self.id,
+        )
 
 
 class StreamFinder:
@@ -76,7 +76,9 @@ class StreamFinder:
         finder = cls(repository, await repository.stream_keys(sessions, rooms))
         picked = {finder.pick(*lookup) for lookup in lookups} - {None}
         if picked:
-            finder.streams = await repository.lock_streams(s for s in picked if s is not None)
+            finder.streams = await repository.lock_streams(
+                (s for s in picked if s is not None), influencers=False
+            )
         return finder
 
     def pick(
@@ -98,7 +100,7 @@ class StreamFinder:
         if stream_id is None:
             return None
         if stream_id not in self.streams:  # not foreseen by `load`: read and lock it now
-            self.streams.update(await self.repository.lock_streams([stream_id]))
+            self.streams.update(await self.repository.lock_streams([stream_id], influencers=False))
         return self.streams.get(stream_id)
 
     def session_changed(self, stream: LiveStream, before: str | None) -> None:
@@ -164,4 +166,4 @@ class PeerBook:
         return [(key, peer) for key, peer in self._rows.items() if key[0] == stream_id]
 
     async def write(self) -> None:
-        await self.repository.upsert_peers([self._rows[key].row() for key in self._changed])
+        await self.repository.upsert_peers([self._rows[key].values() for key in self._changed])

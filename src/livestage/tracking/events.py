@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 import json
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from livestage.kit.time import parse_rfc3339
+from livestage.kit.time import as_utc, parse_rfc3339
 
 
 class EnvelopeError(ValueError):
@@ -41,27 +41,24 @@ class Kind(enum.StrEnum):
 RECORDING_KINDS = {Kind.hls_recording, Kind.beam_recording, Kind.recording}
 
 
+_KINDS = {kind.value: kind for kind in Kind}
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     id: str
     type: str
     timestamp: datetime | None
     data: dict[str, Any]
+    # Read once here: applying an event asks for each several times.
+    kind: Kind | None = field(init=False)
+    room_id: str | None = field(init=False)
+    session_id: str | None = field(init=False)
 
-    @property
-    def kind(self) -> Kind | None:
-        try:
-            return Kind(self.type)
-        except ValueError:
-            return None
-
-    @property
-    def room_id(self) -> str | None:
-        return _text(self.data, "room_id")
-
-    @property
-    def session_id(self) -> str | None:
-        return _text(self.data, "session_id")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", _KINDS.get(self.type))
+        object.__setattr__(self, "room_id", _text(self.data, "room_id"))
+        object.__setattr__(self, "session_id", _text(self.data, "session_id"))
 
     def time(self, field: str) -> datetime | None:
         """A timestamp from `data`; Go's zero time (unset) counts as missing."""
@@ -69,7 +66,7 @@ class Envelope:
         if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
             return None
         try:
-            return parse_rfc3339(value)
+            return _parse_time(value)
         except ValueError:
             return None
 
@@ -123,10 +120,20 @@ def parse_envelope(payload: Any) -> Envelope:
         raise EnvelopeError("the event has no data object")
     timestamp = payload.get("timestamp")
     try:
-        when = parse_rfc3339(timestamp) if isinstance(timestamp, str) else None
+        when = _parse_time(timestamp) if isinstance(timestamp, str) else None
     except ValueError:
         when = None
     return Envelope(event_id, event_type, when, data)
+
+
+def _parse_time(value: str) -> datetime:
+    """parse_rfc3339, through Python's own parser first: it reads what 100ms sends (`Z`, any
+    number of fractional digits, truncated to 6) at a fraction of the cost."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return parse_rfc3339(value)
+    return parsed if parsed.tzinfo is UTC else as_utc(parsed)
 
 
 def _text(data: dict[str, Any], field: str) -> str | None:

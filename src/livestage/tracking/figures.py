@@ -45,6 +45,9 @@ def connected_spans(intervals: Iterable[Interval]) -> list[Interval]:
         by_viewer[item.user_id].append(item)
     spans: list[Interval] = []
     for items in by_viewer.values():
+        if len(items) == 1:  # most viewers: one peer
+            spans.append(items[0])
+            continue
         items.sort(key=lambda item: item.joined_at)
         span = items[0]
         for item in items[1:]:
@@ -65,8 +68,9 @@ def _edges(intervals: Iterable[Interval]) -> list[tuple[datetime, int]]:
         edges.append((item.joined_at, +1))
         if item.left_at is not None:
             edges.append((item.left_at, -1))
-    # Leaves sort before joins at the same instant: half-open intervals.
-    return sorted(edges, key=lambda edge: (edge[0], edge[1]))
+    # Leaves (-1) sort before joins (+1) at the same instant: half-open intervals.
+    edges.sort()
+    return edges
 
 
 def peak_concurrency(intervals: Iterable[Interval]) -> int:

@@ -209,6 +209,8 @@ class TrackingService:
             await self._apply(finder, peers, envelope, lookup, config)
             for envelope, lookup in zip(envelopes, lookups, strict=True)
         ]
+        for stream_id in {s for s in touched if s is not None}:
+            finder.streams[stream_id].figures_stale = True
         await peers.write()
         await session.flush()
         return list(zip(events, touched, strict=True))
@@ -232,7 +234,6 @@ class TrackingService:
         if stream.status not in (StreamStatus.starting, StreamStatus.failed):
             _adopt_session(stream, envelope)
         finder.session_changed(stream, session_before)
-        stream.figures_stale = True
         return stream.id
 
     async def stale_streams(self, session: AsyncSession) -> set[uuid.UUID]:

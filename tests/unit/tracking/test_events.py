@@ -1,10 +1,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 
-from livestage.tracking.events import MAX_NESTING, EnvelopeError, decode_envelope
+from livestage.kit.time import parse_rfc3339
+from livestage.tracking.events import (
+    MAX_NESTING,
+    EnvelopeError,
+    decode_envelope,
+    parse_envelope,
+)
 
 EVENT = {"id": "e1", "type": "peer.join.success", "data": {"room_id": "r1"}}
 
@@ -51,3 +58,24 @@ class TestDecodeEnvelope:
     def test_anything_else_is_an_envelope_error(self, body: bytes) -> None:
         with pytest.raises(EnvelopeError):
             decode_envelope(body)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-02T01:17:18Z",
+        "2026-12-02T01:17:18.1Z",
+        "2026-12-02T01:17:18.123Z",
+        "2026-12-02T01:17:18.123456789Z",
+        "2026-12-02T01:17:18.9999999Z",
+        "2026-12-02T01:17:18.5+05:30",
+        "2026-12-02T01:17:18",
+        " 2026-12-02T01:17:18.25z ",
+        "2026-12-02T01:17:18.000000001-02:00",
+    ],
+)
+def test_event_times_read_as_parse_rfc3339_reads_them(text: str) -> None:
+    envelope = parse_envelope({**EVENT, "timestamp": text, "data": {"joined_at": text}})
+    assert envelope.timestamp == parse_rfc3339(text)
+    assert envelope.time("joined_at") == parse_rfc3339(text)
+    assert envelope.timestamp is not None and envelope.timestamp.tzinfo is UTC
