@@ -1,10 +1,10 @@
 """Fan-out of chat events to open chat pages (SSE), on every process.
 
 With Redis every event goes through one channel that each process, the publishing one included,
-receives (`RedisBus(echo=True)`): Redis hands them to every subscriber in one order, so every page
-of a stream, on any process, shows its messages in the same order, and a new message is published
-before its transaction commits (`publish_message`), so that order is the stream's. Without Redis
-(one process) events are delivered here directly.
+receives (`RedisBus(echo=True)`); without Redis (one process) events are delivered here directly.
+A new message is published once committed, with its number in its stream (`publish_message`):
+messages commit in the order of their numbers, and each process puts what it receives back in
+that order (`_from_bus`), so every page, on any process, shows the stream's order.
 
 Chat is a log, not a state: unlike `streams/broker.py`, whose slow pages keep only the newest
 update, a page that falls QUEUE_SIZE events behind is closed; the browser reconnects and reads
@@ -31,13 +31,19 @@ from livestage.streams.broker import KEEP_ALIVE
 
 log = structlog.get_logger()
 QUEUE_SIZE = 256
-# How long a message waits for one numbered before it that has not arrived.
-HOLD_SECONDS = 0.25
+# How long a message waits for one numbered before it that has not arrived. Messages are
+# published once committed, so a gap is a message on its way from a busy process (or, rarely,
+# one the bus lost): a loaded machine took more than 0.25 s at times.
+HOLD_SECONDS = 1.0
 # Pages of a key get at most one write this often; what comes in between goes in the next.
 # Each write wakes every page of the key: with a thousand pages on one busy chat over two
 # processes, 0.2 s let posting run 1.6x as fast as 0.05 s did (9.2 -> 14.9 and 11.7 -> 18.6
 # messages/s, back to back on a loaded 2-core machine), and a reader does not see the gap.
 FLUSH_SECONDS = 0.2
+# A flush reaches this many pages per turn of the event loop: a thousand pages' wake-ups in
+# one turn kept every other callback waiting, the post that holds the stream's counter until
+# its commit among them (and the next post waits for that counter).
+SPREAD_PAGES = 50
 # web/sse.py's EventStream ends the response at an empty frame.
 END = b""
 
@@ -65,6 +71,29 @@ class _Page:
 
 
 @dataclass(eq=False, slots=True)
+class _Writing:
+    """A flush under way: its pages not yet written to, SPREAD_PAGES a turn."""
+
+    batch: list[tuple[str | None, int | None, bytes]]
+    pages: list[_Page]
+    done: int = 0
+    handle: asyncio.Handle | None = None
+    # The batch as one write, shared by every page that holds none of it yet.
+    joined: bytes = b""
+    lowest: int | None = None
+
+    def __post_init__(self) -> None:
+        self.joined = b"".join(frame for _, _, frame in self.batch)
+        self.lowest = min((seq for _, seq, _ in self.batch if seq is not None), default=None)
+
+    def data_for(self, page: _Page) -> bytes:
+        if self.lowest is None or page.seq < self.lowest:
+            return self.joined
+        # Just opened: its history holds some of the batch.
+        return b"".join(f for i, q, f in self.batch if not page.already_has(i, q))
+
+
+@dataclass(eq=False, slots=True)
 class _Order:
     """Where a creator's chat is in its stream's numbering, in this process."""
 
@@ -83,6 +112,7 @@ class ChatBroker:
         self._batches: dict[str, list[tuple[str | None, int | None, bytes]]] = defaultdict(list)
         self._flush_timers: dict[str, asyncio.TimerHandle] = {}
         self._flushed_at: dict[str, float] = {}
+        self._writing: dict[str, _Writing] = {}
         self.closed_behind = 0
 
     def start(self, *, heartbeat_seconds: float) -> None:
@@ -105,6 +135,10 @@ class ChatBroker:
         for timer in self._flush_timers.values():
             timer.cancel()
         self._flush_timers.clear()
+        for writing in self._writing.values():
+            if writing.handle is not None:
+                writing.handle.cancel()
+        self._writing.clear()
         self._batches.clear()
 
     async def _beat(self, seconds: float) -> None:
@@ -141,12 +175,10 @@ class ChatBroker:
     async def publish_message(
         self, key: str, data: dict[str, Any], *, stream_id: uuid.UUID, seq: int
     ) -> None:
-        """A new message, sent while its transaction still holds the stream's counter (before
-        the commit): the next message cannot be numbered until that commit, so the channel
-        carries messages in the order of their numbers, whatever process posted them. Should
-        Redis fail, the message goes through `send`'s queue instead (retried, maybe out of
-        order). The cost: a transaction that fails to commit after this leaves a message on
-        open pages that a reload does not show."""
+        """A committed message. It is published at once, not through `send`'s queue, so that
+        it rarely arrives after the next one; should Redis fail, it goes through the queue
+        (retried). Publishing after the commit keeps the stream's counter locked only from the
+        message's number to its commit: the next message waits for no round trip to Redis."""
         envelope = {
             "key": key,
             "event": "message",
@@ -174,7 +206,7 @@ class ChatBroker:
         if seq is not None and (order is None or order.stream_id != envelope["stream_id"]):
             if order is not None and order.held:
                 self._release(key, order, everything=True)
-            order = self._orders[key] = _Order(envelope["stream_id"], seq - 1)
+            order = self._orders[key] = _Order(envelope["stream_id"], self._expected(key, envelope))
         if order is None or (not order.held and (seq is None or seq <= order.last + 1)):
             self._deliver(envelope)
             if seq is not None and order is not None:
@@ -186,6 +218,17 @@ class ChatBroker:
         elif order.timer is None:
             loop = asyncio.get_running_loop()
             order.timer = loop.call_later(HOLD_SECONDS, self._release, key, order, True)
+
+    def _expected(self, key: str, envelope: dict[str, Any]) -> int:
+        """The number a key's first message here follows: the newest its open pages' histories
+        hold, so that one posted just before it, still on its way, is waited for."""
+        stream_id, seq = envelope["stream_id"], int(envelope["seq"])
+        shown = [
+            page.seq
+            for page in self._pages.get(key, ())
+            if page.early is None and page.stream_id == stream_id
+        ]
+        return min([seq - 1, *shown])
 
     def _release(self, key: str, order: _Order, everything: bool) -> None:
         """Deliver what is held in order: up to the first gap, or everything (the wait is over)."""
@@ -235,23 +278,46 @@ class ChatBroker:
         if not batch or not pages:
             return
         self._flushed_at[key] = asyncio.get_running_loop().time()
-        joined = b"".join(frame for _, _, frame in batch)
-        lowest = min((seq for _, seq, _ in batch if seq is not None), default=None)
-        for page in list(pages):
-            if page.early is not None:
-                page.early.extend(batch)
-                if len(page.early) >= QUEUE_SIZE:
-                    self._close_behind(key, page)
-                continue
-            data = joined
-            if lowest is not None and page.seq >= lowest:  # just opened: its history has some
-                data = b"".join(f for i, q, f in batch if not page.already_has(i, q))
-            if not data:
-                continue
-            if page.queue.full():
+        self._finish_writing(key)
+        self._writing[key] = _Writing(batch, list(pages))
+        self._write_some(key)
+
+    def _finish_writing(self, key: str) -> None:
+        """An earlier flush still under way is done at once: each page gets batches in order."""
+        writing = self._writing.pop(key, None)
+        if writing is None:
+            return
+        if writing.handle is not None:
+            writing.handle.cancel()
+        for page in writing.pages[writing.done :]:
+            self._write_page(key, page, writing)
+
+    def _write_some(self, key: str) -> None:
+        writing = self._writing[key]
+        end = writing.done + SPREAD_PAGES
+        for page in writing.pages[writing.done : end]:
+            self._write_page(key, page, writing)
+        writing.done = end
+        if end < len(writing.pages):
+            writing.handle = asyncio.get_running_loop().call_soon(self._write_some, key)
+        else:
+            del self._writing[key]
+
+    def _write_page(self, key: str, page: _Page, writing: _Writing) -> None:
+        if page not in self._pages.get(key, ()):
+            return  # gone (or closed behind) since the flush began
+        if page.early is not None:
+            page.early.extend(writing.batch)
+            if len(page.early) >= QUEUE_SIZE:
                 self._close_behind(key, page)
-            else:
-                page.queue.put_nowait(data)
+            return
+        data = writing.data_for(page)
+        if not data:
+            return
+        if page.queue.full():
+            self._close_behind(key, page)
+        else:
+            page.queue.put_nowait(data)
 
     def _close_behind(self, key: str, page: _Page) -> None:
         """The page stops here and, reconnecting, reads the history: a page that cannot keep

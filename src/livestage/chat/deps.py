@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,7 @@ from livestage.chat.service import Chatter
 from livestage.chat.service import chat as chat_service
 from livestage.db import Database, transaction
 from livestage.kit.db import on_commit
-from livestage.models import ChatMessage, Influencer, RestrictionKind
+from livestage.models import Influencer, RestrictionKind
 from livestage.providers.base import StreamingProvider
 from livestage.streams.deps import GoLiveDep, viewing_of
 from livestage.web.deps import DatabaseDep, DbSession, Now, ReadSessions, client_ip
@@ -55,32 +55,36 @@ async def get_chatter(
 ChatterDep = Annotated[Chatter, Depends(get_chatter)]
 
 
-def broker_key(influencer: Influencer) -> str:
+def broker_key(influencer_id: uuid.UUID) -> str:
     """Pages follow a creator's chat, whichever of their streams is open."""
-    return str(influencer.id)
+    return str(influencer_id)
+
+
+async def post_message(
+    request: Request, chatter: Chatter, handle: str, body: str, name: str | None, now: datetime
+) -> dict[str, Any]:
+    """A new message, in a transaction of its own, told to every open page once committed
+    (with its number, which puts it in the stream's order on every page); its JSON."""
+    database = cast(Database, request.app.state.livestage.database)
+    async with transaction(database.sessionmaker) as session:
+        connection = await session.connection()
+        posted = await chat_service.post(connection, chatter, handle, body=body, name=name, now=now)
+        on_commit(session, CHAT_MESSAGES.inc)
+    data = message_json(posted.message)
+    await chat_broker_of(request).publish_message(
+        broker_key(posted.influencer_id), data, stream_id=posted.message.stream_id, seq=posted.seq
+    )
+    return data
 
 
 @dataclass(frozen=True, slots=True)
 class ChatActions:
-    """Each chat action: the service call, then every open page is told (a new message before
-    its commit, to keep the stream's order; everything else once committed)."""
+    """Each moderation action: the service call, then, once committed, every open page is
+    told."""
 
     session: AsyncSession
     broker: ChatBroker
     now: datetime
-
-    async def post(self, chatter: Chatter, handle: str, body: str, name: str | None) -> ChatMessage:
-        posted = await chat_service.post(
-            self.session, chatter, handle, body=body, name=name, now=self.now
-        )
-        await self.broker.publish_message(
-            broker_key(posted.influencer),
-            message_json(posted.message),
-            stream_id=posted.stream.id,
-            seq=posted.message.seq,
-        )
-        on_commit(self.session, CHAT_MESSAGES.inc)
-        return posted.message
 
     async def delete(self, actor: Actor, message_id: uuid.UUID) -> None:
         influencer, message = await chat_service.delete_message(
@@ -99,7 +103,9 @@ class ChatActions:
         return seconds
 
     def _tell(self, influencer: Influencer, event: str, data: dict[str, object]) -> None:
-        on_commit(self.session, partial(self.broker.publish, broker_key(influencer), event, data))
+        on_commit(
+            self.session, partial(self.broker.publish, broker_key(influencer.id), event, data)
+        )
 
 
 async def get_chat_actions(session: DbSession, broker: ChatBrokerDep, now: Now) -> ChatActions:
@@ -143,7 +149,7 @@ class Restricting:
                 identity=restriction.identity, kind=restriction.kind.value, until=restriction.until
             )
             data = read.model_dump(mode="json")
-            key = broker_key(done.influencer)
+            key = broker_key(done.influencer.id)
             on_commit(session, partial(self.broker.publish, key, "restricted", data))
         if kind == RestrictionKind.ban and room_id is not None:
             await chat_service.remove_from_room(

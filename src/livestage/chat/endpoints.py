@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import email.message
+import json
 import uuid
 from functools import partial
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
 from starlette.responses import Response
 
-from livestage.accounts.auth import ActorDep
+from livestage.accounts.auth import ActorDep, check_request_csrf
+from livestage.chat import deps
 from livestage.chat.broker import Opening, event_frame
 from livestage.chat.deps import (
     ChatActionsDep,
@@ -29,16 +36,20 @@ from livestage.chat.schemas import (
     SlowModeRead,
     message_read,
 )
+from livestage.chat.service import Chatter
 from livestage.chat.service import chat as chat_service
 from livestage.models import RestrictionKind
-from livestage.web.deps import DbSession, Now, ReadSessions
+from livestage.streams.deps import viewing_of
+from livestage.web.deps import DbSession, Now, ReadSessions, clock_of
 from livestage.web.errors import ERROR_RESPONSES
+from livestage.web.routing import PlainRoute
 from livestage.web.sse import EventStream
 
 router = APIRouter(prefix="/api", tags=["chat"], responses=ERROR_RESPONSES)
 # As for the live events: each stream ends after a while and the browser reconnects.
 STREAM_LIFETIME_SECONDS = 300.0
 RECONNECT_MILLISECONDS = 2000
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @router.get("/watch/{handle}/chat")
@@ -59,14 +70,85 @@ async def chat_state(handle: str, session: DbSession, chatter: ChatterDep, now: 
     )
 
 
-@router.post("/watch/{handle}/chat", status_code=201)
-async def post_message(
-    handle: str, body: PostMessage, chatter: ChatterDep, actions: ChatActionsDep
-) -> MessageRead:
+# The busiest write of a popular stream, so a `PlainRoute` (no dependency injection, no
+# request-wide transaction): FastAPI's checks in FastAPI's order (a body that is not JSON, the
+# CSRF token, the body's fields), then the post in a transaction of its own.
+async def post_message(request: Request) -> Response:
     """Post as the viewer (with the name they chose), or as the signed-in user. 400
     `invalid_message`, 403 `chat_banned`/`chat_timed_out`, 429 `chat_rate_limited`/`slow_mode`
     (with Retry-After), 409 `not_live`."""
-    return message_read(await actions.post(chatter, handle, body.body, body.name))
+    now = clock_of(request)()
+    raw = await json_body(request)
+    signed_in = await check_request_csrf(request, viewing_of(request).reads, now)
+    body = validated_body(PostMessage, raw)
+    cookie = viewing_of(request).viewer_cookie
+    user = signed_in.user if signed_in else None
+    viewer = cookie.identify(request.cookies, user.id if user else None)
+    chatter = Chatter(viewer.id, user)
+    handle = request.path_params["handle"]
+    data = await deps.post_message(request, chatter, handle, body.body, body.name, now)
+    response = Response(json.dumps(data), status_code=201, media_type="application/json")
+    cookie.remember(response, viewer)
+    return response
+
+
+router.add_api_route(
+    "/watch/{handle}/chat",
+    post_message,
+    route_class_override=PlainRoute,
+    methods=["POST"],
+    status_code=201,
+    response_model=MessageRead,
+    summary="Post Message",
+    openapi_extra={
+        "parameters": [
+            {"name": "handle", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PostMessage.model_json_schema()}},
+        },
+    },
+)
+
+
+async def json_body(request: Request) -> Any:
+    """The body as FastAPI reads one for a JSON body parameter: parsed when it is declared
+    JSON, the raw bytes otherwise (then refused as the wrong type), None when empty; a
+    body that does not parse is a 422 before any other check."""
+    raw = await request.body()
+    if not raw:
+        return None
+    declared = email.message.Message()
+    declared["content-type"] = request.headers.get("content-type", "")
+    subtype = declared.get_content_subtype()
+    if declared.get_content_maintype() != "application" or not (
+        subtype == "json" or subtype.endswith("+json")
+    ):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        problem = {
+            "type": "json_invalid",
+            "loc": ("body", error.pos),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": error.msg},
+        }
+        raise RequestValidationError([problem], body=error.doc) from error
+
+
+def validated_body(model: type[Model], raw: Any) -> Model:
+    """`raw` as `model`, or the 422 FastAPI gives a body parameter that fails validation."""
+    if raw is None:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        problems = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        raise RequestValidationError(problems, body=raw) from error
 
 
 @router.get(
@@ -85,7 +167,7 @@ async def chat_events(
     return EventStream(
         # The retry hint opens the history event's block (the queue's first frame).
         f"retry: {RECONNECT_MILLISECONDS}\n".encode(),
-        partial(broker.subscribe, broker_key(influencer), opening),
+        partial(broker.subscribe, broker_key(influencer.id), opening),
         lifetime=STREAM_LIFETIME_SECONDS,
     )
 

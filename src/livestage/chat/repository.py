@@ -3,40 +3,178 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import lazyload
+from sqlalchemy import and_, bindparam, delete, insert, literal, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from livestage.models import ChatMessage, ChatRestriction, Influencer, LiveStream
+from livestage.models import (
+    ChatMessage,
+    ChatRestriction,
+    ChatRole,
+    Influencer,
+    LiveStream,
+    RestrictionKind,
+)
 from livestage.models.active import is_active
+
+# The columns a new message is written with (the rest keep their defaults).
+_NEW_MESSAGE = (
+    "id",
+    "stream_id",
+    "seq",
+    "author_identity",
+    "author_name",
+    "author_role",
+    "body",
+    "sent_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PostingState:
+    """What a post is checked against: the handle's influencer, their open stream, the
+    poster's restriction there and when the poster's latest messages in it were sent."""
+
+    influencer_id: uuid.UUID
+    handle: str
+    owner_id: uuid.UUID
+    stream_id: uuid.UUID | None
+    slow_mode_seconds: int
+    restriction: RestrictionKind | None
+    restricted_until: datetime | None
+    recent: list[datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    id: uuid.UUID
+    stream_id: uuid.UUID
+    author_identity: str
+    author_name: str
+    author_role: ChatRole
+    body: str
+    sent_at: datetime
+
+
+class PostingRepository:
+    """The post's SQL, as Core statements on the transaction's connection: a post is the
+    busiest write of a popular stream, and the stream's counter stays locked from its number
+    to its commit, so a post reads in one statement and writes in one (PostgreSQL)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def serialize_identity(self, handle: str, identity: str) -> None:
+        """Until the transaction ends, one post at a time per identity and creator, so its rate
+        limit holds across processes (PostgreSQL: an advisory lock; SQLite writes one
+        transaction at a time already)."""
+        if self.connection.dialect.name == "postgresql":
+            await self.connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"chat:{handle.lower()}:{identity}"},
+            )
+
+    async def posting_state(
+        self, handle: str, identity: str, *, recent: int
+    ) -> PostingState | None:
+        """None when no influencer has the handle."""
+        handle = handle.lower()
+        open_stream = (
+            select(LiveStream.id)
+            .join(Influencer, Influencer.id == LiveStream.influencer_id)
+            .where(Influencer.handle == bindparam("handle"), is_active())
+            .scalar_subquery()
+        )
+        sent = (
+            select(ChatMessage.stream_id, ChatMessage.sent_at)
+            .where(
+                ChatMessage.stream_id == open_stream,
+                ChatMessage.author_identity == bindparam("identity"),
+            )
+            .order_by(ChatMessage.sent_at.desc())
+            .limit(recent)
+            .subquery()
+        )
+        statement = (
+            select(
+                Influencer.id,
+                Influencer.user_id,
+                LiveStream.id,
+                LiveStream.chat_slow_mode_seconds,
+                ChatRestriction.kind,
+                ChatRestriction.until,
+                sent.c.sent_at,
+            )
+            .select_from(Influencer)
+            .outerjoin(LiveStream, and_(LiveStream.influencer_id == Influencer.id, is_active()))
+            .outerjoin(
+                ChatRestriction,
+                and_(
+                    ChatRestriction.influencer_id == Influencer.id,
+                    ChatRestriction.identity == bindparam("identity"),
+                ),
+            )
+            .outerjoin(sent, sent.c.stream_id == LiveStream.id)
+            .where(Influencer.handle == bindparam("handle"))
+            .order_by(sent.c.sent_at.desc())
+        )
+        rows = (
+            await self.connection.execute(statement, {"handle": handle, "identity": identity})
+        ).all()
+        if not rows:
+            return None
+        first = rows[0]
+        return PostingState(
+            influencer_id=first[0],
+            handle=handle,
+            owner_id=first[1],
+            stream_id=first[2],
+            slow_mode_seconds=first[3] or 0,
+            restriction=first[4],
+            restricted_until=first[5],
+            recent=[row[6] for row in rows if row[6] is not None],
+        )
+
+    async def add_counted(self, message: NewMessage, *, new_chatter: bool) -> int | None:
+        """Counts the message on its stream and stores it under its number there; None (and
+        nothing stored) when the stream is no longer starting or live. The stream's row stays
+        locked until commit: this is the transaction's last statement."""
+        counting = (
+            update(LiveStream)
+            .where(LiveStream.id == message.stream_id, is_active())
+            .values(
+                chat_messages=LiveStream.chat_messages + 1,
+                chatters=LiveStream.chatters + (1 if new_chatter else 0),
+            )
+            .returning(LiveStream.chat_messages)
+        )
+        columns = ChatMessage.__table__.c
+        values = {name: getattr(message, name) for name in _NEW_MESSAGE if name != "seq"}
+        if self.connection.dialect.name != "postgresql":
+            seq = await self.connection.scalar(counting)
+            if seq is not None:
+                await self.connection.execute(insert(ChatMessage).values(seq=seq, **values))
+            return seq
+        counted = counting.cte("counted")
+        numbered = select(
+            *(
+                counted.c.chat_messages
+                if name == "seq"
+                else literal(values[name], columns[name].type)
+                for name in _NEW_MESSAGE
+            )
+        )
+        statement = (
+            insert(ChatMessage).from_select(list(_NEW_MESSAGE), numbered).returning(ChatMessage.seq)
+        )
+        return await self.connection.scalar(statement)
 
 
 class ChatRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def influencer_and_stream(
-        self, handle: str
-    ) -> tuple[Influencer, LiveStream | None] | None:
-        """The influencer of `handle` and their starting or live stream, in one query."""
-        statement = (
-            select(Influencer, LiveStream)
-            .outerjoin(
-                LiveStream,
-                and_(
-                    LiveStream.influencer_id == Influencer.id,
-                    is_active(),
-                ),
-            )
-            .where(Influencer.handle == handle.lower())
-            # The stream's own eager (inner) join to its influencer would drop the influencer
-            # row when nothing is live; it is this row's first entity anyway (identity map).
-            .options(lazyload(LiveStream.influencer))
-        )
-        row = (await self.session.execute(statement)).first()
-        return None if row is None else (row[0], row[1])
 
     async def active_stream(self, influencer_id: uuid.UUID) -> LiveStream | None:
         statement = select(LiveStream).where(LiveStream.influencer_id == influencer_id, is_active())
@@ -54,50 +192,6 @@ class ChatRepository:
 
     async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None:
         return await self.session.get(ChatMessage, message_id)
-
-    async def serialize_identity(self, stream_id: uuid.UUID, identity: str) -> None:
-        """Until the transaction ends, one post at a time per identity and stream, so its rate
-        limit holds across processes (PostgreSQL: an advisory lock; SQLite writes one
-        transaction at a time already)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"chat:{stream_id}:{identity}"},
-            )
-
-    async def recent_sent(
-        self, stream_id: uuid.UUID, identity: str, *, limit: int
-    ) -> list[datetime]:
-        """When the identity's latest messages in the stream were sent (newest first); none
-        when it never posted there."""
-        statement = (
-            select(ChatMessage.sent_at)
-            .where(ChatMessage.stream_id == stream_id, ChatMessage.author_identity == identity)
-            .order_by(ChatMessage.sent_at.desc())
-            .limit(limit)
-        )
-        return list((await self.session.scalars(statement)).all())
-
-    async def count_message(self, stream_id: uuid.UUID, *, new_chatter: bool) -> int | None:
-        """Counts a message on its stream and returns its number there; None when the stream
-        is no longer starting or live. The stream's row stays locked until commit, so this is
-        the transaction's last step before the insert."""
-        statement = (
-            update(LiveStream)
-            .where(LiveStream.id == stream_id, is_active())
-            .values(
-                chat_messages=LiveStream.chat_messages + 1,
-                chatters=LiveStream.chatters + (1 if new_chatter else 0),
-            )
-            .returning(LiveStream.chat_messages)
-            .execution_options(synchronize_session=False)
-        )
-        return await self.session.scalar(statement)
-
-    async def add_message(self, message: ChatMessage) -> ChatMessage:
-        self.session.add(message)
-        await self.session.flush()
-        return message
 
     async def set_slow_mode(self, stream_id: uuid.UUID, seconds: int) -> None:
         statement = (

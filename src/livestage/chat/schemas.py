@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_serializer
 
+from livestage.chat.repository import NewMessage
 from livestage.chat.rules import SLOW_MODE_MAX_SECONDS, TIMEOUT_MAX_MINUTES
 from livestage.kit.time import as_utc
 from livestage.models import ChatMessage
@@ -49,8 +50,19 @@ def message_read(message: ChatMessage) -> MessageRead:
     )
 
 
-def message_json(message: ChatMessage) -> dict[str, Any]:
-    return message_read(message).model_dump(mode="json")
+def message_json(message: ChatMessage | NewMessage) -> dict[str, Any]:
+    """A message as MessageRead dumps it, written out: every post is encoded once for its
+    answer and every page (each field is already a plain value)."""
+    return {
+        "id": str(message.id),
+        "author": {
+            "identity": message.author_identity,
+            "name": message.author_name,
+            "role": message.author_role.value,
+        },
+        "body": message.body,
+        "sent_at": utc_iso(message.sent_at),
+    }
 
 
 class You(BaseModel):

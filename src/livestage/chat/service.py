@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from livestage.audit.service import Actor
 from livestage.audit.service import audit as audit_service
 from livestage.chat import rules
-from livestage.chat.repository import ChatRepository
+from livestage.chat.repository import ChatRepository, NewMessage, PostingRepository, PostingState
 from livestage.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from livestage.influencers.service import influencer as influencer_service
 from livestage.kit import deadlines
@@ -94,15 +94,16 @@ class Chatter:
     identity: str
     user: User | None
 
-    def role_on(self, influencer: Influencer) -> ChatRole:
+    def role_for(self, owner_id: uuid.UUID) -> ChatRole:
+        """As an author in the chat of the influencer whose user is `owner_id`."""
         if self.user is not None and self.user.role == UserRole.admin:
             return ChatRole.admin
-        if self.user is not None and self.user.id == influencer.user_id:
+        if self.user is not None and self.user.id == owner_id:
             return ChatRole.influencer
         return ChatRole.viewer
 
     def may_moderate(self, influencer: Influencer) -> bool:
-        return self.role_on(influencer) != ChatRole.viewer
+        return self.role_for(influencer.user_id) != ChatRole.viewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +120,9 @@ class ChatView:
 
 @dataclass(frozen=True, slots=True)
 class Posted:
-    influencer: Influencer
-    stream: LiveStream
-    message: ChatMessage
+    influencer_id: uuid.UUID
+    message: NewMessage
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,7 @@ class ChatService:
 
     async def post(
         self,
-        session: AsyncSession,
+        connection: AsyncConnection,
         chatter: Chatter,
         handle: str,
         *,
@@ -183,42 +184,40 @@ class ChatService:
         name: str | None,
         now: datetime,
     ) -> Posted:
-        repository = ChatRepository(session)
-        found = await repository.influencer_and_stream(handle)
-        if found is None:
+        repository = PostingRepository(connection)
+        await repository.serialize_identity(handle, chatter.identity)
+        state = await repository.posting_state(handle, chatter.identity, recent=rules.RATE_COUNT)
+        if state is None:
             raise NotFound(f"No influencer with the handle @{handle[:40]}.")
-        influencer, stream = found
         text = rules.clean_body(body)
         if text is None:
             raise InvalidMessage(
                 f"A message is 1 to {rules.BODY_MAX} characters (control characters removed)."
             )
-        role = chatter.role_on(influencer)
         author_name = self._author_name(chatter, name)
-        if stream is None:
-            raise NotLive(influencer.handle)
-        await repository.serialize_identity(stream.id, chatter.identity)
-        recent = await repository.recent_sent(stream.id, chatter.identity, limit=rules.RATE_COUNT)
+        if state.stream_id is None:
+            raise NotLive(state.handle)
+        role = chatter.role_for(state.owner_id)
         if role == ChatRole.viewer:
-            await self._check_restriction(repository, influencer, chatter.identity, now)
+            self._check_posting_restriction(state, now)
             wait = rules.wait_before_posting(
-                recent, now, slow_mode_seconds=stream.chat_slow_mode_seconds
+                state.recent, now, slow_mode_seconds=state.slow_mode_seconds
             )
             if wait is not None:
                 raise ChatWait(wait)
-        seq = await repository.count_message(stream.id, new_chatter=not recent)
-        if seq is None:
-            raise NotLive(influencer.handle)
-        message = ChatMessage(
-            stream_id=stream.id,
-            seq=seq,
+        message = NewMessage(
+            id=uuid.uuid4(),
+            stream_id=state.stream_id,
             author_identity=chatter.identity,
             author_name=author_name,
             author_role=role,
             body=text,
             sent_at=now,
         )
-        return Posted(influencer, stream, await repository.add_message(message))
+        seq = await repository.add_counted(message, new_chatter=not state.recent)
+        if seq is None:
+            raise NotLive(state.handle)
+        return Posted(state.influencer_id, message, seq)
 
     def _author_name(self, chatter: Chatter, name: str | None) -> str:
         if chatter.user is not None:
@@ -228,16 +227,12 @@ class ChatService:
             raise InvalidMessage(f"Choose a display name of 1 to {rules.NAME_MAX} characters.")
         return chosen
 
-    async def _check_restriction(
-        self, repository: ChatRepository, influencer: Influencer, identity: str, now: datetime
-    ) -> None:
-        restriction = active_restriction(
-            await repository.get_restriction(influencer.id, identity), now
-        )
-        if restriction is not None and restriction.kind == RestrictionKind.ban:
+    def _check_posting_restriction(self, state: PostingState, now: datetime) -> None:
+        if state.restriction == RestrictionKind.ban:
             raise ChatBanned()
-        if restriction is not None and restriction.until is not None:
-            raise ChatTimedOut(restriction.until)
+        until = state.restricted_until
+        if state.restriction == RestrictionKind.timeout and until is not None and until > now:
+            raise ChatTimedOut(until)
 
     # Moderation: the influencer on their own stream, or an admin.
 

@@ -4,6 +4,7 @@ order, and a page that cannot keep up closed (it reconnects to the history)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -117,4 +118,40 @@ async def test_events_close_together_reach_a_page_in_one_write(
         rest = drain(queue)
     assert numbers(first) == [1]
     assert len(rest) == 1 and numbers(rest) == [2, 3, 4]
+    await broker.stop()
+
+
+async def test_a_flush_reaches_many_pages_a_few_a_turn_each_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No turn of the event loop writes to more than SPREAD_PAGES pages (the post holding the
+    stream's counter waits behind every callback of a turn), and a flush that comes while one
+    is under way lets the first finish: every page gets every message, in order."""
+    monkeypatch.setattr(chat_broker, "SPREAD_PAGES", 3)
+    broker = ChatBroker()
+    async with contextlib.AsyncExitStack() as stack:
+        queues = [
+            await stack.enter_async_context(broker.subscribe("alice", opened)) for _ in range(8)
+        ]
+        for queue in queues:
+            drain(queue)
+        post(broker, 1)
+        assert sum(not q.empty() for q in queues) == 3
+        await asyncio.sleep(0)
+        assert sum(not q.empty() for q in queues) == 6
+        post(broker, 2)  # a second flush, while the first is under way
+        await asyncio.sleep(0.01)
+        assert [numbers(drain(q)) for q in queues] == [[1, 2]] * 8
+    await broker.stop()
+
+
+async def test_the_first_message_a_process_sees_waits_for_one_its_pages_have_not_seen() -> None:
+    """Messages are published once committed: the first one a process receives may have
+    overtaken the one numbered before it, which its open pages' histories do not hold."""
+    broker = ChatBroker()
+    async with broker.subscribe("alice", opened) as queue:
+        post(broker, 2)
+        assert numbers(drain(queue)) == []
+        post(broker, 1)
+        assert numbers(drain(queue)) == [1, 2]
     await broker.stop()
