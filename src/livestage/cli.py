@@ -262,7 +262,7 @@ def serve(
             metrics = tempfile.TemporaryDirectory(prefix="livestage-metrics-")
             os.environ[MULTIPROCESS_DIR] = stack.enter_context(metrics)
         uvicorn.run(
-            "livestage.app:create_app",
+            "livestage.app:create_served_app",
             factory=True,
             host=host,
             port=port,

@@ -4,6 +4,7 @@ import secrets
 import uuid
 from http.cookies import SimpleCookie
 
+import pytest
 from starlette.responses import Response
 
 from livestage.streams.viewers import (
@@ -48,6 +49,25 @@ def test_a_new_visitor_gets_an_id_and_the_cookie_that_brings_it_back() -> None:
 def test_not_secure_when_the_app_serves_plain_http() -> None:
     cookie = viewer_cookie(secure=False)
     assert not issued(cookie, cookie.identify({}, None))[VIEWER_COOKIE]["secure"]
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_the_header_is_the_one_starlettes_set_cookie_writes(secure: bool) -> None:
+    cookie = viewer_cookie(secure=secure)
+    ours = Response()
+    cookie.remember(ours, cookie.identify({}, None))
+    (header,) = ours.headers.getlist("set-cookie")
+    theirs = Response()
+    theirs.set_cookie(
+        VIEWER_COOKIE,
+        header.partition("=")[2].partition(";")[0],
+        max_age=COOKIE_MAX_AGE_SECONDS,
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
+    assert theirs.headers.getlist("set-cookie") == [header]
 
 
 def test_a_tampered_or_foreign_cookie_is_replaced() -> None:

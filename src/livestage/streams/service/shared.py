@@ -69,10 +69,13 @@ BACKSTOP_SECONDS = 1.0
 
 def being_set_up(stream: LiveStream) -> bool:
     """A claim whose go-live has not recorded its room yet (every automatic stream has one)."""
+    return claim_unset(stream.status, stream.strategy, stream.room_id)
+
+
+def claim_unset(status: StreamStatus, strategy: StreamStrategy, room_id: str | None) -> bool:
+    """`being_set_up` for a stream's columns read without the ORM."""
     return (
-        stream.status == StreamStatus.starting
-        and stream.strategy == StreamStrategy.automatic
-        and stream.room_id is None
+        status == StreamStatus.starting and strategy == StreamStrategy.automatic and room_id is None
     )
 
 

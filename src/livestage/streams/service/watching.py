@@ -16,7 +16,7 @@ from livestage.streams.joins import JoinIntent, Viewing, Watchable
 from livestage.streams.repository import StreamRepository
 from livestage.streams.schemas import JoinInfo
 from livestage.streams.service.errors import Banned, StreamFull
-from livestage.streams.service.shared import GoLiveConfig, being_set_up, provider_fields
+from livestage.streams.service.shared import GoLiveConfig, claim_unset, provider_fields
 from livestage.streams.updates import live_update
 
 
@@ -102,16 +102,13 @@ class WatchService:
     ) -> Watchable:
         """Read-only, in a session of its own (the join path holds no request session)."""
         async with sessionmaker() as session:
-            influencer = await influencer_service.get_by_handle(session, handle)
-            stream = await StreamRepository(session).get_active(influencer.id)
-        if stream is None:
-            return Watchable(influencer.handle, None, False, None, None)
-        live = stream.status in (StreamStatus.starting, StreamStatus.live)
+            found = await StreamRepository(session).watchable(handle.lower())
+        if found is None:
+            raise NotFound(f"No influencer with the handle @{handle[:40]}.")
+        if found.id is None:
+            return Watchable(found.handle, None, False, None, None)
+        live = found.status in (StreamStatus.starting, StreamStatus.live)
+        setting_up = claim_unset(found.status, found.strategy, found.room_id)
         return Watchable(
-            influencer.handle,
-            stream.id,
-            live,
-            stream.room_id,
-            stream.provider,
-            setting_up=being_set_up(stream),
+            found.handle, found.id, live, found.room_id, found.provider, setting_up=setting_up
         )
