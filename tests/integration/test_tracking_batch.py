@@ -280,6 +280,13 @@ async def test_figures_read_back_every_peer_time_to_the_microsecond(db: Database
     async with db.sessionmaker() as session:
         found = await session.get(LiveStream, stream.id)
         samples = await TrackingRepository(session).samples(stream.id)
+        # Stored as the column types store times (SQLite compares them as text): found by them.
+        host = await session.scalar(
+            select(StreamPeer.peer_id).where(
+                StreamPeer.joined_at == T0, StreamPeer.left_at == host_left
+            )
+        )
+    assert host == "host"
     assert found is not None
     assert found.broadcaster_left_at == host_left
     assert (

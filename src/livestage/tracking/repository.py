@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
+from livestage.kit.time import as_utc
 from livestage.models import LiveStream, ProviderEvent, StreamPeer, ViewerSample
 from livestage.models.active import is_active
 
@@ -94,18 +95,6 @@ _PEERS = cast(Table, StreamPeer.__table__)
 _SAMPLES = cast(Table, ViewerSample.__table__)
 
 
-def _upsert_peers(insert: Any) -> Any:
-    """Peer rows written whole: the batch read them under its streams' locks. RETURNING makes
-    SQLAlchemy send a list of rows as multi-row VALUES, not one execution per row."""
-    statement = insert(_PEERS)
-    changed = [name for name in PEER_COLUMNS if name not in ("id", "stream_id", "peer_id")]
-    return statement.on_conflict_do_update(
-        index_elements=["stream_id", "peer_id"],
-        set_={name: statement.excluded[name] for name in changed},
-    ).returning(_PEERS.c.id)
-
-
-_UPSERT_PEERS = _upsert_peers(sqlite_insert)
 _PEER_TYPES = {
     "stream_id": "uuid",
     "peer_id": "varchar",
@@ -119,18 +108,29 @@ _PEER_TYPES = {
     "leave_reason": "varchar",
     "id": "uuid",
 }
+_PEERS_CHANGED = ", ".join(
+    f"{name} = excluded.{name}"
+    for name in PEER_COLUMNS
+    if name not in ("id", "stream_id", "peer_id")
+)
 # PostgreSQL: the rows as one array per column, unnested by the server. One statement with
 # eleven parameters whatever the batch, where a multi-row VALUES had eleven per row, each
 # bound and processed in Python (asyncpg encodes the arrays in C).
 _UPSERT_PEERS_PG = text(
     f"INSERT INTO stream_peers ({', '.join(PEER_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"CAST(:{name} AS {_PEER_TYPES[name]}[])" for name in PEER_COLUMNS)
-    + ") ON CONFLICT (stream_id, peer_id) DO UPDATE SET "
-    + ", ".join(
-        f"{name} = excluded.{name}"
-        for name in PEER_COLUMNS
-        if name not in ("id", "stream_id", "peer_id")
-    )
+    + f") ON CONFLICT (stream_id, peer_id) DO UPDATE SET {_PEERS_CHANGED}"
+)
+# SQLite: the driver's own executemany over plain tuples, the values already in the form the
+# column types store (`_sqlite_uuid`, `_sqlite_time`): no per-row work in SQLAlchemy, which
+# was most of the cost of writing a batch's peers.
+_UPSERT_PEERS_SQLITE = (
+    f"INSERT INTO stream_peers ({', '.join(PEER_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in PEER_COLUMNS)})"
+    f" ON CONFLICT (stream_id, peer_id) DO UPDATE SET {_PEERS_CHANGED}"
+)
+_MARK_APPLIED_SQLITE = (
+    "UPDATE provider_events SET processed_at = ?, stream_id = ?, error = NULL WHERE id = ?"
 )
 _PEERS_BY_PEER_ID = select(*(_PEERS.c[name] for name in PEER_COLUMNS)).where(
     _PEERS.c.peer_id.in_(bindparam("peer_ids", expanding=True))
@@ -141,16 +141,6 @@ _MARK_APPLIED_PG = text(
     " FROM unnest(CAST(:ids AS uuid[]), CAST(:streams AS uuid[])) AS marks (id, stream_id)"
     " WHERE provider_events.id = marks.id"
 )
-# SQLite: executed with one parameter set per event (executemany): one statement for a batch.
-_MARK_APPLIED = (
-    update(_EVENTS)
-    .where(_EVENTS.c.id == bindparam("b_id", type_=_EVENTS.c.id.type))
-    .values(
-        processed_at=bindparam("b_at", type_=_EVENTS.c.processed_at.type),
-        stream_id=bindparam("b_stream", type_=_EVENTS.c.stream_id.type),
-        error=None,
-    )
-)
 _MARK_FAILED = (
     update(_EVENTS)
     .where(_EVENTS.c.id == bindparam("b_id", type_=_EVENTS.c.id.type))
@@ -160,6 +150,19 @@ _MARK_FAILED = (
         error=bindparam("b_error", type_=_EVENTS.c.error.type),
     )
 )
+
+
+def _sqlite_uuid(value: uuid.UUID | None) -> str | None:
+    """As the Uuid column type stores it on SQLite."""
+    return None if value is None else value.hex
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """As UTCDateTime stores it on SQLite: naive UTC text, to the microsecond (compared as text
+    in SQL, so the form must be exactly that)."""
+    return (
+        None if value is None else as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+    )
 
 
 def _utc(value: str | datetime | None) -> datetime | None:
@@ -208,8 +211,9 @@ class EventRepository:
             parameters = {"at": now, "ids": list(ids), "streams": list(streams)}
             await self.session.execute(_MARK_APPLIED_PG, parameters)
         else:
-            rows = [{"b_id": e, "b_at": now, "b_stream": s} for e, s in applied]
-            await self.session.execute(_MARK_APPLIED, rows)
+            at = _sqlite_time(now)
+            rows = [(at, _sqlite_uuid(s), _sqlite_uuid(e)) for e, s in applied]
+            await (await self.session.connection()).exec_driver_sql(_MARK_APPLIED_SQLITE, rows)
 
     async def mark_failed(
         self, failed: Sequence[tuple[uuid.UUID, int, str, datetime | None]]
@@ -298,9 +302,12 @@ class TrackingRepository:
             }
             await self.session.execute(_UPSERT_PEERS_PG, parameters)
         else:
-            await self.session.execute(
-                _UPSERT_PEERS, [dict(zip(PEER_COLUMNS, r, strict=True)) for r in rows]
-            )
+            stored = [
+                (_sqlite_uuid(r[0]), r[1], r[2], r[3], r[4], r[5])
+                + (_sqlite_time(r[6]), _sqlite_time(r[7]), r[8], r[9], _sqlite_uuid(r[10]))
+                for r in rows
+            ]
+            await (await self.session.connection()).exec_driver_sql(_UPSERT_PEERS_SQLITE, stored)
 
     async def peer_spans_of(self, stream_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[PeerSpan]]:
         """Who was in each stream when: only the columns the figures need, no ORM objects (a
