@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, literal, select, text, update
+from sqlalchemy import Select, and_, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from livestage.models import (
     ChatMessage,
@@ -61,7 +63,8 @@ class NewMessage:
 class PostingRepository:
     """The post's SQL, as Core statements on the transaction's connection: a post is the
     busiest write of a popular stream, and the stream's counter stays locked from its number
-    to its commit, so a post reads in one statement and writes in one (PostgreSQL)."""
+    to its commit, so a post reads in one statement and writes in one (PostgreSQL). The
+    statements are built once (building them cost more than running them)."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
@@ -71,58 +74,16 @@ class PostingRepository:
         limit holds across processes (PostgreSQL: an advisory lock; SQLite writes one
         transaction at a time already)."""
         if self.connection.dialect.name == "postgresql":
-            await self.connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"chat:{handle.lower()}:{identity}"},
-            )
+            key = f"chat:{handle.lower()}:{identity}"
+            await self.connection.execute(_LOCK_IDENTITY, {"key": key})
 
     async def posting_state(
         self, handle: str, identity: str, *, recent: int
     ) -> PostingState | None:
         """None when no influencer has the handle."""
         handle = handle.lower()
-        open_stream = (
-            select(LiveStream.id)
-            .join(Influencer, Influencer.id == LiveStream.influencer_id)
-            .where(Influencer.handle == bindparam("handle"), is_active())
-            .scalar_subquery()
-        )
-        sent = (
-            select(ChatMessage.stream_id, ChatMessage.sent_at)
-            .where(
-                ChatMessage.stream_id == open_stream,
-                ChatMessage.author_identity == bindparam("identity"),
-            )
-            .order_by(ChatMessage.sent_at.desc())
-            .limit(recent)
-            .subquery()
-        )
-        statement = (
-            select(
-                Influencer.id,
-                Influencer.user_id,
-                LiveStream.id,
-                LiveStream.chat_slow_mode_seconds,
-                ChatRestriction.kind,
-                ChatRestriction.until,
-                sent.c.sent_at,
-            )
-            .select_from(Influencer)
-            .outerjoin(LiveStream, and_(LiveStream.influencer_id == Influencer.id, is_active()))
-            .outerjoin(
-                ChatRestriction,
-                and_(
-                    ChatRestriction.influencer_id == Influencer.id,
-                    ChatRestriction.identity == bindparam("identity"),
-                ),
-            )
-            .outerjoin(sent, sent.c.stream_id == LiveStream.id)
-            .where(Influencer.handle == bindparam("handle"))
-            .order_by(sent.c.sent_at.desc())
-        )
-        rows = (
-            await self.connection.execute(statement, {"handle": handle, "identity": identity})
-        ).all()
+        parameters = {"handle": handle, "identity": identity, "recent": recent}
+        rows = (await self.connection.execute(_POSTING_STATE, parameters)).all()
         if not rows:
             return None
         first = rows[0]
@@ -141,35 +102,99 @@ class PostingRepository:
         """Counts the message on its stream and stores it under its number there; None (and
         nothing stored) when the stream is no longer starting or live. The stream's row stays
         locked until commit: this is the transaction's last statement."""
-        counting = (
-            update(LiveStream)
-            .where(LiveStream.id == message.stream_id, is_active())
-            .values(
-                chat_messages=LiveStream.chat_messages + 1,
-                chatters=LiveStream.chatters + (1 if new_chatter else 0),
-            )
-            .returning(LiveStream.chat_messages)
-        )
-        columns = ChatMessage.__table__.c
-        values = {name: getattr(message, name) for name in _NEW_MESSAGE if name != "seq"}
-        if self.connection.dialect.name != "postgresql":
-            seq = await self.connection.scalar(counting)
-            if seq is not None:
-                await self.connection.execute(insert(ChatMessage).values(seq=seq, **values))
+        counting = {
+            "counted_stream": message.stream_id,
+            "added_chatters": int(new_chatter),
+            "counted_at": message.sent_at,
+        }
+        # Named apart from the columns: in the CTE, a parameter named like a column of
+        # live_streams (`id`) would also be set on the stream.
+        values = {f"new_{name}": getattr(message, name) for name in _NEW_MESSAGE if name != "seq"}
+        if self.connection.dialect.name == "postgresql":
+            seq: int | None = await self.connection.scalar(_COUNT_AND_ADD, {**counting, **values})
             return seq
-        counted = counting.cte("counted")
-        numbered = select(
-            *(
-                counted.c.chat_messages
-                if name == "seq"
-                else literal(values[name], columns[name].type)
-                for name in _NEW_MESSAGE
-            )
+        seq = await self.connection.scalar(_COUNT, counting)
+        if seq is not None:
+            await self.connection.execute(_ADD, {**values, "new_seq": seq})
+        return seq
+
+
+_LOCK_IDENTITY = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+def _posting_state() -> Select[Any]:
+    open_stream = (
+        select(LiveStream.id)
+        .join(Influencer, Influencer.id == LiveStream.influencer_id)
+        .where(Influencer.handle == bindparam("handle"), is_active())
+        .scalar_subquery()
+    )
+    sent = (
+        select(ChatMessage.stream_id, ChatMessage.sent_at)
+        .where(
+            ChatMessage.stream_id == open_stream,
+            ChatMessage.author_identity == bindparam("identity"),
         )
-        statement = (
-            insert(ChatMessage).from_select(list(_NEW_MESSAGE), numbered).returning(ChatMessage.seq)
+        .order_by(ChatMessage.sent_at.desc())
+        .limit(bindparam("recent"))
+        .subquery()
+    )
+    return (
+        select(
+            Influencer.id,
+            Influencer.user_id,
+            LiveStream.id,
+            LiveStream.chat_slow_mode_seconds,
+            ChatRestriction.kind,
+            ChatRestriction.until,
+            sent.c.sent_at,
         )
-        return await self.connection.scalar(statement)
+        .select_from(Influencer)
+        .outerjoin(LiveStream, and_(LiveStream.influencer_id == Influencer.id, is_active()))
+        .outerjoin(
+            ChatRestriction,
+            and_(
+                ChatRestriction.influencer_id == Influencer.id,
+                ChatRestriction.identity == bindparam("identity"),
+            ),
+        )
+        .outerjoin(sent, sent.c.stream_id == LiveStream.id)
+        .where(Influencer.handle == bindparam("handle"))
+        .order_by(sent.c.sent_at.desc())
+    )
+
+
+_POSTING_STATE = _posting_state()
+_COUNT = (
+    update(LiveStream)
+    .where(LiveStream.id == bindparam("counted_stream"), is_active())
+    .values(
+        chat_messages=LiveStream.chat_messages + 1,
+        chatters=LiveStream.chatters + bindparam("added_chatters"),
+        # Given, not left to its onupdate default: in a CTE that default went unbound.
+        updated_at=bindparam("counted_at"),
+    )
+    .returning(LiveStream.chat_messages)
+)
+_ADD = insert(ChatMessage).values({name: bindparam(f"new_{name}") for name in _NEW_MESSAGE})
+
+
+def _count_and_add() -> ReturningInsert[tuple[int]]:
+    """PostgreSQL: _COUNT feeding the insert, one round trip."""
+    counted = _COUNT.cte("counted")
+    columns = ChatMessage.__table__.c
+    numbered = select(
+        *(
+            counted.c.chat_messages
+            if name == "seq"
+            else bindparam(f"new_{name}", type_=columns[name].type)
+            for name in _NEW_MESSAGE
+        )
+    )
+    return insert(ChatMessage).from_select(list(_NEW_MESSAGE), numbered).returning(ChatMessage.seq)
+
+
+_COUNT_AND_ADD = _count_and_add()
 
 
 class ChatRepository:
