@@ -216,6 +216,25 @@ class TestPosting:
         async with browser(app, "198.51.100.11") as stranger:
             assert (await say(stranger, "no token")).status_code == 403
 
+    async def test_a_body_that_does_not_parse_is_refused_first_as_fastapi_does(
+        self, app: FastAPI, host: httpx.AsyncClient
+    ) -> None:
+        """The post skips FastAPI's body handling: the same answers, before the CSRF check."""
+        json_type = {"Content-Type": "application/json"}
+        async with browser(app, "198.51.100.12") as stranger:
+            broken = await stranger.post(CHAT, content=b'{"body": ', headers=json_type)
+            assert broken.status_code == 422, broken.text
+            assert broken.json()["errors"] == ["9: JSON decode error"]
+            not_utf8 = await stranger.post(CHAT, content=b'["\xff\xfe"]', headers=json_type)
+            assert not_utf8.status_code == 400, not_utf8.text
+            assert (await stranger.post(CHAT, json=[])).status_code == 403
+        async with opened_browser(app, "198.51.100.13") as viewer:
+            missing = await viewer.post(CHAT, content=b"", headers=json_type)
+            assert missing.status_code == 422
+            assert missing.json()["errors"] == ["request: Field required"]
+            wrong = await viewer.post(CHAT, json={"body": 5, "name": "Bea"})
+            assert wrong.json()["errors"] == ["request: Input should be a valid string"]
+
     async def test_the_history_is_the_latest_fifty_oldest_first(
         self, host: httpx.AsyncClient
     ) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -137,6 +138,8 @@ async def json_body(request: Request) -> Any:
             "ctx": {"error": error.msg},
         }
         raise RequestValidationError([problem], body=error.doc) from error
+    except ValueError as error:  # not UTF-8, as FastAPI answers it
+        raise HTTPException(400, "There was an error parsing the body") from error
 
 
 def validated_body(model: type[Model], raw: Any) -> Model:
