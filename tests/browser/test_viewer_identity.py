@@ -110,6 +110,8 @@ async def test_one_viewer_who_reloads_twice_and_opens_a_second_tab_counts_once(
     union = union_seconds(peers)
     assert record.total_watch_seconds == pytest.approx(union, abs=1e-3)
     assert record.avg_watch_seconds == pytest.approx(union, abs=1e-3)
-    # Watch time is the viewer's presence at most; the tabs' sum is more than that.
+    # Watch time is the viewer's presence at most; the tabs' sum counts twice the seconds both
+    # tabs were open. (Against `present`, the sum lost once on a loaded machine, where the page
+    # loads around the overlap take longer than the overlap itself.)
     assert union < present + 1.0
-    assert per_tab > present + 1.0
+    assert per_tab > union + OVERLAP_SECONDS / 2
