@@ -12,6 +12,8 @@ def utc_now() -> datetime:
 
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value.tzinfo is UTC:  # the common case, and `astimezone` costs a call into tzinfo
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
