@@ -292,7 +292,11 @@ def create_app(
     install_error_handlers(app)
     # The URLs crowds call, the viewer join (it checks CSRF itself) and 100ms's webhooks, are
     # served ahead of FastAPI's router; FastAPI holds the same routes for the OpenAPI document.
-    crowd_routes = [streams_endpoints.viewer_join_route, tracking_endpoints.hms_webhook_route]
+    crowd_routes = [
+        streams_endpoints.viewer_join_route,
+        streams_endpoints.live_events_route,
+        tracking_endpoints.hms_webhook_route,
+    ]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(UnexpectedErrors)
     if browser_uses_hms(settings):

@@ -178,7 +178,6 @@ live_events_route = PlainRoute(
         ]
     },
 )
-router.routes.append(live_events_route)
 
 
 async def viewer_join(request: Request) -> Response:

@@ -66,3 +66,52 @@ async def test_the_inbox_is_busy_while_events_arrive_then_quiet() -> None:
     assert inbox.busy(quiet=0.05)
     await asyncio.sleep(0.06)
     assert not inbox.busy(quiet=0.05)
+
+
+async def test_a_burst_over_many_streams_is_recomputed_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More dirty streams than one transaction's share: the rest follow in further short
+    transactions at once, not one share per wake-up of the loop (RECOMPUTE_SECONDS each)."""
+    monkeypatch.setattr(worker_module, "transaction", lambda _maker: _NoTransaction())
+    worker = make_worker(Inbox(busy_checks=0))
+    shares: list[int] = []
+
+    async def recompute(_session: Any, streams: set[Any]) -> set[Any]:
+        shares.append(len(streams))
+        return set(streams)
+
+    async def publish(_session: Any, _streams: set[Any]) -> None:
+        return None
+
+    monkeypatch.setattr(worker, "_recompute", recompute)
+    monkeypatch.setattr(worker, "_publish", publish)
+    worker._dirty = set(range(3 * worker_module.RECOMPUTE_PER_TRANSACTION + 1))
+    await asyncio.wait_for(worker._recompute_due(), 5)
+    assert worker._dirty == set()
+    assert max(shares) == worker_module.RECOMPUTE_PER_TRANSACTION and len(shares) == 4
+
+
+async def test_streams_another_process_holds_stay_owed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "transaction", lambda _maker: _NoTransaction())
+    worker = make_worker(Inbox(busy_checks=0))
+
+    async def recompute(_session: Any, _streams: set[Any]) -> set[Any]:
+        return set()
+
+    async def publish(_session: Any, _streams: set[Any]) -> None:
+        return None
+
+    monkeypatch.setattr(worker, "_recompute", recompute)
+    monkeypatch.setattr(worker, "_publish", publish)
+    worker._dirty = {1, 2}
+    await asyncio.wait_for(worker._recompute_due(), 5)
+    assert worker._dirty == {1, 2}
+
+
+class _NoTransaction:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
