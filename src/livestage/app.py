@@ -296,6 +296,7 @@ def create_app(
         streams_endpoints.viewer_join_route,
         streams_endpoints.live_events_route,
         tracking_endpoints.hms_webhook_route,
+        chat_endpoints.post_message_route,
     ]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(UnexpectedErrors)

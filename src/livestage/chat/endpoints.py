@@ -93,10 +93,11 @@ async def post_message(request: Request) -> Response:
     return response
 
 
-router.add_api_route(
-    "/watch/{handle}/chat",
+post_message_route = PlainRoute(
+    "/api/watch/{handle}/chat",
     post_message,
-    route_class_override=PlainRoute,
+    tags=["chat"],
+    responses=ERROR_RESPONSES,
     methods=["POST"],
     status_code=201,
     response_model=MessageRead,
