@@ -151,6 +151,7 @@ class AppState:
             reconcile_seconds=settings.reconcile_interval_seconds,
             inbox=inbox,
             leadership=leadership,
+            reads=database.read_sessionmaker,
         )
         go_live = GoLiveConfig.from_settings(
             settings,

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
 from livestage.kit.time import as_utc
-from livestage.models import LiveStream, ProviderEvent, StreamPeer, ViewerSample
+from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus, ViewerSample
 from livestage.models.active import is_active
 
 # Provider clocks and ours differ a little; an event may carry a time just before the stream row.
@@ -186,6 +186,11 @@ class EventRepository:
         return {
             (r.source, r.external_id) for r in await self.session.execute(statement, parameters)
         }
+
+    async def has_unprocessed(self) -> bool:
+        """Whether any stored event waits (the worker looks before taking the writer)."""
+        statement = select(ProviderEvent.id).where(ProviderEvent.processed_at.is_(None)).limit(1)
+        return (await self.session.scalar(statement)) is not None
 
     async def claim_unprocessed(self, limit: int) -> list[StoredEvent]:
         """The oldest unapplied events, locked until the transaction ends (another process
@@ -394,6 +399,21 @@ class TrackingRepository:
 
     async def active_streams(self) -> list[LiveStream]:
         return list(await self.session.scalars(select(LiveStream).where(is_active())))
+
+    async def due_to_end(
+        self, *, left_before: datetime, created_before: datetime
+    ) -> list[LiveStream]:
+        """Live streams whose broadcaster left before `left_before`, and starting ones created
+        before `created_before` (what `end_after_grace` ends: none, almost every second)."""
+        statement = select(LiveStream).where(
+            or_(
+                (LiveStream.status == StreamStatus.live)
+                & (LiveStream.broadcaster_left_at < left_before),
+                (LiveStream.status == StreamStatus.starting)
+                & (LiveStream.created_at < created_before),
+            )
+        )
+        return list(await self.session.scalars(statement))
 
     async def rooms_to_close(self, provider: str) -> list[LiveStream]:
         """Streams over for livestage whose provider room a failed end-room left open."""

@@ -236,6 +236,17 @@ class TrackingService:
         finder.session_changed(stream, session_before)
         return stream.id
 
+    async def due_to_end(
+        self, session: AsyncSession, config: TrackingConfig, *, now: datetime
+    ) -> list[LiveStream]:
+        """The candidates `end_after_grace` looks at (it decides on each)."""
+        return await TrackingRepository(session).due_to_end(
+            left_before=now - config.reconnect_grace, created_before=now - config.start_timeout
+        )
+
+    async def has_unprocessed(self, session: AsyncSession) -> bool:
+        return await EventRepository(session).has_unprocessed()
+
     async def stale_streams(self, session: AsyncSession) -> set[uuid.UUID]:
         """Streams whose figures are behind their peer rows (a recompute is owed)."""
         return await TrackingRepository(session).stale_stream_ids()
@@ -275,7 +286,7 @@ class TrackingService:
         starting streams whose broadcaster did not join within the start timeout."""
         ended = []
         repository = TrackingRepository(session)
-        for stream in await repository.active_streams():
+        for stream in await self.due_to_end(session, config, now=now):
             away = stream.broadcaster_left_at
             if stream.status == StreamStatus.live and away and now - away > config.reconnect_grace:
                 await end_stream(repository, stream, away, "broadcaster_left")

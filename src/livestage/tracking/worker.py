@@ -68,8 +68,13 @@ class TrackingWorker:
         reconcile_seconds: float,
         inbox: InboxWriter | None = None,
         leadership: Leadership | None = None,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.sessionmaker, self.config, self.clock = sessionmaker, config, clock
+        # The periodic checks look in read-only sessions first: on SQLite a write transaction
+        # takes the one writer, and three of them a second, all finding nothing, were what
+        # go-live's and webhooks' own transactions waited behind.
+        self.reads = reads or sessionmaker
         self.inbox = inbox
         # Periodic jobs (grace ends, owed recomputes, the reconciler) run in one process of a
         # cluster; every process applies events (claimed with SKIP LOCKED).
@@ -116,6 +121,8 @@ class TrackingWorker:
 
     async def _drain(self, *, settle: bool) -> int:
         async with self._lock:
+            if not settle and not self._due(settle=False) and not await self._events_waiting():
+                return 0
             total = 0
             while True:
                 if not settle:
@@ -149,6 +156,10 @@ class TrackingWorker:
             self._recomputed(done)
             if not done:
                 return  # other processes hold them: they stay owed
+
+    async def _events_waiting(self) -> bool:
+        async with self.reads() as session:
+            return await tracking_service.has_unprocessed(session)
 
     async def _let_ingestion_go_first(self) -> None:
         if self.inbox is None:
@@ -196,6 +207,12 @@ class TrackingWorker:
             await self._publish(session, {s.id for s in ended})
             return ended
 
+    async def _end_after_grace_if_due(self) -> None:
+        async with self.reads() as session:
+            due = await tracking_service.due_to_end(session, self.config, now=self.clock())
+        if due:
+            await self.end_after_grace()
+
     async def reconcile(self) -> ReconcileReport | None:
         """Two short transactions around the provider calls, which hold neither a transaction
         nor the worker's lock: events are applied meanwhile (reconciler.py)."""
@@ -217,7 +234,7 @@ class TrackingWorker:
     async def _pick_up_owed_recomputes(self) -> None:
         """The recomputes an earlier run of the worker left owed (it stopped or was killed
         between applying events and recomputing their streams)."""
-        async with transaction(self.sessionmaker) as session:
+        async with self.reads() as session:
             self._dirty |= await tracking_service.stale_streams(session)
 
     async def _events_loop(self) -> None:
@@ -235,7 +252,7 @@ class TrackingWorker:
             await _logged(partial(self._drain, settle=False))
             if loop.time() - graced_at >= self.poll_seconds and self.leadership.held:
                 graced_at = loop.time()
-                await _logged(self.end_after_grace)
+                await _logged(self._end_after_grace_if_due)
                 await _logged(self._pick_up_owed_recomputes)
 
     async def _reconcile_loop(self) -> None:
