@@ -25,11 +25,13 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
 
 from livestage.kit.bus import RedisBus
+from livestage.kit.cache import LoadingCache
 
 log = structlog.get_logger()
 QUEUE_SIZE = 16
@@ -207,47 +209,21 @@ class CurrentStates:
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = CURRENT_KEYS,
     ) -> None:
-        self.read, self.ttl, self._clock, self.max_keys = read, ttl, clock, max_keys
-        self._entries: dict[str, tuple[float, Current]] = {}
-        self._loading: dict[str, asyncio.Future[Current | None]] = {}
+        self.read = read
+        self._kept: LoadingCache[str, Current | None] = LoadingCache(
+            ttl=ttl, clock=clock, max_keys=max_keys
+        )
 
     async def get(self, key: str) -> Current | None:
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > self._clock():
-            return entry[1]
-        if (pending := self._loading.get(key)) is not None:
-            return await asyncio.shield(pending)
-        pending = asyncio.get_running_loop().create_future()
-        self._loading[key] = pending
-        try:
-            state = await self.read(key)
-        except BaseException as error:
-            pending.set_exception(error)
-            pending.exception()  # retrieved: no "never retrieved" warning when nobody waited
-            raise
-        finally:
-            kept = self._loading.get(key) is pending
-            if kept:
-                del self._loading[key]
-        found = None if state is None else Current(state, sse_frame(state))
-        if kept and found is not None:
-            self._keep(key, found)
-        pending.set_result(found)
-        return found
+        return await self._kept.get(key, partial(self._load, key))
 
     def peek(self, key: str) -> Current | None:
         """The newest state known, however old (no read)."""
-        entry = self._entries.get(key)
-        return entry[1] if entry is not None else None
+        return self._kept.peek(key)
 
     def replace(self, key: str, current: Current) -> None:
-        self._loading.pop(key, None)
-        self._keep(key, current)
+        self._kept.put(key, current)
 
-    def _keep(self, key: str, current: Current) -> None:
-        now = self._clock()
-        if len(self._entries) >= self.max_keys and key not in self._entries:
-            self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
-            if len(self._entries) >= self.max_keys:
-                self._entries.clear()  # a bound on memory: what was kept is read again
-        self._entries[key] = (now + self.ttl, current)
+    async def _load(self, key: str) -> Current | None:
+        state = await self.read(key)
+        return None if state is None else Current(state, sse_frame(state))

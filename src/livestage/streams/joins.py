@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage.db import transaction
+from livestage.kit.cache import LoadingCache
 from livestage.kit.tasks import uncancelled
 from livestage.streams.repository import ViewerJoinRepository
 from livestage.streams.viewers import ViewerCookie
@@ -45,47 +46,18 @@ class Watchable:
     setting_up: bool = False
 
 
-class WatchCache:
-    """A handle's watchable state for `ttl` seconds. Concurrent misses for one handle share a
-    single load: when an entry expires under a flash crowd, one query refills it, not one per
-    waiting viewer."""
+class WatchCache(LoadingCache[str, Watchable]):
+    """A handle's watchable state for `ttl` seconds, whatever the handle's case (see
+    `LoadingCache`: when an entry expires under a flash crowd, one query refills it)."""
 
     def __init__(self, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl, self._clock = ttl, clock
-        self._entries: dict[str, tuple[float, Watchable]] = {}
-        self._loading: dict[str, asyncio.Future[Watchable]] = {}
+        super().__init__(ttl=ttl, clock=clock)
 
     async def get(self, handle: str, load: Callable[[], Awaitable[Watchable]]) -> Watchable:
-        key = handle.lower()
-        now = self._clock()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        if (pending := self._loading.get(key)) is not None:
-            return await asyncio.shield(pending)
-        pending = asyncio.get_running_loop().create_future()
-        self._loading[key] = pending
-        try:
-            found = await load()
-        except BaseException as error:
-            pending.set_exception(error)
-            pending.exception()  # retrieved: no "never retrieved" warning when nobody waited
-            raise
-        finally:
-            current = self._loading.get(key) is pending
-            if current:
-                del self._loading[key]
-        if current:  # not invalidated while loading
-            self._entries[key] = (now + self.ttl, found)
-        pending.set_result(found)
-        return found
+        return await super().get(handle.lower(), load)
 
     def invalidate(self, handle: str) -> None:
-        key = handle.lower()
-        self._entries.pop(key, None)
-        # A load that started before the change may return the old state: let it answer its
-        # waiters, but not be cached.
-        self._loading.pop(key, None)
+        super().invalidate(handle.lower())
 
 
 @dataclass(frozen=True, slots=True)
