@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -119,7 +119,8 @@ class TestExchange:
         # Back-dated 10 s like every token 100ms's own code mints.
         assert claims["jti"] and claims["iat"] == claims["nbf"] == issued - 10
         assert claims["exp"] == claims["nbf"] + 24 * 3600
-        assert body["expiresAt"].startswith((clock() + timedelta(days=1)).strftime("%Y-%m-%dT%H"))
+        expires_at = datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00"))
+        assert expires_at == datetime.fromtimestamp(claims["exp"], UTC)
 
     @pytest.mark.asyncio
     async def test_generates_a_user_id(self, emu: Emu) -> None:
