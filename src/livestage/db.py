@@ -6,13 +6,14 @@ the one write lock for everyone): go-live opens short ones itself, through `tran
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -50,13 +51,40 @@ def _begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+# A pooled connection left unused this long is pinged before it is handed out: the server may
+# have restarted or dropped it meanwhile (the pool then opens a new one). One in steady use is
+# not: a ping is three round trips on asyncpg (BEGIN, ";", ROLLBACK), which were three of a chat
+# post's eight (bench/results/NOTES.md). A connection that fails in use is discarded with the
+# pool's older ones, as SQLAlchemy does after any disconnect.
+IDLE_PING_SECONDS = 1.0
+_RETURNED_AT = "livestage_returned_at"
+
+
+def _note_return(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    returned_at = record.info.get(_RETURNED_AT)
+    if returned_at is None or time.monotonic() - returned_at < IDLE_PING_SECONDS:
+        return  # just opened, or in steady use
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        # The pool discards this connection and checks out another (its documented protocol).
+        raise exc.DisconnectionError(str(error)) from error
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
-    return create_async_engine(settings.database_url, pool_pre_ping=True, pool_size=10)
+    engine = create_async_engine(settings.database_url, pool_size=10)
+    event.listen(engine.sync_engine.pool, "checkin", _note_return)
+    event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
