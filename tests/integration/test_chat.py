@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import event, select
 
 from livestage.app import AppState
+from livestage.chat.endpoints import MAX_POST_BYTES
 from livestage.models import AuditLog, ChatMessage, Influencer
 from livestage.streams.viewers import VIEWER_COOKIE
 from livestage.web.csrf import CSRF_HEADER
@@ -36,6 +38,7 @@ from tests.support.fixtures import (
 pytestmark = pytest.mark.asyncio
 START = {"title": "Chat check", "description": ""}
 CHAT = "/api/watch/alice/chat"
+JSON_TYPE = {"Content-Type": "application/json"}
 BAN_DEADLINE = 2.0
 
 
@@ -196,6 +199,26 @@ class TestPosting:
     ) -> None:
         message = await said(viewer, "é" * 500, name="n" * 40)
         assert len(message["body"]) == 500 and len(message["author"]["name"]) == 40
+
+    async def test_a_body_longer_than_any_message_is_refused_unread(
+        self, host: httpx.AsyncClient, viewer: httpx.AsyncClient
+    ) -> None:
+        """The longest message, each character as long as JSON writes one (an escaped
+        surrogate pair, 12 bytes), passes; a body over MAX_POST_BYTES is a 413, whether its
+        Content-Length says so or it comes chunked without one."""
+        longest = await said(viewer, "\U0001f600" * 500, name="\U0001f600" * 40)
+        assert longest["body"] == "\U0001f600" * 500
+        padded = json.dumps({"body": "hi", "name": "Bea", "pad": " " * MAX_POST_BYTES})
+        declared = await viewer.post(CHAT, content=padded.encode(), headers=JSON_TYPE)
+        problem(declared, 413, "post_too_large")
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for start in range(0, len(padded), 1000):
+                yield padded[start : start + 1000].encode()
+
+        streamed = await viewer.post(CHAT, content=chunked(), headers=JSON_TYPE)
+        problem(streamed, 413, "post_too_large")
+        assert [m["body"] for m in (await chat_state(viewer))["messages"]] == [longest["body"]]
 
     async def test_no_chat_without_a_live_stream(
         self, creator: InfluencerAccount, viewer: httpx.AsyncClient

@@ -37,7 +37,7 @@ from livestage.chat.schemas import (
     SlowModeRead,
     message_read,
 )
-from livestage.chat.service import Chatter
+from livestage.chat.service import Chatter, PostTooLarge
 from livestage.chat.service import chat as chat_service
 from livestage.models import RestrictionKind
 from livestage.streams.deps import viewing_of
@@ -50,6 +50,10 @@ router = APIRouter(prefix="/api", tags=["chat"], responses=ERROR_RESPONSES)
 # As for the live events: each stream ends after a while and the browser reconnects.
 STREAM_LIFETIME_SECONDS = 300.0
 RECONNECT_MILLISECONDS = 2000
+# A post's JSON holds a message of at most BODY_MAX characters and a name of NAME_MAX, each at
+# most 12 bytes as JSON (an escaped surrogate pair); what is longer is refused, and never read
+# past this: the rest is room for characters the cleaning removes (rules.py).
+MAX_POST_BYTES = 16 * 1024
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -79,7 +83,7 @@ async def post_message(request: Request) -> Response:
     `invalid_message`, 403 `chat_banned`/`chat_timed_out`, 429 `chat_rate_limited`/`slow_mode`
     (with Retry-After), 409 `not_live`."""
     now = clock_of(request)()
-    raw = await json_body(request)
+    raw = await json_body(request, limit=MAX_POST_BYTES)
     signed_in = await check_request_csrf(request, viewing_of(request).reads, now)
     body = validated_body(PostMessage, raw)
     cookie = viewing_of(request).viewer_cookie
@@ -114,11 +118,12 @@ post_message_route = PlainRoute(
 )
 
 
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request, *, limit: int) -> Any:
     """The body as FastAPI reads one for a JSON body parameter: parsed when it is declared
     JSON, the raw bytes otherwise (then refused as the wrong type), None when empty; a
-    body that does not parse is a 422 before any other check."""
-    raw = await request.body()
+    body that does not parse is a 422, and one longer than `limit` bytes a 413, before any
+    other check."""
+    raw = await _body_within(request, limit)
     if not raw:
         return None
     declared = email.message.Message()
@@ -141,6 +146,19 @@ async def json_body(request: Request) -> Any:
         raise RequestValidationError([problem], body=error.doc) from error
     except ValueError as error:  # not UTF-8, as FastAPI answers it
         raise HTTPException(400, "There was an error parsing the body") from error
+
+
+async def _body_within(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise PostTooLarge(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PostTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def validated_body(model: type[Model], raw: Any) -> Model:

@@ -15,7 +15,14 @@ from livestage.audit.service import Actor
 from livestage.audit.service import audit as audit_service
 from livestage.chat import rules
 from livestage.chat.repository import ChatRepository, NewMessage, PostingRepository, PostingState
-from livestage.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from livestage.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+)
 from livestage.influencers.service import influencer as influencer_service
 from livestage.kit import deadlines
 from livestage.kit.time import rfc3339
@@ -38,6 +45,13 @@ BACKSTOP_SECONDS = 1.0
 
 class InvalidMessage(BadRequest):
     problem = "invalid_message"
+
+
+class PostTooLarge(PayloadTooLarge):
+    problem = "post_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"A chat post is at most {limit} bytes.")
 
 
 class InvalidRestriction(BadRequest):
