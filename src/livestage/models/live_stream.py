@@ -32,6 +32,9 @@ class HlsStatus(enum.StrEnum):
 
 
 ACTIVE_STATUSES = (StreamStatus.starting, StreamStatus.live)
+# The predicate of the index of open streams, as written in its DDL (and in an ON CONFLICT
+# naming that index).
+OPEN_STREAM_INDEX_WHERE = "status IN ('starting', 'live')"
 
 
 class LiveStream(IDMixin, TimestampMixin, Base):
@@ -43,8 +46,8 @@ class LiveStream(IDMixin, TimestampMixin, Base):
             "uq_live_streams_one_active_per_influencer",
             "influencer_id",
             unique=True,
-            sqlite_where=text("status IN ('starting', 'live')"),
-            postgresql_where=text("status IN ('starting', 'live')"),
+            sqlite_where=text(OPEN_STREAM_INDEX_WHERE),
+            postgresql_where=text(OPEN_STREAM_INDEX_WHERE),
         ),
         # Keyset pages of the stream lists (newest first): all, one creator's, one status.
         Index("ix_live_streams_created_at_id", "created_at", "id"),

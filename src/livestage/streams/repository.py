@@ -5,12 +5,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 
 from livestage.models import ChatRestriction, Influencer, LiveStream, RestrictionKind, ViewerJoin
 from livestage.models.active import is_active
-from livestage.models.live_stream import StreamStatus
+from livestage.models.live_stream import OPEN_STREAM_INDEX_WHERE, StreamStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,41 @@ class StreamRepository:
             await self.session.flush()
         return stream
 
+    async def add_unless_open(self, values: dict[str, Any]) -> uuid.UUID | None:
+        """Insert a stream unless its influencer already has an open one (the unique index on
+        open streams): the new stream's id, or None. One statement, no savepoint: a click
+        that loses to a concurrent one leaves the transaction usable."""
+        dialect = self.session.get_bind().dialect.name
+        statement = _INSERT_IF_NO_OPEN_STREAM[dialect].values(values)
+        return cast(uuid.UUID | None, await self.session.scalar(statement))
+
+    async def give_room(
+        self, stream_id: uuid.UUID, *, room_id: str, room_name: str, codes: dict[str, str]
+    ) -> LiveStream | None:
+        """A claimed stream gets its room, if it is still `starting` and its influencer may
+        still stream: the stream (its influencer not loaded), or None and nothing changed."""
+        may_stream = (
+            select(Influencer.id)
+            .where(Influencer.id == LiveStream.influencer_id, Influencer.streaming_enabled)
+            .exists()
+        )
+        statement = (
+            update(LiveStream)
+            .where(LiveStream.id == stream_id, LiveStream.status == StreamStatus.starting)
+            .where(may_stream)
+            .values(room_id=room_id, room_name=room_name, room_codes=codes)
+            .returning(LiveStream)
+        )
+        return await self.session.scalar(statement)
+
+    async def remember_room(self, influencer_id: uuid.UUID, room_id: str, room_name: str) -> None:
+        statement = (
+            update(Influencer)
+            .where(Influencer.id == influencer_id)
+            .values(hms_room_id=room_id, hms_room_name=room_name)
+        )
+        await self.session.execute(statement)
+
     async def delete(self, stream: LiveStream) -> None:
         await self.session.delete(stream)
         await self.session.flush()
@@ -170,6 +208,41 @@ class StreamRepository:
             select(Influencer).where(Influencer.user_id == user_id).with_for_update(of=Influencer)
         )
         return await self.session.scalar(statement)
+
+    async def lock_influencer_with_open_stream(
+        self, user_id: uuid.UUID
+    ) -> tuple[Influencer, LiveStream | None] | None:
+        """`lock_influencer` and its open stream, if any, in one statement. On PostgreSQL the
+        stream is read as the statement began, before any wait for the lock: a stream opened
+        meanwhile is refused by `add_unless_open`, not seen here."""
+        open_stream = (LiveStream.influencer_id == Influencer.id) & is_active()
+        statement = (
+            select(Influencer, LiveStream)
+            .outerjoin(LiveStream, open_stream)
+            .options(contains_eager(LiveStream.influencer).lazyload(Influencer.user))
+            .where(Influencer.user_id == user_id)
+            .with_for_update(of=Influencer)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row[0], row[1])
+
+
+def _insert_if_no_open_stream(insert: Any) -> Any:
+    table = cast(Table, LiveStream.__table__)
+    return (
+        insert(table)
+        .on_conflict_do_nothing(
+            index_elements=[table.c.influencer_id],
+            index_where=text(OPEN_STREAM_INDEX_WHERE),
+        )
+        .returning(table.c.id)
+    )
+
+
+_INSERT_IF_NO_OPEN_STREAM = {
+    "postgresql": _insert_if_no_open_stream(pg_insert),
+    "sqlite": _insert_if_no_open_stream(sqlite_insert),
+}
 
 
 class ViewerJoinRepository:

@@ -12,6 +12,7 @@ from typing import NoReturn
 import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from livestage.audit.service import Actor, audit
 from livestage.db import Database, transaction
@@ -240,10 +241,14 @@ class GoLiveService:
         """Refuse, rejoin the open stream, or claim a new one (a `starting` row, no room yet:
         the unique index on open streams keeps concurrent clicks to one)."""
         async with transaction(database.sessionmaker) as session:
-            influencer = await self._locked_influencer(session, user, now=now)
-            title, description = _clean(title, description)
             repository = StreamRepository(session)
-            existing = await repository.get_active(influencer.id)
+            found = await repository.lock_influencer_with_open_stream(user.id)
+            if found is None:
+                raise Forbidden("Only influencers can go live.")
+            influencer, existing = found
+            if not influencer.streaming_enabled:
+                await self._refuse(session, user, influencer, now)
+            title, description = _clean(title, description)
             if existing is not None and not being_set_up(existing):
                 rejoin = self._rejoin(existing, influencer, config, now)
                 return GoLiveResult(existing, rejoin, False)
@@ -263,20 +268,18 @@ class GoLiveService:
                     config,
                     now,
                 )
-            claim = LiveStream(
-                influencer_id=influencer.id,
-                provider=config.provider.name,
-                strategy=StreamStrategy.automatic,
-                status=StreamStatus.starting,
-                title=title,
-                description=description,
-                created_at=now,
+            claim_id = await repository.add_unless_open(
+                {
+                    "influencer_id": influencer.id,
+                    "provider": config.provider.name,
+                    "strategy": StreamStrategy.automatic,
+                    "status": StreamStatus.starting,
+                    "title": title,
+                    "description": description,
+                    "created_at": now,
+                }
             )
-            try:
-                await repository.add(claim)
-            except IntegrityError:
-                return _Claim(influencer, None)
-            return _Claim(influencer, claim.id)
+            return _Claim(influencer, claim_id)
 
     async def _wait_for_set_up(
         self, database: Database, influencer: Influencer, config: GoLiveConfig
@@ -331,6 +334,8 @@ class GoLiveService:
         """The claimed stream gets its room; or, when set-up failed, the claim goes and the
         admin-set token is tried, else the creator is told what to do."""
         async with transaction(database.sessionmaker) as session:
+            if recorded := await self._record_room(session, user, claimed, done, config, now):
+                return recorded
             repository = StreamRepository(session)
             claim = await repository.lock(claimed.stream_id) if claimed.stream_id else None
             if claim is None:  # its influencer was deleted meanwhile
@@ -355,6 +360,40 @@ class GoLiveService:
             assert config.provider is not None
             join = token_join(config.provider, done.token, influencer)
             return await self._record_start(session, user, influencer, claim, join, [], now)
+
+    async def _record_room(
+        self,
+        session: AsyncSession,
+        user: User,
+        claimed: _Claim,
+        done: _SetUp,
+        config: GoLiveConfig,
+        now: datetime,
+    ) -> GoLiveResult | None:
+        """The usual end of set-up, in one statement and the audit entry: the room went to a
+        stream still `starting`, of an influencer still allowed to stream. None when set-up
+        failed or anything changed meanwhile (nothing written: the caller sorts it out)."""
+        room, token, influencer = done.room, done.token, claimed.influencer
+        if room is None or token is None or done.failure or claimed.stream_id is None:
+            return None
+        repository = StreamRepository(session)
+        # The influencer's row first, as every go-live locks it before its stream: on
+        # PostgreSQL the other order deadlocks with a concurrent click's claim.
+        if (influencer.hms_room_id, influencer.hms_room_name) != (room.id, room.name):
+            await repository.remember_room(influencer.id, room.id, room.name)
+            set_committed_value(influencer, "hms_room_id", room.id)
+            set_committed_value(influencer, "hms_room_name", room.name)
+        codes = {c.role: c.code for c in done.codes if c.enabled}
+        stream = await repository.give_room(
+            claimed.stream_id, room_id=room.id, room_name=room.name, codes=codes
+        )
+        if stream is None:
+            return None
+        set_committed_value(stream, "influencer", influencer)
+        assert config.provider is not None
+        join = token_join(config.provider, token, influencer)
+        await self._audit_start(session, user, stream, [], now)
+        return GoLiveResult(stream, join, True)
 
     async def _fall_back(
         self,
@@ -596,6 +635,17 @@ class GoLiveService:
             if existing is None:
                 raise
             return GoLiveResult(existing, join, False)
+        await self._audit_start(session, user, stream, problems, now)
+        return GoLiveResult(stream, join, True)
+
+    async def _audit_start(
+        self,
+        session: AsyncSession,
+        user: User,
+        stream: LiveStream,
+        problems: list[str],
+        now: datetime,
+    ) -> None:
         await audit.record(
             session,
             Actor(user, None),
@@ -603,12 +653,11 @@ class GoLiveService:
             now=now,
             target_type="stream",
             target_id=stream.id,
-            handle=influencer.handle,
+            handle=stream.influencer.handle,
             strategy=stream.strategy.value,
             room_id=stream.room_id,
             fallback_reasons=problems,
         )
-        return GoLiveResult(stream, join, True)
 
 
 async def _gather_or_raise(
