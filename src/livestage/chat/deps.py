@@ -18,6 +18,7 @@ from livestage.accounts.auth import OptionalUserSession, signed_in_session
 from livestage.audit.service import Actor
 from livestage.chat.broker import ChatBroker
 from livestage.chat.metrics import CHAT_MESSAGES
+from livestage.chat.repository import posting
 from livestage.chat.schemas import RestrictionRead, message_json
 from livestage.chat.service import Chatter
 from livestage.chat.service import chat as chat_service
@@ -66,10 +67,9 @@ async def post_message(
     """A new message, in a transaction of its own, told to every open page once committed
     (with its number, which puts it in the stream's order on every page); its JSON."""
     database = cast(Database, request.app.state.livestage.database)
-    async with transaction(database.sessionmaker) as session:
-        connection = await session.connection()
-        posted = await chat_service.post(connection, chatter, handle, body=body, name=name, now=now)
-        on_commit(session, CHAT_MESSAGES.inc)
+    async with posting(database) as repository:
+        posted = await chat_service.post(repository, chatter, handle, body=body, name=name, now=now)
+    CHAT_MESSAGES.inc()
     data = message_json(posted.message)
     await chat_broker_of(request).publish_message(
         broker_key(posted.influencer_id), data, stream_id=posted.message.stream_id, seq=posted.seq

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import Select, and_, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql.dml import ReturningInsert
 
+from livestage.db import Database, transaction
+from livestage.errors import LivestageError
 from livestage.models import (
     ChatMessage,
     ChatRestriction,
@@ -20,6 +24,7 @@ from livestage.models import (
     RestrictionKind,
 )
 from livestage.models.active import is_active
+from livestage.models.live_stream import ACTIVE_STATUSES
 
 # The columns a new message is written with (the rest keep their defaults).
 _NEW_MESSAGE = (
@@ -60,22 +65,143 @@ class NewMessage:
     sent_at: datetime
 
 
+class Posting(Protocol):
+    """A post's statements, in its transaction (`posting`)."""
+
+    async def serialize_identity(self, handle: str, identity: str) -> None:
+        """Until the transaction ends, one post at a time per identity and creator, so its
+        rate limit holds across processes."""
+
+    async def posting_state(
+        self, handle: str, identity: str, *, recent: int
+    ) -> PostingState | None: ...
+
+    async def add_counted(self, message: NewMessage, *, new_chatter: bool) -> int | None: ...
+
+
+@asynccontextmanager
+async def posting(database: Database) -> AsyncIterator[Posting]:
+    """A post's transaction: committed when the block succeeds, rolled back when it raises."""
+    if database.engine.dialect.name != "postgresql":
+        async with transaction(database.sessionmaker) as session:
+            yield PostingRepository(await session.connection())
+        return
+    async with database.engine.connect() as connection:
+        # asyncpg's Connection (the package has no types).
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        try:
+            yield DriverPostingRepository(driver)
+            if driver.is_in_transaction():
+                await driver.execute("COMMIT")
+        except LivestageError:
+            # Refused between two statements: the connection is ready for the next one.
+            if driver.is_in_transaction():
+                await driver.execute("ROLLBACK")
+            raise
+        except BaseException:
+            # Failed or cancelled mid-statement: its state is unknown, so it is not reused.
+            await connection.invalidate()
+            raise
+
+
+class DriverPostingRepository:
+    """The post on PostgreSQL, straight on the asyncpg connection: four round trips (BEGIN
+    with the identity's lock, the read, the count-and-insert, COMMIT) where SQLAlchemy's
+    execution took six, and none of its per-statement work. The post is the busiest write of
+    a popular stream, and every round trip wakes PostgreSQL on the same cores as the servers
+    (bench/results/NOTES.md)."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    async def serialize_identity(self, handle: str, identity: str) -> None:
+        """Begins the transaction and takes the identity's advisory lock, in one round trip
+        (the simple query protocol takes both statements, but no parameters: the lock's key
+        is a number, hashed here)."""
+        key = _lock_key(f"chat:{handle.lower()}:{identity}")
+        await self.driver.execute(f"BEGIN; SELECT pg_advisory_xact_lock({key:d})")
+
+    async def posting_state(
+        self, handle: str, identity: str, *, recent: int
+    ) -> PostingState | None:
+        handle = handle.lower()
+        rows = await self.driver.fetch(_PG_POSTING_STATE, handle, identity, recent)
+        if not rows:
+            return None
+        first = rows[0]
+        return PostingState(
+            influencer_id=first[0],
+            handle=handle,
+            owner_id=first[1],
+            stream_id=first[2],
+            slow_mode_seconds=first[3] or 0,
+            restriction=None if first[4] is None else RestrictionKind[first[4]],
+            restricted_until=first[5],
+            recent=[row[6] for row in rows if row[6] is not None],
+        )
+
+    async def add_counted(self, message: NewMessage, *, new_chatter: bool) -> int | None:
+        seq: int | None = await self.driver.fetchval(
+            _PG_COUNT_AND_ADD,
+            message.id,
+            message.stream_id,
+            int(new_chatter),
+            message.sent_at,
+            message.author_identity,
+            message.author_name,
+            # As SQLAlchemy's Enum column stores it: the member's name.
+            message.author_role.name,
+            message.body,
+        )
+        return seq
+
+
+def _lock_key(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), signed=True)
+
+
+_ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
+# The statements of PostingRepository below, written for asyncpg.
+_PG_POSTING_STATE = f"""
+SELECT i.id, i.user_id, s.id, s.chat_slow_mode_seconds, r.kind, r.until, m.sent_at
+FROM influencers i
+LEFT JOIN live_streams s ON s.influencer_id = i.id AND s.status IN ({_ACTIVE})
+LEFT JOIN chat_restrictions r ON r.influencer_id = i.id AND r.identity = $2
+LEFT JOIN LATERAL (
+    SELECT sent_at FROM chat_messages
+    WHERE stream_id = s.id AND author_identity = $2
+    ORDER BY sent_at DESC
+    LIMIT $3
+) m ON true
+WHERE i.handle = $1
+ORDER BY m.sent_at DESC
+"""
+_PG_COUNT_AND_ADD = f"""
+WITH counted AS (
+    UPDATE live_streams
+    SET chat_messages = chat_messages + 1, chatters = chatters + $3, updated_at = $4
+    WHERE id = $2 AND status IN ({_ACTIVE})
+    RETURNING chat_messages
+)
+INSERT INTO chat_messages
+    (id, stream_id, seq, author_identity, author_name, author_role, body, sent_at)
+SELECT $1::uuid, $2::uuid, chat_messages, $5::varchar, $6::varchar, $7::varchar, $8::text,
+    $4::timestamptz
+FROM counted
+RETURNING seq
+"""
+
+
 class PostingRepository:
-    """The post's SQL, as Core statements on the transaction's connection: a post is the
-    busiest write of a popular stream, and the stream's counter stays locked from its number
-    to its commit, so a post reads in one statement and writes in one (PostgreSQL). The
-    statements are built once (building them cost more than running them)."""
+    """The post's SQL, as Core statements on the transaction's connection (SQLite): a post is
+    the busiest write of a popular stream, so it reads in one statement and writes in two.
+    The statements are built once (building them cost more than running them)."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
     async def serialize_identity(self, handle: str, identity: str) -> None:
-        """Until the transaction ends, one post at a time per identity and creator, so its rate
-        limit holds across processes (PostgreSQL: an advisory lock; SQLite writes one
-        transaction at a time already)."""
-        if self.connection.dialect.name == "postgresql":
-            key = f"chat:{handle.lower()}:{identity}"
-            await self.connection.execute(_LOCK_IDENTITY, {"key": key})
+        """SQLite writes one transaction at a time already."""
 
     async def posting_state(
         self, handle: str, identity: str, *, recent: int
@@ -107,19 +233,11 @@ class PostingRepository:
             "added_chatters": int(new_chatter),
             "counted_at": message.sent_at,
         }
-        # Named apart from the columns: in the CTE, a parameter named like a column of
-        # live_streams (`id`) would also be set on the stream.
         values = {f"new_{name}": getattr(message, name) for name in _NEW_MESSAGE if name != "seq"}
-        if self.connection.dialect.name == "postgresql":
-            seq: int | None = await self.connection.scalar(_COUNT_AND_ADD, {**counting, **values})
-            return seq
-        seq = await self.connection.scalar(_COUNT, counting)
+        seq: int | None = await self.connection.scalar(_COUNT, counting)
         if seq is not None:
             await self.connection.execute(_ADD, {**values, "new_seq": seq})
         return seq
-
-
-_LOCK_IDENTITY = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 def _posting_state() -> Select[Any]:
@@ -177,24 +295,6 @@ _COUNT = (
     .returning(LiveStream.chat_messages)
 )
 _ADD = insert(ChatMessage).values({name: bindparam(f"new_{name}") for name in _NEW_MESSAGE})
-
-
-def _count_and_add() -> ReturningInsert[tuple[int]]:
-    """PostgreSQL: _COUNT feeding the insert, one round trip."""
-    counted = _COUNT.cte("counted")
-    columns = ChatMessage.__table__.c
-    numbered = select(
-        *(
-            counted.c.chat_messages
-            if name == "seq"
-            else bindparam(f"new_{name}", type_=columns[name].type)
-            for name in _NEW_MESSAGE
-        )
-    )
-    return insert(ChatMessage).from_select(list(_NEW_MESSAGE), numbered).returning(ChatMessage.seq)
-
-
-_COUNT_AND_ADD = _count_and_add()
 
 
 class ChatRepository:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.audit.service import Actor
 from livestage.audit.service import audit as audit_service
 from livestage.chat import rules
-from livestage.chat.repository import ChatRepository, NewMessage, PostingRepository, PostingState
+from livestage.chat.repository import ChatRepository, NewMessage, Posting, PostingState
 from livestage.errors import (
     BadRequest,
     Conflict,
@@ -190,7 +190,7 @@ class ChatService:
 
     async def post(
         self,
-        connection: AsyncConnection,
+        repository: Posting,
         chatter: Chatter,
         handle: str,
         *,
@@ -198,7 +198,6 @@ class ChatService:
         name: str | None,
         now: datetime,
     ) -> Posted:
-        repository = PostingRepository(connection)
         await repository.serialize_identity(handle, chatter.identity)
         state = await repository.posting_state(handle, chatter.identity, recent=rules.RATE_COUNT)
         if state is None:
