@@ -283,6 +283,17 @@ class TestPace:
         clock.advance(seconds=1)
         await said(viewer, "again")
 
+    async def test_posts_sent_at_once_are_limited_as_if_sent_in_turn(
+        self, host: httpx.AsyncClient, viewer: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        """Each post reads the identity's recent messages only once the one before it has
+        committed (PostgreSQL: an advisory lock per identity; SQLite: one writer)."""
+        await identity_of(viewer)  # the viewer cookie, so that the posts are one identity's
+        answers = await asyncio.gather(*(say(viewer, f"m{n}") for n in range(10)))
+        assert sorted(a.status_code for a in answers) == [201] * 5 + [429] * 5
+        async with opened_browser(app, "198.51.100.14") as other:
+            await said(other, "the pool's connections are all usable after the refusals")
+
     async def test_the_influencer_is_not_rate_limited(self, host: httpx.AsyncClient) -> None:
         for n in range(12):
             await said(host, f"m{n}")
