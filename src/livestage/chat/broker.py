@@ -36,10 +36,12 @@ QUEUE_SIZE = 256
 # one the bus lost): a loaded machine took more than 0.25 s at times.
 HOLD_SECONDS = 1.0
 # Pages of a key get at most one write this often; what comes in between goes in the next.
-# Each write wakes every page of the key: with a thousand pages on one busy chat over two
-# processes, 0.2 s let posting run 1.6x as fast as 0.05 s did (9.2 -> 14.9 and 11.7 -> 18.6
-# messages/s, back to back on a loaded 2-core machine), and a reader does not see the gap.
-FLUSH_SECONDS = 0.2
+# Each write wakes every page of the key, and each page's write is a socket send: with a
+# thousand pages on one busy chat over two processes, 0.2 s let posting run 1.6x as fast as
+# 0.05 s did, and 0.4 s cut the servers' CPU per message by a fifth again (3.2-3.7 -> 2.8-3.0
+# ms at 200 messages/s; bench/results/NOTES.md). A message waits at most this long for its
+# write, well inside the second it has to reach every page; one after a quiet spell goes at once.
+FLUSH_SECONDS = 0.4
 # A flush reaches this many pages per turn of the event loop: a thousand pages' wake-ups in
 # one turn kept every other callback waiting, the post that holds the stream's counter until
 # its commit among them (and the next post waits for that counter).
