@@ -948,19 +948,21 @@ def _order_figures(pages: list[_ChatLog], stored: list[int]) -> dict[str, float]
 
 
 def chat(bed: Bed) -> dict[str, float]:
-    """Chat over two processes sharing events through Redis (PostgreSQL only): one message to
-    `fanout_clients` open chat pages, timed per page; then CHAT_RATE messages a second into one
-    stream read by `chat_clients` pages, every page checked for lost or reordered messages."""
-    if bed.database.kind != "postgresql":
-        return {}
+    """Chat over two processes sharing events through Redis (PostgreSQL; SQLite has one writer,
+    so one process): one message to `fanout_clients` open chat pages, timed per page; then
+    CHAT_RATE messages a second into one stream read by `chat_clients` pages, every page checked
+    for lost or reordered messages."""
     ping_channel, rate_channel = bed.live_channels()[-2], bed.live_channels()[-3]
-    with (
-        harness.redis_server(bed.logs / "redis-chat.log") as redis_url,
-        bed.server("chat-a", LIVESTAGE_REDIS_URL=redis_url) as first,
-        bed.server("chat-b", LIVESTAGE_REDIS_URL=redis_url) as second,
-    ):
-        servers = [first, second]
-        tokens = _csrf_pairs(first.base_url, CHAT_SENDERS)
+    with contextlib.ExitStack() as stack:
+        if bed.database.kind == "postgresql":
+            redis_url = stack.enter_context(harness.redis_server(bed.logs / "redis-chat.log"))
+            servers = [
+                stack.enter_context(bed.server(f"chat-{name}", LIVESTAGE_REDIS_URL=redis_url))
+                for name in ("a", "b")
+            ]
+        else:
+            servers = [stack.enter_context(bed.server("chat-a"))]
+        tokens = _csrf_pairs(servers[0].base_url, CHAT_SENDERS)
         delays, connected = asyncio.run(
             _chat_ping(
                 servers,
@@ -982,6 +984,7 @@ def chat(bed: Bed) -> dict[str, float]:
     stored = _chat_stored_order(bed.database.url, rate_channel.handle, sustained["run"])
     order = _order_figures(sustained["pages"], stored)
     return {
+        "chat_processes": len(servers),
         "chat_fanout_clients": connected,
         "chat_fanout_p50_ms": loadgen.percentile(delays, 0.5),
         "chat_fanout_p99_ms": loadgen.percentile(delays, 0.99),
