@@ -76,15 +76,27 @@ class InboxWriter:
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            first = await self._queue.get()
             # A stop waits for the batch in hand: its callers get their answer.
             self._writing = True
             try:
-                await uncancelled(self._write(batch))
+                await uncancelled(self._write_with_others(first))
             finally:
                 self._writing = False
+
+    async def _write_with_others(self, first: _Pending) -> None:
+        """First let the requests already under way reach the queue, so one transaction writes
+        them all: on SQLite a transaction costs about 0.7 ms of CPU whatever it holds, and
+        under the bench's load half the batches held a few events (written while the other
+        requests were still being read)."""
+        while (waiting := self._queue.qsize()) < MAX_BATCH:
+            await asyncio.sleep(0)
+            if self._queue.qsize() == waiting:
+                break
+        batch = [first]
+        while len(batch) < MAX_BATCH and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:

@@ -1,25 +1,27 @@
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    ARRAY,
     String,
     Table,
+    any_,
     bindparam,
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
@@ -73,22 +75,38 @@ class PeerSpan(NamedTuple):
     left_at: datetime | None
 
 
-def _insert_if_absent(insert: Any) -> Any:
-    """One statement for any batch size: executed with a list of rows, SQLAlchemy sends them
-    as multi-row VALUES ("insertmanyvalues") from one compiled, cached statement; a statement
-    with the rows inlined was compiled anew for every batch."""
-    table = cast(Table, ProviderEvent.__table__)
+class NewEvent(NamedTuple):
+    """An event to store in the inbox, as received."""
+
+    source: str
+    external_id: str
+    type: str
+    payload: Any
+    occurred_at: datetime | None
+    received_at: datetime
+
+
+_EVENT_COLUMNS = "id, source, external_id, type, payload, occurred_at, received_at, attempts"
+# PostgreSQL: the batch as one array per column, unnested by the server: one statement with
+# seven parameters whatever the batch (asyncpg encodes the arrays in C), where SQLAlchemy's
+# multi-row VALUES bound and processed seven parameters per row in Python.
+_INSERT_EVENTS_PG = text(
+    f"INSERT INTO provider_events ({_EVENT_COLUMNS}) SELECT e.*, 0 FROM unnest("
+    "CAST(:id AS uuid[]), CAST(:source AS varchar[]), CAST(:external_id AS varchar[]),"
+    " CAST(:type AS varchar[]), CAST(:payload AS json[]), CAST(:occurred_at AS timestamptz[]),"
+    " CAST(:received_at AS timestamptz[])) AS e"
+    " ON CONFLICT (source, external_id) DO NOTHING RETURNING source, external_id"
+)
+
+
+def _insert_events_sqlite(count: int) -> str:
+    """SQLite: the rows' values as the column types store them, sent to the driver directly."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, 0)"] * count)
     return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(table.c.source, table.c.external_id)
+        f"INSERT INTO provider_events ({_EVENT_COLUMNS}) VALUES {values}"
+        " ON CONFLICT (source, external_id) DO NOTHING RETURNING source, external_id"
     )
 
-
-_INSERT_IF_ABSENT = {
-    "postgresql": _insert_if_absent(pg_insert),
-    "sqlite": _insert_if_absent(sqlite_insert),
-}
 
 _EVENTS = cast(Table, ProviderEvent.__table__)
 _PEERS = cast(Table, StreamPeer.__table__)
@@ -132,9 +150,7 @@ _UPSERT_PEERS_SQLITE = (
 _MARK_APPLIED_SQLITE = (
     "UPDATE provider_events SET processed_at = ?, stream_id = ?, error = NULL WHERE id = ?"
 )
-_PEERS_BY_PEER_ID = select(*(_PEERS.c[name] for name in PEER_COLUMNS)).where(
-    _PEERS.c.peer_id.in_(bindparam("peer_ids", expanding=True))
-)
+_PEERS_BY_PEER_ID = select(*(_PEERS.c[name] for name in PEER_COLUMNS))
 # PostgreSQL: the batch's event and stream ids as two arrays, one statement and two parameters.
 _MARK_APPLIED_PG = text(
     "UPDATE provider_events SET processed_at = :at, stream_id = marks.stream_id, error = NULL"
@@ -150,6 +166,14 @@ _MARK_FAILED = (
         error=bindparam("b_error", type_=_EVENTS.c.error.type),
     )
 )
+
+
+def _among(column: Any, values: Iterable[Any], dialect: str) -> Any:
+    """`column IN values`; on PostgreSQL `= ANY` of one array parameter, where an IN list was
+    rendered into the statement anew for every execution, one parameter per value."""
+    if dialect == "postgresql":
+        return column == any_(literal(list(values), ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def _sqlite_uuid(value: uuid.UUID | None) -> str | None:
@@ -176,16 +200,27 @@ class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_many_if_absent(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    async def insert_many_if_absent(self, events: Sequence[NewEvent]) -> set[tuple[str, str]]:
         """Store events in one statement, skipping (source, external_id) pairs already there;
         returns the pairs that were new."""
-        if not rows:
+        if not events:
             return set()
-        statement = _INSERT_IF_ABSENT[self.session.get_bind().dialect.name]
-        parameters = [{"id": uuid.uuid4(), **row} for row in rows]
-        return {
-            (r.source, r.external_id) for r in await self.session.execute(statement, parameters)
-        }
+        ids = [uuid.uuid4() for _ in events]
+        payloads = [json.dumps(e.payload) for e in events]  # as the JSON column writes them
+        if self.session.get_bind().dialect.name == "postgresql":
+            columns = map(list, zip(*events, strict=True))
+            parameters = dict(zip(NewEvent._fields, columns, strict=True))
+            parameters.update(id=ids, payload=payloads)
+            rows = await self.session.execute(_INSERT_EVENTS_PG, parameters)
+        else:
+            received = {at: _sqlite_time(at) for at in {e.received_at for e in events}}
+            flat: list[object] = []
+            for event_id, event, payload in zip(ids, events, payloads, strict=True):
+                flat += (event_id.hex, event.source, event.external_id, event.type, payload)
+                flat += (_sqlite_time(event.occurred_at), received[event.received_at])
+            connection = await self.session.connection()
+            rows = await connection.exec_driver_sql(_insert_events_sqlite(len(events)), tuple(flat))
+        return {(source, external_id) for source, external_id in rows}
 
     async def has_unprocessed(self) -> bool:
         """Whether any stored event waits (the worker looks before taking the writer)."""
@@ -242,6 +277,7 @@ class EventRepository:
 class TrackingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._dialect = session.get_bind().dialect.name
 
     async def stream_keys(self, sessions: set[str], rooms: set[str]) -> list[StreamKey]:
         """Every stream an event of these sessions or rooms may belong to, in one statement
@@ -250,7 +286,12 @@ class TrackingRepository:
             return []
         statement = select(
             LiveStream.id, LiveStream.room_id, LiveStream.session_id, LiveStream.created_at
-        ).where(or_(LiveStream.session_id.in_(sessions), LiveStream.room_id.in_(rooms)))
+        ).where(
+            or_(
+                _among(LiveStream.session_id, sessions, self._dialect),
+                _among(LiveStream.room_id, rooms, self._dialect),
+            )
+        )
         return [StreamKey(*row) for row in await self.session.execute(statement)]
 
     async def lock_streams(
@@ -263,7 +304,7 @@ class TrackingRepository:
         events never needs them, and they were two thirds of the objects loaded."""
         statement = (
             select(LiveStream)
-            .where(LiveStream.id.in_(sorted(ids)))
+            .where(_among(LiveStream.id, sorted(ids), self._dialect))
             .order_by(LiveStream.id)
             .with_for_update(of=LiveStream)
             .execution_options(populate_existing=True)
@@ -278,7 +319,7 @@ class TrackingRepository:
         SKIP LOCKED; SQLite has one writer anyway). Pending changes are flushed first."""
         statement = (
             select(LiveStream)
-            .where(LiveStream.id.in_(sorted(ids)))
+            .where(_among(LiveStream.id, sorted(ids), self._dialect))
             .order_by(LiveStream.id)
             .with_for_update(of=LiveStream, skip_locked=True)
             .execution_options(populate_existing=True)
@@ -291,8 +332,9 @@ class TrackingRepository:
         one cached statement by peer id (100ms's are unique), the pairs kept."""
         if not wanted:
             return []
-        parameters = {"peer_ids": sorted({peer_id for _, peer_id in wanted})}
-        rows = await self.session.execute(_PEERS_BY_PEER_ID, parameters)
+        peer_ids = sorted({peer_id for _, peer_id in wanted})
+        statement = _PEERS_BY_PEER_ID.where(_among(_PEERS.c.peer_id, peer_ids, self._dialect))
+        rows = await self.session.execute(statement)
         return [tuple(row) for row in rows if (row[0], row[1]) in wanted]
 
     async def upsert_peers(self, rows: list[tuple[Any, ...]]) -> None:
@@ -329,7 +371,7 @@ class TrackingRepository:
             c.is_broadcaster,
             type_coerce(c.joined_at, String),
             type_coerce(c.left_at, String),
-        ).where(c.stream_id.in_(stream_ids))
+        ).where(_among(c.stream_id, stream_ids, self._dialect))
         spans: dict[uuid.UUID, list[PeerSpan]] = {s: [] for s in stream_ids}
         stored: dict[object, list[PeerSpan]] = {}
         for stream_id, its_spans in spans.items():

@@ -24,6 +24,7 @@ from livestage.tracking.batch import Lookup, PeerBook, PeerRow, StreamFinder
 from livestage.tracking.events import RECORDING_KINDS, Envelope, Kind, parse_envelope
 from livestage.tracking.repository import (
     EventRepository,
+    NewEvent,
     PeerSpan,
     StoredEvent,
     TrackingRepository,
@@ -90,16 +91,9 @@ class BatchResult:
         return lambda: metrics.count_applied(self.processed, self.failed, self.lags)
 
 
-def _event_row(source: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _new_event(source: str, payload: dict[str, Any], now: datetime) -> NewEvent:
     envelope = parse_envelope(payload)
-    return {
-        "source": source,
-        "external_id": envelope.id,
-        "type": envelope.type,
-        "payload": payload,
-        "occurred_at": envelope.timestamp,
-        "received_at": now,
-    }
+    return NewEvent(source, envelope.id, envelope.type, payload, envelope.timestamp, now)
 
 
 class TrackingService:
@@ -115,11 +109,11 @@ class TrackingService:
     ) -> list[bool]:
         """Store raw events in one statement; for each, True when it was new (the first of
         several copies in the same batch counts as the new one)."""
-        rows = [_event_row(source, payload, now) for source, payload in events]
+        rows = [_new_event(source, payload, now) for source, payload in events]
         new = await EventRepository(session).insert_many_if_absent(rows)
         stored = []
         for row in rows:
-            key = (row["source"], row["external_id"])
+            key = (row.source, row.external_id)
             stored.append(key in new)
             new.discard(key)
         return stored
