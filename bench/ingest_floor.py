@@ -22,7 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from livestage.config import Settings
@@ -61,12 +61,38 @@ def _rows(run: str, start: int, count: int, now: datetime) -> list[dict[str, Any
     return rows
 
 
+_COLUMNS = {
+    "id": "uuid",
+    "source": "varchar",
+    "external_id": "varchar",
+    "type": "varchar",
+    "payload": "json",
+    "occurred_at": "timestamptz",
+    "received_at": "timestamptz",
+    "processed_at": "timestamptz",
+    "attempts": "integer",
+}
+_UNNESTED = text(
+    f"INSERT INTO provider_events ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _COLUMNS.items())
+    + ") ON CONFLICT DO NOTHING"
+)
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    columns = {name: [row[name] for row in rows] for name in _COLUMNS}
+    columns["payload"] = [json.dumps(payload) for payload in columns["payload"]]
+    return columns
+
+
 async def write(url: str, batch: int, seconds: float, run: str) -> dict[str, float]:
     engine = create_engine(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
     table: Table = ProviderEvent.__table__  # type: ignore[assignment]
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    # One statement run for the batch's rows (the driver's executemany): twice as fast here as
-    # a multi-row VALUES statement, which SQLAlchemy compiles anew for every batch.
+    postgres = engine.dialect.name == "postgresql"
+    dialect = postgresql if postgres else sqlite
+    # SQLite: one statement run for the batch's rows (the driver's executemany), twice as fast
+    # here as a multi-row VALUES statement. PostgreSQL: one array per column, unnested by the
+    # server, as livestage's inbox now sends a batch: 1.2x the executemany's rate here.
     statement = dialect.insert(table).on_conflict_do_nothing()
     written = 0
     try:
@@ -74,7 +100,10 @@ async def write(url: str, batch: int, seconds: float, run: str) -> dict[str, flo
         while time.perf_counter() - began < seconds:
             rows = _rows(run, written, batch, datetime.now(UTC))
             async with engine.begin() as connection:
-                await connection.execute(statement, rows)
+                if postgres:
+                    await connection.execute(_UNNESTED, _columns(rows))
+                else:
+                    await connection.execute(statement, rows)
             written += batch
         elapsed = time.perf_counter() - began
     finally:
