@@ -209,7 +209,7 @@ ROWS = [
     ),
     Row(
         "chat_fanout_p99_ms",
-        "Chat: one message to N pages over 2 processes, p99",
+        "Chat: one message to N pages (2 processes; SQLite 1), p99",
         "≤ 1 s",
         _at_most("chat_fanout_p99_ms", 1000),
         "ms",
