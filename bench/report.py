@@ -221,6 +221,12 @@ ROWS = [
         _at_least("chat_rate_per_s", 200),
         "msg/s",
     ),  # fmt: skip
+    Row(
+        "chat_rate_last_answer_ms",
+        "  the last post answered after it was sent",
+        "reported",
+        unit="ms",
+    ),
     Row("chat_rate_lost", "  messages lost", "0", _at_most("chat_rate_lost", 0)),
     Row(
         "chat_rate_reordered_pages",

@@ -873,6 +873,7 @@ async def _chat_sustained(
     total = int(CHAT_RATE * seconds)
     accepted: list[int] = []
     refused: list[int] = []
+    sent_at: list[float] = []
     began = time.perf_counter()
 
     async def sender(slot: int) -> None:
@@ -885,13 +886,18 @@ async def _chat_sustained(
                 if delay > 0:
                     await asyncio.sleep(delay)
                 writer.write(_chat_post(handle, f"rate {run} {n}", tokens[n % len(tokens)]))
+                sent_at.append(time.perf_counter())
                 status, _ = await loadgen.read_response(reader)
                 (accepted if status == 201 else refused).append(n)
         finally:
             writer.close()
 
     await asyncio.gather(*(sender(slot) for slot in range(CHAT_SENDERS)))
-    sent_seconds = time.perf_counter() - began
+    answered = time.perf_counter()
+    # Each post holds one slot of the schedule (1 / CHAT_RATE s): posted on schedule, the
+    # posts span exactly total / CHAT_RATE seconds. A sender posts only once its previous post
+    # is answered, so a server that falls behind makes the posting slip and the span grow.
+    sent_seconds = max(sent_at) - began + 1 / CHAT_RATE
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline and any(
         len(p.numbers) < len(accepted) and not p.closed for p in pages
@@ -904,6 +910,7 @@ async def _chat_sustained(
         "accepted": accepted,
         "refused": len(refused),
         "seconds": sent_seconds,
+        "last_answer_ms": (answered - max(sent_at)) * 1000,
         "run": run,
     }
 
@@ -994,6 +1001,7 @@ def chat(bed: Bed) -> dict[str, float]:
         "chat_rate_accepted": len(sustained["accepted"]),
         "chat_rate_refused": sustained["refused"],
         "chat_rate_per_s": len(sustained["accepted"]) / sustained["seconds"],
+        "chat_rate_last_answer_ms": sustained["last_answer_ms"],
         "chat_rate_stored": len(stored),
         "chat_rate_lost": order["lost"],
         "chat_rate_reordered_pages": order["reordered_pages"],
