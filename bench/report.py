@@ -222,6 +222,12 @@ ROWS = [
         "msg/s",
     ),  # fmt: skip
     Row(
+        "chat_rate_last_post_late_ms",
+        "  the last post sent after its scheduled time",
+        "reported",
+        unit="ms",
+    ),
+    Row(
         "chat_rate_last_answer_ms",
         "  the last post answered after it was sent",
         "reported",
