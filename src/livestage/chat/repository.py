@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,19 +126,8 @@ class DriverPostingRepository:
     ) -> PostingState | None:
         handle = handle.lower()
         rows = await self.driver.fetch(_PG_POSTING_STATE, handle, identity, recent)
-        if not rows:
-            return None
-        first = rows[0]
-        return PostingState(
-            influencer_id=first[0],
-            handle=handle,
-            owner_id=first[1],
-            stream_id=first[2],
-            slow_mode_seconds=first[3] or 0,
-            restriction=None if first[4] is None else RestrictionKind[first[4]],
-            restricted_until=first[5],
-            recent=[row[6] for row in rows if row[6] is not None],
-        )
+        # The driver gives the restriction as the name its column stores.
+        return _posting_state_of(handle, rows, lambda kind: RestrictionKind[kind])
 
     async def add_counted(self, message: NewMessage, *, new_chatter: bool) -> int | None:
         seq: int | None = await self.driver.fetchval(
@@ -154,6 +143,26 @@ class DriverPostingRepository:
             message.body,
         )
         return seq
+
+
+def _posting_state_of(
+    handle: str, rows: Sequence[Any], restriction: Callable[[Any], RestrictionKind]
+) -> PostingState | None:
+    """The rows of the posting-state read (one per recent message of the identity, or one
+    with no message) as a PostingState; None when no influencer has the handle."""
+    if not rows:
+        return None
+    first = rows[0]
+    return PostingState(
+        influencer_id=first[0],
+        handle=handle,
+        owner_id=first[1],
+        stream_id=first[2],
+        slow_mode_seconds=first[3] or 0,
+        restriction=None if first[4] is None else restriction(first[4]),
+        restricted_until=first[5],
+        recent=[row[6] for row in rows if row[6] is not None],
+    )
 
 
 def _lock_key(text: str) -> int:
@@ -210,19 +219,7 @@ class PostingRepository:
         handle = handle.lower()
         parameters = {"handle": handle, "identity": identity, "recent": recent}
         rows = (await self.connection.execute(_POSTING_STATE, parameters)).all()
-        if not rows:
-            return None
-        first = rows[0]
-        return PostingState(
-            influencer_id=first[0],
-            handle=handle,
-            owner_id=first[1],
-            stream_id=first[2],
-            slow_mode_seconds=first[3] or 0,
-            restriction=first[4],
-            restricted_until=first[5],
-            recent=[row[6] for row in rows if row[6] is not None],
-        )
+        return _posting_state_of(handle, rows, lambda kind: kind)
 
     async def add_counted(self, message: NewMessage, *, new_chatter: bool) -> int | None:
         """Counts the message on its stream and stores it under its number there; None (and
