@@ -372,7 +372,8 @@ class GoLiveService:
     ) -> GoLiveResult | None:
         """The usual end of set-up, in one statement and the audit entry: the room went to a
         stream still `starting`, of an influencer still allowed to stream. None when set-up
-        failed or anything changed meanwhile (nothing written: the caller sorts it out)."""
+        failed or the stream changed meanwhile: the caller sorts it out (the influencer may
+        already remember the room, as the caller's own path has it do anyway)."""
         room, token, influencer = done.room, done.token, claimed.influencer
         if room is None or token is None or done.failure or claimed.stream_id is None:
             return None
