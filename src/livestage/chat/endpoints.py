@@ -41,6 +41,7 @@ from livestage.chat.service import Chatter, PostTooLarge
 from livestage.chat.service import chat as chat_service
 from livestage.models import RestrictionKind
 from livestage.streams.deps import viewing_of
+from livestage.web.bodies import read_within
 from livestage.web.deps import DbSession, Now, ReadSessions, clock_of
 from livestage.web.errors import ERROR_RESPONSES
 from livestage.web.routing import PlainRoute
@@ -123,7 +124,7 @@ async def json_body(request: Request, *, limit: int) -> Any:
     JSON, the raw bytes otherwise (then refused as the wrong type), None when empty; a
     body that does not parse is a 422, and one longer than `limit` bytes a 413, before any
     other check."""
-    raw = await _body_within(request, limit)
+    raw = await read_within(request, limit, lambda: PostTooLarge(limit))
     if not raw:
         return None
     declared = email.message.Message()
@@ -146,19 +147,6 @@ async def json_body(request: Request, *, limit: int) -> Any:
         raise RequestValidationError([problem], body=error.doc) from error
     except ValueError as error:  # not UTF-8, as FastAPI answers it
         raise HTTPException(400, "There was an error parsing the body") from error
-
-
-async def _body_within(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PostTooLarge(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PostTooLarge(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def validated_body(model: type[Model], raw: Any) -> Model:

@@ -21,6 +21,7 @@ from livestage.accounts.auth import CurrentInfluencer
 from livestage.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from livestage.streams.service import NoActiveStream
 from livestage.streams.service import stream as stream_service
+from livestage.web.bodies import read_within
 from livestage.web.deps import DbSession, RedisDep
 from livestage.web.errors import ERROR_RESPONSES
 
@@ -118,21 +119,15 @@ async def get_thumbnail(handle: str, session: DbSession, stills: ThumbnailsDep) 
     return Response(jpeg, media_type="image/jpeg", headers={"cache-control": "no-store"})
 
 
+def _picture_too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"A stream's picture is at most {MAX_BYTES} bytes.")
+
+
 async def read_jpeg(request: Request) -> bytes:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "image/jpeg":
         raise UnsupportedMediaType("A stream's picture is sent as image/jpeg.")
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BYTES:
-        raise PayloadTooLarge(f"A stream's picture is at most {MAX_BYTES} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BYTES:
-            raise PayloadTooLarge(f"A stream's picture is at most {MAX_BYTES} bytes.")
-        chunks.append(chunk)
-    jpeg = b"".join(chunks)
+    jpeg = await read_within(request, MAX_BYTES, _picture_too_large)
     if not jpeg.startswith(JPEG_START):
         raise BadRequest("That is not a JPEG picture.")
     return jpeg

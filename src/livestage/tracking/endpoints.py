@@ -14,6 +14,7 @@ from livestage.tracking.verification import (
     verify_sender,
     verify_signature,
 )
+from livestage.web.bodies import read_within
 from livestage.web.deps import client_ip
 from livestage.web.errors import ERROR_RESPONSES
 from livestage.web.routing import PlainRoute
@@ -64,29 +65,19 @@ async def read_webhook(request: Request, policy: WebhookPolicy) -> bytes:
     more than MAX_WEBHOOK_BYTES are ever read, whatever Content-Length says."""
     try:
         verify_sender(policy, request.headers, client_ip(request))
-        _check_declared(request)
-        body = await _read_at_most(request, MAX_WEBHOOK_BYTES)
+        _check_media_type(request)
+        body = await read_within(request, MAX_WEBHOOK_BYTES, _webhook_too_large)
         verify_signature(policy, request.headers, body)
     except WebhookVerificationError as error:
         raise LivestageError(error.message, status_code=error.status_code) from error
     return body
 
 
-def _check_declared(request: Request) -> None:
+def _check_media_type(request: Request) -> None:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType("a 100ms webhook is sent as application/json")
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
-        raise PayloadTooLarge(f"webhook body too large (at most {MAX_WEBHOOK_BYTES} bytes)")
 
 
-async def _read_at_most(request: Request, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"webhook body too large (at most {limit} bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _webhook_too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"webhook body too large (at most {MAX_WEBHOOK_BYTES} bytes)")
