@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 from redis.asyncio import Redis
+from starlette.types import Receive, Scope, Send
 
 from livestage import __version__, migrate
 from livestage.accounts import endpoints as accounts_endpoints
@@ -57,9 +58,9 @@ from livestage.tracking.worker import TrackingWorker
 from livestage.web import system
 from livestage.web.docs import install_docs
 from livestage.web.errors import UnexpectedErrors, install_error_handlers
-from livestage.web.headers import CookieAndSecurityHeaders, content_security_policy
+from livestage.web.headers import CookieAndSecurityHeaders, ResponseHeaders, content_security_policy
 from livestage.web.hms_sdk import warn_if_sdk_missing
-from livestage.web.routing import FrontRoutes
+from livestage.web.routing import FrontDoor, FrontRoutes
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -83,6 +84,21 @@ LIVE_CHANNEL = "livestage:live"
 CHAT_CHANNEL = "livestage:chat"
 LEADER_KEY = "livestage:leader"
 LOCAL_ROOMS = "livestage:local"
+
+
+class Livestage(FastAPI):
+    """FastAPI, with its `front_door` asked first: the viewer join is answered before any of
+    FastAPI's and Starlette's layers (web/routing.py)."""
+
+    front_door: FrontDoor | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.front_door is not None:
+            if (found := self.front_door.match(scope)) is not None:
+                scope["app"] = self
+                await self.front_door.serve(*found, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class DatabaseNotMigrated(RuntimeError):
@@ -282,7 +298,7 @@ def create_app(
     # livestage exports Prometheus metrics, not OpenTelemetry, so they are off.
     telemetry: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
     # /docs is livestage's own (web/docs.py): FastAPI's loads Swagger UI from a CDN, inline.
-    app = FastAPI(
+    app = Livestage(
         title="livestage",
         version=__version__,
         lifespan=lifespan,
@@ -291,23 +307,23 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
-    # The URLs crowds call, the viewer join (it checks CSRF itself) and 100ms's webhooks, are
-    # served ahead of FastAPI's router; FastAPI holds the same routes for the OpenAPI document.
+    if browser_uses_hms(settings):
+        warn_if_sdk_missing(settings, STATIC_DIR)
+    policy = content_security_policy(settings, hms_in_browser=browser_uses_hms(settings))
+    headers = ResponseHeaders(cookie_secure=settings.cookie_secure, policy=policy)
+    # The URLs crowds call, the viewer join (it checks CSRF itself), 100ms's webhooks, the
+    # live events and the chat post, are served ahead of FastAPI's router, the join before
+    # any middleware; FastAPI holds the same routes for the OpenAPI document.
+    app.front_door = FrontDoor([streams_endpoints.viewer_join_route], headers=headers)
     crowd_routes = [
-        streams_endpoints.viewer_join_route,
         streams_endpoints.live_events_route,
         tracking_endpoints.hms_webhook_route,
         chat_endpoints.post_message_route,
     ]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(UnexpectedErrors)
-    if browser_uses_hms(settings):
-        warn_if_sdk_missing(settings, STATIC_DIR)
-    policy = content_security_policy(settings, hms_in_browser=browser_uses_hms(settings))
-    app.add_middleware(
-        CookieAndSecurityHeaders, cookie_secure=settings.cookie_secure, policy=policy
-    )
-    app.router.routes.extend(crowd_routes)
+    app.add_middleware(CookieAndSecurityHeaders, headers=headers)
+    app.router.routes.extend([streams_endpoints.viewer_join_route, *crowd_routes])
     install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from livestage.accounts.auth import CurrentInfluencer, check_request_csrf
+from livestage.accounts.auth import SESSION_COOKIE, CurrentInfluencer, check_request_csrf
 from livestage.influencers.deps import ReadAdmin
 from livestage.streams.broker import Current, LiveBroker, sse_frame
 from livestage.streams.deps import (
@@ -19,9 +19,9 @@ from livestage.streams.deps import (
     EndingDep,
     GoingLiveDep,
     ReadInfluencer,
-    go_live_config_of,
     viewing_of,
 )
+from livestage.streams.joins import Viewing
 from livestage.streams.schemas import (
     LIVE_EVENT_SCHEMA,
     CurrentStream,
@@ -36,9 +36,10 @@ from livestage.streams.schemas import (
 from livestage.streams.service import GoLiveResult
 from livestage.streams.service import stream as stream_service
 from livestage.streams.updates import announce
-from livestage.web.deps import DbSession, Now, clock_of
+from livestage.web.csrf import CSRF_COOKIE, CSRF_HEADER, check_csrf
+from livestage.web.deps import DbSession, Now
 from livestage.web.errors import ERROR_RESPONSES
-from livestage.web.routing import PlainRoute
+from livestage.web.routing import PlainRoute, RawAnswer, RawRequest, RawRoute
 from livestage.web.sse import EventStream
 
 router = APIRouter(prefix="/api", tags=["streams"], responses=ERROR_RESPONSES)
@@ -47,6 +48,7 @@ router = APIRouter(prefix="/api", tags=["streams"], responses=ERROR_RESPONSES)
 STREAM_LIFETIME_SECONDS = 300.0
 RECONNECT_MILLISECONDS = 2000
 RETRY = f"retry: {RECONNECT_MILLISECONDS}\n".encode()
+CSRF_HEADER_KEY = CSRF_HEADER.encode("latin-1")
 
 
 def _go_live_response(result: GoLiveResult) -> Response:
@@ -180,33 +182,38 @@ live_events_route = PlainRoute(
 )
 
 
-async def viewer_join(request: Request) -> Response:
+async def viewer_join(request: RawRequest) -> RawAnswer:
     """A viewer token minted on the server for the live room (viewer role; the user id is the
     viewer's identity: the signed-in user, else the anonymous viewer cookie, set if missing).
 
     The flash-crowd path: every viewer of a popular stream calls it at once, so it is a
-    `PlainRoute` (no request transaction, no dependency injection): the CSRF check, the service
-    call and the JSON body, for every viewer, signed in or not."""
-    now = clock_of(request)()
-    viewing = viewing_of(request)
-    signed_in = await check_request_csrf(request, viewing.reads, now)
-    viewer = viewing.viewer_cookie.identify(
-        request.cookies, signed_in.user_id if signed_in else None
-    )
+    `RawRoute` (no request transaction, no dependency injection, no Request or Response
+    objects): the CSRF check, the service call and the JSON body, for every viewer, signed in
+    or not."""
+    state = request.scope["app"].state.livestage
+    now, viewing = state.clock(), cast(Viewing, state.viewing)
+    cookies, submitted = request.cookies, request.header(CSRF_HEADER_KEY)
+    user_id = None
+    if cookies.get(SESSION_COOKIE) or submitted is None:
+        # Signed in, or a form: the check every other route makes.
+        signed_in = await check_request_csrf(request.starlette(), viewing.reads, now)
+        user_id = signed_in.user_id if signed_in else None
+    else:
+        check_csrf(cookies.get(CSRF_COOKIE), submitted)  # an anonymous viewer's: pre-login
+    viewer = viewing.viewer_cookie.identify(cookies, user_id)
     joined = await stream_service.viewer_join(
         viewing,
         request.path_params["handle"],
         viewer_id=viewer.id,
-        config=go_live_config_of(request),
+        config=state.go_live,
         now=now,
         new_viewer=viewer.new_cookie,
     )
-    response = Response(joined.model_dump_json(), media_type="application/json")
-    viewing.viewer_cookie.remember(response, viewer)
-    return response
+    cookie = viewing.viewer_cookie.header_for(viewer)
+    return joined.model_dump_json().encode(), [cookie] if cookie else []
 
 
-viewer_join_route = PlainRoute(
+viewer_join_route = RawRoute(
     "/api/watch/{handle}/join",
     viewer_join,
     methods=["POST"],

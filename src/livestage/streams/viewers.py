@@ -63,14 +63,19 @@ class ViewerCookie:
         return ViewerIdentity(new_viewer_id(), new_cookie=True)
 
     def remember(self, response: Response, identity: ViewerIdentity) -> None:
-        """Sets the cookie when the identity is new. The header is written directly, as
-        Starlette's `set_cookie` writes it for these attributes: its `http.cookies` round trip
-        was a tenth of a flash-crowd join. The value needs no quoting: the identity matches
-        ANONYMOUS and the MAC is base64url."""
-        if identity.new_cookie:
-            value = sign(identity.id, self.keys[0])
-            header = f"{VIEWER_COOKIE}={value}; {self._attributes}".encode("latin-1")
-            response.raw_headers.append((b"set-cookie", header))
+        """Sets the cookie when the identity is new (`header_for`)."""
+        if (header := self.header_for(identity)) is not None:
+            response.raw_headers.append(header)
+
+    def header_for(self, identity: ViewerIdentity) -> tuple[bytes, bytes] | None:
+        """The Set-Cookie header when the identity is new. Written directly, as Starlette's
+        `set_cookie` writes it for these attributes: its `http.cookies` round trip was a tenth
+        of a flash-crowd join. The value needs no quoting: the identity matches ANONYMOUS and
+        the MAC is base64url."""
+        if not identity.new_cookie:
+            return None
+        value = sign(identity.id, self.keys[0])
+        return (b"set-cookie", f"{VIEWER_COOKIE}={value}; {self._attributes}".encode("latin-1"))
 
     @property
     def _attributes(self) -> str:

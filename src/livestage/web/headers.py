@@ -64,43 +64,33 @@ def _origin(url: str) -> list[str]:
     return [f"{parts.scheme}://{host}"]
 
 
-class CookieAndSecurityHeaders:
-    """Pure ASGI (not `app.middleware("http")`): adds the headers as the response starts, so
-    responses, streaming ones included, pass through without being re-wrapped per request.
+class ResponseHeaders:
+    """What every response gets (the security headers and the policy, encoded once) and what a
+    request may add (the pre-login CSRF cookie it created)."""
 
-    Also `Server-Timing: provider;dur=…, app;dur=…` on responses that waited on 100ms
-    (kit/waits.py): the wait, and the whole time in the app until the response started, so a
-    browser's developer tools, and the bench, tell 100ms's time from livestage's own."""
+    def __init__(self, *, cookie_secure: bool, policy: str) -> None:
+        self.cookie_secure = cookie_secure
+        self.security = (*SECURITY_HEADERS, (b"content-security-policy", policy.encode("latin-1")))
 
-    def __init__(self, app: ASGIApp, *, cookie_secure: bool, policy: str) -> None:
-        self.app, self.cookie_secure = app, cookie_secure
-        self.headers = (*SECURITY_HEADERS, (b"content-security-policy", policy.encode("latin-1")))
+    def complete(self, raw: list[tuple[bytes, bytes]], scope: Scope) -> None:
+        """Adds to a response's headers the security headers it does not set itself, and the
+        CSRF cookie the request created."""
+        present = {key for key, _ in raw}
+        raw.extend(header for header in self.security if header[0] not in present)
+        token = scope.get("state", {}).get("new_csrf_cookie")
+        if token is not None:
+            raw.append((b"set-cookie", self._csrf_cookie(token).encode("latin-1")))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def completing(self, send: Send, scope: Scope) -> Send:
+        """`send`, completing the response's headers as it starts."""
 
-        async def send_with_headers(message: Message) -> None:
+        async def send_completed(message: Message) -> None:
             if message["type"] == "http.response.start":
-                raw = message["headers"] = list(message.get("headers", ()))
-                present = {key for key, _ in raw}
-                raw.extend(header for header in self.headers if header[0] not in present)
-                token = scope.get("state", {}).get("new_csrf_cookie")
-                if token is not None:
-                    raw.append((b"set-cookie", self._csrf_cookie(token).encode("latin-1")))
-                if waited := waited_seconds():
-                    spent = time.perf_counter() - started
-                    timing = f"provider;dur={waited * 1000:.1f}, app;dur={spent * 1000:.1f}"
-                    raw.append((b"server-timing", timing.encode("latin-1")))
+                message["headers"] = list(message.get("headers", ()))
+                self.complete(message["headers"], scope)
             await send(message)
 
-        started = time.perf_counter()
-        ledger = open_ledger()
-        try:
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            close_ledger(ledger)
+        return send_completed
 
     def _csrf_cookie(self, token: str) -> str:
         cookie = Response()
@@ -113,3 +103,37 @@ class CookieAndSecurityHeaders:
             path="/",
         )
         return cookie.headers["set-cookie"]
+
+
+class CookieAndSecurityHeaders:
+    """Pure ASGI (not `app.middleware("http")`): adds the headers as the response starts, so
+    responses, streaming ones included, pass through without being re-wrapped per request.
+
+    Also `Server-Timing: provider;dur=…, app;dur=…` on responses that waited on 100ms
+    (kit/waits.py): the wait, and the whole time in the app until the response started, so a
+    browser's developer tools, and the bench, tell 100ms's time from livestage's own."""
+
+    def __init__(self, app: ASGIApp, *, headers: ResponseHeaders) -> None:
+        self.app, self.headers = app, headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = message["headers"] = list(message.get("headers", ()))
+                self.headers.complete(raw, scope)
+                if waited := waited_seconds():
+                    spent = time.perf_counter() - started
+                    timing = f"provider;dur={waited * 1000:.1f}, app;dur={spent * 1000:.1f}"
+                    raw.append((b"server-timing", timing.encode("latin-1")))
+            await send(message)
+
+        started = time.perf_counter()
+        ledger = open_ledger()
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            close_ledger(ledger)
