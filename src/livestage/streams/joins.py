@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -60,8 +60,9 @@ class WatchCache(LoadingCache[str, Watchable]):
         super().invalidate(handle.lower())
 
 
-@dataclass(frozen=True, slots=True)
-class JoinIntent:
+class JoinIntent(NamedTuple):
+    """A row of `viewer_joins`, as the repository writes it."""
+
     stream_id: uuid.UUID
     viewer_id: str
     requested_at: datetime
@@ -120,23 +121,14 @@ class JoinRecorder:
         batch, self._pending = self._pending, []
         if not batch:
             return 0
-        rows = [
-            {
-                "id": uuid.uuid4(),
-                "stream_id": i.stream_id,
-                "viewer_id": i.viewer_id,
-                "requested_at": i.requested_at,
-            }
-            for i in batch
-        ]
         try:
-            await uncancelled(self._insert(rows))
+            await uncancelled(self._insert(batch))
         except Exception:
-            log.exception("streams.join_intents_write_failed", rows=len(rows))
+            log.exception("streams.join_intents_write_failed", rows=len(batch))
             return 0
-        return len(rows)
+        return len(batch)
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+    async def _insert(self, rows: list[JoinIntent]) -> None:
         async with transaction(self.sessionmaker) as session:
             await ViewerJoinRepository(session).add_many(rows)
 
