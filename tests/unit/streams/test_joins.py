@@ -39,6 +39,47 @@ async def test_cache_answers_from_memory_until_the_ttl_passes() -> None:
     assert calls == ["load", "load"]
 
 
+def _loading(states: list[Watchable], calls: list[str]) -> Any:
+    async def load() -> Watchable:
+        calls.append("load")
+        return states[len(calls) - 1]
+
+    return load
+
+
+async def test_a_stream_viewers_can_join_is_kept_longer_than_any_other_state() -> None:
+    ticks, calls = Ticks(), []
+    stream = uuid.uuid4()
+    setting_up = Watchable("alice", stream, True, None, "hms", setting_up=True)
+    joinable = Watchable("alice", stream, True, "room", "hms")
+    load = _loading([setting_up, setting_up, joinable, joinable], calls)
+    cache = WatchCache(ttl=30, short_ttl=5, clock=ticks)
+    assert await cache.get("alice", load) is setting_up
+    ticks.now = 4.9
+    await cache.get("alice", load)
+    assert calls == ["load"]
+    ticks.now = 5.0  # setting up (a failed go-live announces nothing): read again
+    assert await cache.get("alice", load) is setting_up
+    ticks.now = 10.0
+    assert await cache.get("alice", load) is joinable
+    ticks.now = 39.9
+    assert await cache.get("alice", load) is joinable
+    assert calls == ["load", "load", "load"]
+    ticks.now = 40.0
+    await cache.get("alice", load)
+    assert calls == ["load", "load", "load", "load"]
+
+
+async def test_an_offline_handle_is_read_again_after_the_short_ttl() -> None:
+    ticks, calls = Ticks(), []
+    offline = Watchable("alice", None, False, None, None)
+    cache = WatchCache(ttl=30, short_ttl=5, clock=ticks)
+    await cache.get("alice", _loading([offline, offline], calls))
+    ticks.now = 5.1
+    await cache.get("ALICE", _loading([offline, offline], calls))
+    assert calls == ["load", "load"]
+
+
 async def test_an_announced_change_drops_the_entry_at_once() -> None:
     calls: list[str] = []
     cache = WatchCache(ttl=60)
