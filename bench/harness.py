@@ -166,6 +166,17 @@ def create_database(kind: str) -> Database:
     return database
 
 
+def another_database(database: Database, name: str) -> str:
+    """The URL of an empty database `name` beside `database`: a file in its folder, or a
+    database on its PostgreSQL server (dropped with it)."""
+    if database.kind == "sqlite":
+        return f"sqlite+aiosqlite:///{database.folder / name}.db"
+    server = database.url.rsplit("/", 1)[0]
+    command = [_pg_bin("psql"), "-h", "127.0.0.1", "-p", server.rsplit(":", 1)[1]]
+    subprocess.run([*command, "-U", "postgres", "-c", f"CREATE DATABASE {name}"], check=True)
+    return f"{server}/{name}"
+
+
 @dataclass
 class ServerConfig:
     database: Database

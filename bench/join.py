@@ -104,8 +104,9 @@ def viewer_join(bed: Bed) -> dict[str, Any]:
         runs, joins_before = _interleaved(bed, targets)
         joins_after = _settled_joins(bed)
     joins_recorded = joins_after - joins_before
-    # The baseline records its joins in the same table: they are counted as its own.
-    joins_recorded -= sum(r.requests for r in runs.get("baseline", []))
+    if bed.baseline_shares_database:
+        # The baseline records its joins in the same table: they are counted as its own.
+        joins_recorded -= sum(r.requests for r in runs.get("baseline", []))
     return _figures(runs, joins_recorded)
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import re
 import secrets
 import statistics
@@ -92,6 +93,7 @@ class Bed:
     channels: list[LiveChannel] | None = None
     # Another checkout, served beside this one by the join scenario (`--baseline`).
     baseline: Path | None = None
+    baseline_database: str | None = None
 
     def server(self, name: str, **env: str) -> Any:
         config = harness.ServerConfig(
@@ -109,10 +111,37 @@ class Bed:
         return harness.livestage_server(config, self.logs / f"{self.database.kind}-{name}.log")
 
     def baseline_server(self, name: str) -> Any:
-        """The `--baseline` checkout's code on the same database, or nothing."""
+        """The `--baseline` checkout's code, or nothing: on this bed's database, or on one of
+        its own when their migrations differ (its code refuses a schema it does not know)."""
         if self.baseline is None:
             return contextlib.nullcontext()
-        return self.server(f"{name}-baseline", PYTHONPATH=str(self.baseline / "src"))
+        env = {"PYTHONPATH": str(self.baseline / "src")}
+        if not self.baseline_shares_database:
+            env["LIVESTAGE_DATABASE_URL"] = self._baseline_database()
+        return self.server(f"{name}-baseline", **env)
+
+    @property
+    def baseline_shares_database(self) -> bool:
+        return self.baseline is not None and _migrations(self.baseline) == _migrations(harness.ROOT)
+
+    def _baseline_database(self) -> str:
+        """A database migrated and seeded by the baseline's own code, with the same number of
+        live streams under the same handles."""
+        if self.baseline_database is None:
+            assert self.baseline is not None
+            url = harness.another_database(self.database, "baseline")
+            script = (
+                "import sys; from livestage import migrate; from bench.seed import "
+                "seed_live_streams; migrate.upgrade(sys.argv[1]); "
+                "seed_live_streams(sys.argv[1], int(sys.argv[2]))"
+            )
+            python = str(harness.VENV_BIN / "python")
+            streams = str(len(self.live_channels()))
+            code = f"{self.baseline / 'src'}:{self.baseline}"
+            environment = {**os.environ, "PYTHONPATH": code}
+            subprocess.run([python, "-c", script, url, streams], env=environment, check=True)
+            self.baseline_database = url
+        return self.baseline_database
 
     def live_channels(self) -> list[LiveChannel]:
         if self.channels is None:
@@ -376,6 +405,10 @@ def _count(url: str, sql: str) -> int:
         return asyncio.run(count())
     except Exception:  # the table may not exist (an older schema)
         return -1
+
+
+def _migrations(checkout: Path) -> list[str]:
+    return sorted(p.name for p in (checkout / "src/livestage/migrations/versions").glob("*.py"))
 
 
 # 3. Go-live latency ----------------------------------------------------------------------------
