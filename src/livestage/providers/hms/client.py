@@ -31,10 +31,10 @@ from livestage.providers.hms.schemas import (
     ActivePeer,
     ActivePeers,
     ActiveRoom,
-    DataList,
     EndRoom,
     HmsModel,
     LiveStream,
+    LiveStreamPage,
     LiveStreamRecording,
     LiveStreamStart,
     Page,
@@ -42,12 +42,17 @@ from livestage.providers.hms.schemas import (
     RemovePeers,
     Room,
     RoomCode,
+    RoomCodeList,
+    RoomCodePage,
     RoomCreate,
+    RoomPage,
     RoomUpdate,
     Session,
+    SessionPage,
     SubscribeParams,
     Template,
     TemplateCreate,
+    TemplatePage,
     TemplateRole,
     TokenReply,
     WebhookConfig,
@@ -181,12 +186,12 @@ class HmsClient:
         start: str | None = None,
     ) -> Page[Room]:
         params = {"enabled": enabled, "name": name, "template_id": template_id}
-        return await self._get("/rooms", Page[Room], {**params, "limit": limit, "start": start})
+        return await self._get("/rooms", RoomPage, {**params, "limit": limit, "start": start})
 
     def iter_rooms(
         self, *, enabled: bool | None = None, name: str | None = None
     ) -> AsyncIterator[Room]:
-        return self._paginate("/rooms", Page[Room], {"enabled": enabled, "name": name})
+        return self._paginate("/rooms", RoomPage, {"enabled": enabled, "name": name})
 
     async def update_room(self, room_id: str, update: RoomUpdate) -> Room:
         return await self._post(f"/rooms/{_segment(room_id)}", Room, update)
@@ -198,7 +203,7 @@ class HmsClient:
 
     async def create_room_codes(self, room_id: str) -> list[RoomCode]:
         """One new code for every role of the room's template."""
-        reply = await self._post(f"/room-codes/room/{_segment(room_id)}", DataList[RoomCode])
+        reply = await self._post(f"/room-codes/room/{_segment(room_id)}", RoomCodeList)
         return reply.data
 
     async def create_room_code_for_role(self, room_id: str, role: str) -> RoomCode:
@@ -209,7 +214,7 @@ class HmsClient:
         self, room_id: str, *, enabled: bool | None = None, role: str | None = None
     ) -> list[RoomCode]:
         path = f"/room-codes/room/{_segment(room_id)}"
-        pages = self._paginate(path, Page[RoomCode], {"enabled": enabled, "role": role})
+        pages = self._paginate(path, RoomCodePage, {"enabled": enabled, "role": role})
         return [code async for code in pages]
 
     async def set_room_code_enabled(self, code: str, enabled: bool) -> RoomCode:
@@ -268,7 +273,7 @@ class HmsClient:
     ) -> Page[Session]:
         # The documented default for `active` contradicts the examples; send it when known.
         params = {"room_id": room_id, "active": active, "limit": limit, "start": start}
-        return await self._get("/sessions", Page[Session], params)
+        return await self._get("/sessions", SessionPage, params)
 
     async def get_session(self, session_id: str) -> Session:
         return await self._get(f"/sessions/{_segment(session_id)}", Session)
@@ -288,7 +293,7 @@ class HmsClient:
 
     async def stop_live_streams(self, room_id: str) -> list[LiveStream]:
         path = f"/live-streams/room/{_segment(room_id)}/stop"
-        return (await self._post(path, Page[LiveStream])).data
+        return (await self._post(path, LiveStreamPage)).data
 
     async def stop_live_stream(self, stream_id: str) -> LiveStream:
         return await self._post(f"/live-streams/{_segment(stream_id)}/stop", LiveStream)
@@ -305,7 +310,7 @@ class HmsClient:
         start: str | None = None,
     ) -> Page[LiveStream]:
         params = {"room_id": room_id, "status": status, "limit": limit, "start": start}
-        return await self._get("/live-streams", Page[LiveStream], params)
+        return await self._get("/live-streams", LiveStreamPage, params)
 
     # Templates
 
@@ -329,7 +334,7 @@ class HmsClient:
     async def list_templates(
         self, *, limit: int | None = None, start: str | None = None
     ) -> Page[Template]:
-        return await self._get("/templates", Page[Template], {"limit": limit, "start": start})
+        return await self._get("/templates", TemplatePage, {"limit": limit, "start": start})
 
     async def ensure_livestage_template(
         self,

@@ -270,3 +270,14 @@ class WebhookHistory(HmsModel):
         default_factory=list
     )
     pagination: HistoryPagination = Field(default_factory=HistoryPagination)
+
+
+# The generic replies, parametrized once. pydantic keeps parametrized models in a weak cache, so
+# a go-live that came after a garbage collection built `Page[RoomCode]` again (~0.9 ms, on 44 %
+# of go-lives in the bench): these names hold them for the life of the process.
+RoomPage = Page[Room]
+RoomCodePage = Page[RoomCode]
+RoomCodeList = DataList[RoomCode]
+SessionPage = Page[Session]
+LiveStreamPage = Page[LiveStream]
+TemplatePage = Page[Template]
