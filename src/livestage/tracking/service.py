@@ -300,12 +300,17 @@ def _refigure(
 ) -> list[tuple[datetime, int]]:
     """Set the stream's figures from its peers (pure but for the stream); its per-minute series."""
     stream.figures_stale = False
-    viewers = [
-        figures.Interval(p.user_id, p.joined_at, p.left_at)
-        for p in peers
-        if not p.is_broadcaster and p.joined_at is not None
+    viewers: list[figures.Span] = [
+        (user_id, joined, left)
+        for user_id, is_broadcaster, joined, left in peers
+        if not is_broadcaster and joined is not None
     ]
-    stats = figures.viewer_stats(viewers, start=stream.started_at, end=stream.ended_at, now=now)
+    stats = figures.stats_of(
+        viewers,
+        start=_microseconds(stream.started_at),
+        end=_microseconds(stream.ended_at),
+        now=figures.microseconds(now),
+    )
     stream.current_viewers = stats.current if stream.status == StreamStatus.live else 0
     stream.peak_viewers, stream.unique_viewers = stats.peak, stats.unique
     stream.total_watch_seconds = stats.total_watch_seconds
@@ -314,6 +319,10 @@ def _refigure(
     if stream.ended_at is not None:
         stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, stream.ended_at)
     return stats.per_minute
+
+
+def _microseconds(at: datetime | None) -> int | None:
+    return None if at is None else figures.microseconds(at)
 
 
 def _lookup(envelope: Envelope) -> Lookup:
@@ -340,10 +349,12 @@ def _adopt_session(stream: LiveStream, envelope: Envelope) -> None:
 
 
 def _broadcaster_away_since(peers: list[PeerSpan]) -> datetime | None:
-    broadcasters = [p for p in peers if p.is_broadcaster and p.joined_at is not None]
-    if not broadcasters or any(p.left_at is None for p in broadcasters):
+    broadcasters = [
+        left for _, is_broadcaster, joined, left in peers if is_broadcaster and joined is not None
+    ]
+    if not broadcasters or None in broadcasters:
         return None
-    return max(p.left_at for p in broadcasters if p.left_at is not None)
+    return figures.instant(max(left for left in broadcasters if left is not None))
 
 
 async def _peer(
