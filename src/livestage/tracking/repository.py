@@ -13,7 +13,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -164,6 +163,13 @@ _MARK_FAILED = (
 )
 
 
+# A batch of per-minute samples in one statement: PostgreSQL, one array per column unnested;
+# SQLite, the driver's executemany over the stored forms.
+_INSERT_SAMPLES_PG = text(
+    "INSERT INTO viewer_samples (stream_id, minute, viewers) SELECT * FROM unnest("
+    "CAST(:stream_id AS uuid[]), CAST(:minute AS timestamptz[]), CAST(:viewers AS integer[]))"
+)
+_INSERT_SAMPLES_SQLITE = "INSERT INTO viewer_samples (stream_id, minute, viewers) VALUES (?, ?, ?)"
 # A peer's times as exact microseconds since the epoch: PostgreSQL's epoch is a numeric to the
 # microsecond; SQLite's stored text is "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
 _PEER_SPANS_PG = (
@@ -397,17 +403,28 @@ class TrackingRepository:
     async def replace_samples_of(
         self, samples: dict[uuid.UUID, list[tuple[datetime, int]]]
     ) -> None:
-        """Each stream's per-minute series replaced: one delete, one insert."""
+        """Each stream's per-minute series replaced: one delete, one insert (every recompute
+        writes its stream's whole series: SQLAlchemy ran the insert once per minute)."""
         if not samples:
             return
-        await self.session.execute(delete(_SAMPLES).where(_SAMPLES.c.stream_id.in_(samples)))
+        await self.session.execute(
+            delete(_SAMPLES).where(_among(_SAMPLES.c.stream_id, samples, self._dialect))
+        )
         rows = [
-            {"stream_id": stream_id, "minute": minute, "viewers": viewers}
+            (stream_id, minute, viewers)
             for stream_id, series in samples.items()
             for minute, viewers in series
         ]
-        if rows:
-            await self.session.execute(insert(_SAMPLES), rows)
+        if not rows:
+            return
+        if self._dialect == "postgresql":
+            stream_ids, minutes, viewers = map(list, zip(*rows, strict=True))
+            parameters = {"stream_id": stream_ids, "minute": minutes, "viewers": viewers}
+            await self.session.execute(_INSERT_SAMPLES_PG, parameters)
+        else:
+            stored = [(_sqlite_uuid(s), _sqlite_time(m), v) for s, m, v in rows]
+            connection = await self.session.connection()
+            await connection.exec_driver_sql(_INSERT_SAMPLES_SQLITE, stored)
 
     async def stale_stream_ids(self) -> set[uuid.UUID]:
         rows = await self.session.scalars(select(LiveStream.id).where(LiveStream.figures_stale))
