@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select, and_, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from livestage.chat import rules
 from livestage.db import Database, transaction
 from livestage.errors import LivestageError
 from livestage.models import (
@@ -65,23 +66,54 @@ class NewMessage:
     sent_at: datetime
 
 
-class Posting(Protocol):
-    """A post's statements, in its transaction (`posting`)."""
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A post as the service prepared it (cleaned, named), before the database's say."""
 
-    async def serialize_identity(self, handle: str, identity: str) -> None:
-        """Until the transaction ends, one post at a time per identity and creator, so its
-        rate limit holds across processes."""
+    id: uuid.UUID
+    handle: str
+    identity: str
+    user_id: uuid.UUID | None
+    admin: bool
+    author_name: str
+    body: str
+    sent_at: datetime
+
+    def role_for(self, owner_id: uuid.UUID) -> ChatRole:
+        return rules.role(self.user_id, self.admin, owner_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the database said: the posting state, the author's role there, and the message's
+    number in its stream (None: not stored, the stream having ended meanwhile)."""
+
+    state: PostingState
+    role: ChatRole
+    seq: int | None
+
+
+# Raises why the post is refused, given the posting state and the author's role there.
+Check = Callable[[PostingState, ChatRole], None]
+
+
+class Posting(Protocol):
+    """A post's statements (`posting`)."""
 
     async def posting_state(
         self, handle: str, identity: str, *, recent: int
     ) -> PostingState | None: ...
 
-    async def add_counted(self, message: NewMessage, *, new_chatter: bool) -> int | None: ...
+    async def add_if_allowed(self, draft: Draft, check: Check) -> Stored | None:
+        """Stores the message, counted on its stream, unless `check` refuses it (and raises);
+        None when no influencer has the handle. One post at a time per identity and creator,
+        so the rate limit holds across processes."""
 
 
 @asynccontextmanager
 async def posting(database: Database) -> AsyncIterator[Posting]:
-    """A post's transaction: committed when the block succeeds, rolled back when it raises."""
+    """A post's statements: in one transaction on SQLite (committed when the block succeeds,
+    rolled back when it raises); on PostgreSQL each its own round trip and transaction."""
     if database.engine.dialect.name != "postgresql":
         async with transaction(database.sessionmaker) as session:
             yield PostingRepository(await session.connection())
@@ -91,13 +123,8 @@ async def posting(database: Database) -> AsyncIterator[Posting]:
         driver: Any = (await connection.get_raw_connection()).driver_connection
         try:
             yield DriverPostingRepository(driver)
-            if driver.is_in_transaction():
-                await driver.execute("COMMIT")
         except LivestageError:
-            # Refused between two statements: the connection is ready for the next one.
-            if driver.is_in_transaction():
-                await driver.execute("ROLLBACK")
-            raise
+            raise  # refused once a round trip was over: the connection is ready for the next
         except BaseException:
             # Failed or cancelled mid-statement: its state is unknown, so it is not reused.
             await connection.invalidate()
@@ -105,21 +132,17 @@ async def posting(database: Database) -> AsyncIterator[Posting]:
 
 
 class DriverPostingRepository:
-    """The post on PostgreSQL, straight on the asyncpg connection: four round trips (BEGIN
-    with the identity's lock, the read, the count-and-insert, COMMIT) where SQLAlchemy's
-    execution took six, and none of its per-statement work. The post is the busiest write of
-    a popular stream, and every round trip wakes PostgreSQL on the same cores as the servers
+    """The post on PostgreSQL, straight on the asyncpg connection, in one round trip: the
+    statement `_PG_POST` runs twice in one pipeline (one Sync, so one transaction, committed
+    by the server as soon as the second run ends). The first run takes the identity's lock;
+    the second, whose snapshot therefore follows that lock, reads the posting state, decides
+    by chat's rules and stores the message. The post is the busiest write of a popular stream:
+    each round trip wakes PostgreSQL on the cores the servers share, and the stream's counter
+    stays locked from its update to the commit, no longer waiting on this process
     (bench/results/NOTES.md)."""
 
     def __init__(self, driver: Any) -> None:
         self.driver = driver
-
-    async def serialize_identity(self, handle: str, identity: str) -> None:
-        """Begins the transaction and takes the identity's advisory lock, in one round trip
-        (the simple query protocol takes both statements, but no parameters: the lock's key
-        is a number, hashed here)."""
-        key = _lock_key(f"chat:{handle.lower()}:{identity}")
-        await self.driver.execute(f"BEGIN; SELECT pg_advisory_xact_lock({key:d})")
 
     async def posting_state(
         self, handle: str, identity: str, *, recent: int
@@ -129,20 +152,39 @@ class DriverPostingRepository:
         # The driver gives the restriction as the name its column stores.
         return _posting_state_of(handle, rows, lambda kind: RestrictionKind[kind])
 
-    async def add_counted(self, message: NewMessage, *, new_chatter: bool) -> int | None:
-        seq: int | None = await self.driver.fetchval(
-            _PG_COUNT_AND_ADD,
-            message.id,
-            message.stream_id,
-            int(new_chatter),
-            message.sent_at,
-            message.author_identity,
-            message.author_name,
-            # As SQLAlchemy's Enum column stores it: the member's name.
-            message.author_role.name,
-            message.body,
+    async def add_if_allowed(self, draft: Draft, check: Check) -> Stored | None:
+        handle = draft.handle.lower()
+        post = (
+            handle,
+            draft.identity,
+            draft.user_id,
+            draft.admin,
+            draft.sent_at,
+            draft.sent_at - rules.RATE_WINDOW,
+            rules.RATE_COUNT,
+            draft.id,
+            draft.author_name,
+            draft.body,
         )
-        return seq
+        lock = (_lock_key(f"chat:{handle}:{draft.identity}"), False, *post)
+        _, row = await self.driver.fetchmany(_PG_POST, [lock, (lock[0], True, *post)])
+        if row["influencer_id"] is None:
+            return None
+        state = PostingState(
+            influencer_id=row["influencer_id"],
+            handle=handle,
+            owner_id=row["owner_id"],
+            stream_id=row["stream_id"],
+            slow_mode_seconds=row["slow_mode_seconds"],
+            restriction=None if row["kind"] is None else RestrictionKind[row["kind"]],
+            restricted_until=row["until"],
+            recent=list(row["recent"]),
+        )
+        # As SQLAlchemy's Enum column stores it: the member's name.
+        role = ChatRole[row["role"]]
+        if row["seq"] is None:
+            check(state, role)  # the rules' reason, from what the statement decided on
+        return Stored(state, role, row["seq"])
 
 
 def _posting_state_of(
@@ -185,19 +227,63 @@ LEFT JOIN LATERAL (
 WHERE i.handle = $1
 ORDER BY m.sent_at DESC
 """
-_PG_COUNT_AND_ADD = f"""
-WITH counted AS (
+# Both runs of one post, in one round trip (DriverPostingRepository): $2 is false in the first,
+# which only takes the identity's lock ($1) and answers a row of nulls. The second decides as
+# ChatService._check_post and rules.wait_before_posting do, on the same posting state it
+# answers, so that a refusal's reason is found again in Python.
+_PG_POST = f"""
+WITH locked AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock($1) IS NULL AS held
+),
+state AS MATERIALIZED (
+    SELECT i.id AS influencer_id, i.user_id AS owner_id, s.id AS stream_id,
+        coalesce(s.chat_slow_mode_seconds, 0) AS slow_mode_seconds, r.kind, r.until,
+        CASE WHEN $6::boolean THEN 'admin' WHEN i.user_id = $5::uuid THEN 'influencer'
+            ELSE 'viewer' END AS role,
+        ARRAY(
+            SELECT m.sent_at FROM chat_messages m
+            WHERE m.stream_id = s.id AND m.author_identity = $4::varchar
+            ORDER BY m.sent_at DESC
+            LIMIT $9::integer
+        ) AS recent
+    FROM influencers i
+    LEFT JOIN live_streams s ON s.influencer_id = i.id AND s.status IN ({_ACTIVE})
+    LEFT JOIN chat_restrictions r ON r.influencer_id = i.id AND r.identity = $4::varchar
+    WHERE $2::boolean AND i.handle = $3::varchar
+),
+allowed AS (
+    SELECT stream_id, role, cardinality(recent) = 0 AS new_chatter FROM state
+    WHERE stream_id IS NOT NULL AND (
+        role <> 'viewer' OR (
+            kind IS DISTINCT FROM 'ban'
+            AND (kind = 'timeout' AND until > $7::timestamptz) IS NOT TRUE
+            AND (slow_mode_seconds > 0
+                AND recent[1] + make_interval(secs => slow_mode_seconds) > $7::timestamptz
+            ) IS NOT TRUE
+            AND (SELECT count(*) FROM unnest(recent) AS sent WHERE sent > $8::timestamptz)
+                < $9::integer
+        )
+    )
+),
+counted AS (
     UPDATE live_streams
-    SET chat_messages = chat_messages + 1, chatters = chatters + $3, updated_at = $4
-    WHERE id = $2 AND status IN ({_ACTIVE})
-    RETURNING chat_messages
+    SET chat_messages = chat_messages + 1,
+        chatters = chatters + allowed.new_chatter::int,
+        updated_at = $7::timestamptz
+    FROM allowed
+    WHERE live_streams.id = allowed.stream_id AND live_streams.status IN ({_ACTIVE})
+    RETURNING live_streams.id, live_streams.chat_messages, allowed.role
+),
+added AS (
+    INSERT INTO chat_messages
+        (id, stream_id, seq, author_identity, author_name, author_role, body, sent_at)
+    SELECT $10::uuid, id, chat_messages, $4::varchar, $11::varchar, role, $12::text,
+        $7::timestamptz
+    FROM counted
+    RETURNING seq
 )
-INSERT INTO chat_messages
-    (id, stream_id, seq, author_identity, author_name, author_role, body, sent_at)
-SELECT $1::uuid, $2::uuid, chat_messages, $5::varchar, $6::varchar, $7::varchar, $8::text,
-    $4::timestamptz
-FROM counted
-RETURNING seq
+SELECT state.*, (SELECT seq FROM added) AS seq
+FROM locked LEFT JOIN state ON true
 """
 
 
@@ -209,9 +295,6 @@ class PostingRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    async def serialize_identity(self, handle: str, identity: str) -> None:
-        """SQLite writes one transaction at a time already."""
-
     async def posting_state(
         self, handle: str, identity: str, *, recent: int
     ) -> PostingState | None:
@@ -220,6 +303,27 @@ class PostingRepository:
         parameters = {"handle": handle, "identity": identity, "recent": recent}
         rows = (await self.connection.execute(_POSTING_STATE, parameters)).all()
         return _posting_state_of(handle, rows, lambda kind: kind)
+
+    async def add_if_allowed(self, draft: Draft, check: Check) -> Stored | None:
+        """SQLite writes one transaction at a time already: the read, the check and the write
+        follow one another with no other post in between."""
+        state = await self.posting_state(draft.handle, draft.identity, recent=rules.RATE_COUNT)
+        if state is None:
+            return None
+        role = draft.role_for(state.owner_id)
+        check(state, role)
+        if state.stream_id is None:
+            return Stored(state, role, None)
+        message = NewMessage(
+            id=draft.id,
+            stream_id=state.stream_id,
+            author_identity=draft.identity,
+            author_name=draft.author_name,
+            author_role=role,
+            body=draft.body,
+            sent_at=draft.sent_at,
+        )
+        return Stored(state, role, await self.add_counted(message, new_chatter=not state.recent))
 
     async def add_counted(self, message: NewMessage, *, new_chatter: bool) -> int | None:
         """Counts the message on its stream and stores it under its number there; None (and

@@ -9,6 +9,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
+
+from livestage.models import ChatRole
 
 BODY_MAX = 500
 NAME_MAX = 40
@@ -42,6 +45,13 @@ def clean_name(name: str | None) -> str | None:
         return None
     text = _SPACES.sub(" ", _visible(name))
     return text if 1 <= len(text) <= NAME_MAX else None
+
+
+def role(user_id: UUID | None, admin: bool, owner_id: UUID) -> ChatRole:
+    """A chatter's role in the chat of the influencer whose user is `owner_id`."""
+    if admin:
+        return ChatRole.admin
+    return ChatRole.influencer if user_id == owner_id else ChatRole.viewer
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livestage.audit.service import Actor
 from livestage.audit.service import audit as audit_service
 from livestage.chat import rules
-from livestage.chat.repository import ChatRepository, NewMessage, Posting, PostingState
+from livestage.chat.repository import ChatRepository, Draft, NewMessage, Posting, PostingState
 from livestage.errors import (
     BadRequest,
     Conflict,
@@ -110,11 +111,8 @@ class Chatter:
 
     def role_for(self, owner_id: uuid.UUID) -> ChatRole:
         """As an author in the chat of the influencer whose user is `owner_id`."""
-        if self.user is not None and self.user.role == UserRole.admin:
-            return ChatRole.admin
-        if self.user is not None and self.user.id == owner_id:
-            return ChatRole.influencer
-        return ChatRole.viewer
+        admin = self.user is not None and self.user.role == UserRole.admin
+        return rules.role(self.user.id if self.user else None, admin, owner_id)
 
     def may_moderate(self, influencer: Influencer) -> bool:
         return self.role_for(influencer.user_id) != ChatRole.viewer
@@ -198,54 +196,66 @@ class ChatService:
         name: str | None,
         now: datetime,
     ) -> Posted:
-        await repository.serialize_identity(handle, chatter.identity)
-        state = await repository.posting_state(handle, chatter.identity, recent=rules.RATE_COUNT)
-        if state is None:
-            raise NotFound(f"No influencer with the handle @{handle[:40]}.")
-        text = rules.clean_body(body)
-        if text is None:
-            raise InvalidMessage(
-                f"A message is 1 to {rules.BODY_MAX} characters (control characters removed)."
-            )
-        author_name = self._author_name(chatter, name)
-        if state.stream_id is None:
-            raise NotLive(state.handle)
-        role = chatter.role_for(state.owner_id)
-        if role == ChatRole.viewer:
-            self._check_posting_restriction(state, now)
-            wait = rules.wait_before_posting(
-                state.recent, now, slow_mode_seconds=state.slow_mode_seconds
-            )
-            if wait is not None:
-                raise ChatWait(wait)
-        message = NewMessage(
+        text, author_name = rules.clean_body(body), self._author_name(chatter, name)
+        if text is None or author_name is None:
+            # An unknown handle is a 404 before anything is said about the message.
+            if await repository.posting_state(handle, chatter.identity, recent=0) is None:
+                raise NotFound(f"No influencer with the handle @{handle[:40]}.")
+            if text is None:
+                raise InvalidMessage(
+                    f"A message is 1 to {rules.BODY_MAX} characters (control characters removed)."
+                )
+            raise InvalidMessage(f"Choose a display name of 1 to {rules.NAME_MAX} characters.")
+        draft = Draft(
             id=uuid.uuid4(),
-            stream_id=state.stream_id,
-            author_identity=chatter.identity,
+            handle=handle,
+            identity=chatter.identity,
+            user_id=chatter.user.id if chatter.user else None,
+            admin=chatter.user is not None and chatter.user.role == UserRole.admin,
             author_name=author_name,
-            author_role=role,
             body=text,
             sent_at=now,
         )
-        seq = await repository.add_counted(message, new_chatter=not state.recent)
-        if seq is None:
+        stored = await repository.add_if_allowed(draft, partial(self._check_post, now=now))
+        if stored is None:
+            raise NotFound(f"No influencer with the handle @{handle[:40]}.")
+        state = stored.state
+        if state.stream_id is None or stored.seq is None:
             raise NotLive(state.handle)
-        return Posted(state.influencer_id, message, seq)
+        message = NewMessage(
+            id=draft.id,
+            stream_id=state.stream_id,
+            author_identity=chatter.identity,
+            author_name=author_name,
+            author_role=stored.role,
+            body=text,
+            sent_at=now,
+        )
+        return Posted(state.influencer_id, message, stored.seq)
 
-    def _author_name(self, chatter: Chatter, name: str | None) -> str:
+    def _author_name(self, chatter: Chatter, name: str | None) -> str | None:
+        """None when the name a viewer chose is not one."""
         if chatter.user is not None:
             return chatter.user.display_name[: rules.NAME_MAX].strip() or "?"
-        chosen = rules.clean_name(name)
-        if chosen is None:
-            raise InvalidMessage(f"Choose a display name of 1 to {rules.NAME_MAX} characters.")
-        return chosen
+        return rules.clean_name(name)
 
-    def _check_posting_restriction(self, state: PostingState, now: datetime) -> None:
+    def _check_post(self, state: PostingState, role: ChatRole, *, now: datetime) -> None:
+        """Raises why the post is refused (repository.py's PostgreSQL statement decides the
+        same way)."""
+        if state.stream_id is None:
+            raise NotLive(state.handle)
+        if role != ChatRole.viewer:
+            return
         if state.restriction == RestrictionKind.ban:
             raise ChatBanned()
         until = state.restricted_until
         if state.restriction == RestrictionKind.timeout and until is not None and until > now:
             raise ChatTimedOut(until)
+        wait = rules.wait_before_posting(
+            state.recent, now, slow_mode_seconds=state.slow_mode_seconds
+        )
+        if wait is not None:
+            raise ChatWait(wait)
 
     # Moderation: the influencer on their own stream, or an admin.
 
