@@ -57,7 +57,7 @@ async def ensure_demo_accounts(settings: Settings) -> DemoAccounts:
                     session, box, email=DEMO_ADMIN, password=admin_password, name="Demo Admin"
                 )
                 admin = new.user
-            admin.password_hash = passwords.hash_password(admin_password)
+            admin.password_hash = await passwords.hash_off_loop(admin_password)
             assert admin.totp_secret_encrypted is not None
             secret = box.decrypt(admin.totp_secret_encrypted)
 
@@ -73,7 +73,7 @@ async def ensure_demo_accounts(settings: Settings) -> DemoAccounts:
                     now=utc_now(),
                 )
             else:
-                creator.password_hash = passwords.hash_password(influencer_password)
+                creator.password_hash = await passwords.hash_off_loop(influencer_password)
     finally:
         await engine.dispose()
     return DemoAccounts(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from livestage.accounts import passwords
 from livestage.app import ROUTERS, AppState
 from tests.support.fixtures import (
     AdminAccount,
@@ -197,3 +199,31 @@ class TestRoles:
         account = await create_influencer(ctx, "eve")
         response = await _api_login(client, account.email, account.password, "123456")
         assert response.status_code == 401
+
+
+class TestPasswordHashing:
+    async def test_never_runs_on_the_event_loop(
+        self,
+        client: httpx.AsyncClient,
+        ctx: AppState,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """argon2 takes 50-300 ms of CPU: on the loop it stalled every request of the process.
+        Creating an account, a wrong password and a right one all hash or verify elsewhere."""
+        threads: list[int] = []
+        for name in ("hash_password", "verify_password"):
+            real = getattr(passwords, name)
+            monkeypatch.setattr(
+                passwords,
+                name,
+                lambda *args, real=real: threads.append(threading.get_ident()) or real(*args),
+            )
+        loop_thread = threading.get_ident()
+
+        account = await create_influencer(ctx, "hasher")
+        wrong = await _api_login(client, account.email, "not the password", None, "influencer")
+        right = await _api_login(client, account.email, account.password, None, "influencer")
+
+        assert (wrong.status_code, right.status_code) == (401, 200)
+        assert len(threads) == 3
+        assert loop_thread not in threads

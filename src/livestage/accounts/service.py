@@ -70,11 +70,12 @@ class AccountService:
         users = UserRepository(session)
         if await users.get_by_email(email) is not None:
             raise Conflict(f"An account with the email {email} already exists.")
+        password_hash = await passwords.hash_off_loop(password)
         return await users.add(
             User(
                 email=email,
                 display_name=display_name,
-                password_hash=passwords.hash_password(password),
+                password_hash=password_hash,
                 role=role,
                 totp_secret_encrypted=totp_secret_encrypted,
             )
@@ -119,7 +120,9 @@ class AccountService:
                 raise LoginLocked(remaining)
 
         user = await UserRepository(session).get_by_email(email)
-        password_ok = passwords.verify_password(user.password_hash if user else None, password)
+        password_ok = await passwords.verify_off_loop(
+            user.password_hash if user else None, password
+        )
         factors_ok = user is not None and password_ok and user.role == role
         if factors_ok and role == UserRole.admin:
             factors_ok = user is not None and self._second_factor_ok(user, box, totp_code, now)
@@ -133,7 +136,7 @@ class AccountService:
         await throttles.clear(f"email:{email}")
         await audit.record(session, Actor(user, ip), "login", now=now, role=role.value)
         if passwords.needs_rehash(user.password_hash):
-            user.password_hash = passwords.hash_password(password)
+            user.password_hash = await passwords.hash_off_loop(password)
         user.last_login_at = now
         return user
 
