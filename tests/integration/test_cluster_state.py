@@ -66,6 +66,36 @@ class TestBus:
         assert [m["n"] for m in received] == list(range(200))
         assert sent_back == []
 
+    async def test_what_is_published_at_once_goes_in_one_pipeline_in_order(
+        self, clients: list[Redis], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        sender, receiver = RedisBus(clients[0], CHANNEL), RedisBus(clients[1], CHANNEL)
+        pipelines: list[object] = []
+        pipeline = clients[0].pipeline
+
+        def counted(**options: Any) -> Any:
+            pipelines.append(options)
+            return pipeline(**options)
+
+        monkeypatch.setattr(clients[0], "pipeline", counted)
+        received: list[dict[str, Any]] = []
+        sender.start(lambda _message: None)
+        receiver.start(received.append)
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(sender.subscribed(), receiver.subscribed()), timeout=5
+            )
+            await asyncio.gather(*(sender.publish_now({"n": n}) for n in range(20)))
+            await sender.publish_now({"n": 20})
+            async with asyncio.timeout(5):
+                while len(received) < 21:
+                    await asyncio.sleep(0.01)
+        finally:
+            await sender.stop()
+            await receiver.stop()
+        assert [m["n"] for m in received] == list(range(21))
+        assert len(pipelines) == 2
+
 
 @contextlib.asynccontextmanager
 async def _broker(client: Redis, refresh: Any = None) -> AsyncIterator[LiveBroker]:

@@ -47,6 +47,9 @@ class RedisBus:
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(QUEUE_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        # The messages `publish_now` was given in this turn of the event loop, and their fate.
+        self._turn: tuple[list[str], asyncio.Future[None]] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
         self.dropped = 0
 
     def start(self, deliver: Callable[[dict[str, Any]], object]) -> None:
@@ -75,9 +78,40 @@ class RedisBus:
 
     async def publish_now(self, message: dict[str, Any]) -> None:
         """Publish at once and wait for Redis to take it, outside the queue of `send`: for a
-        caller whose own order (a lock it holds) must be the channel's order."""
+        caller whose own order (a lock it holds) must be the channel's order. What is
+        published in one turn of the event loop goes to Redis together, in order (one
+        pipeline: one write, one wake-up of Redis on cores it may share with this process)."""
         envelope = json.dumps({"origin": self.origin, "message": message})
-        await self.redis.publish(self.channel, envelope)
+        if self._turn is None:
+            self._turn = ([], asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().call_soon(self._publish_turn)
+        envelopes, published = self._turn
+        envelopes.append(envelope)
+        # Shielded: a caller that gives up must not cancel the others' publication.
+        await asyncio.shield(published)
+
+    def _publish_turn(self) -> None:
+        if self._turn is not None:
+            envelopes, published = self._turn
+            self._turn = None
+            task = asyncio.create_task(self._publish_all(envelopes, published))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _publish_all(self, envelopes: list[str], published: asyncio.Future[None]) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipeline:
+                for envelope in envelopes:
+                    pipeline.publish(self.channel, envelope)
+                await pipeline.execute()
+        except Exception as error:
+            published.set_exception(error)
+            published.exception()  # retrieved here too: its callers may all have gone
+        except BaseException:
+            published.cancel()
+            raise
+        else:
+            published.set_result(None)
 
     async def _send_loop(self) -> None:
         while True:
