@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
 from livestage.errors import BadRequest, LivestageError, PayloadTooLarge, UnsupportedMediaType
 from livestage.tracking.deps import ingestion_of
@@ -17,17 +17,19 @@ from livestage.tracking.verification import (
 from livestage.web.bodies import read_within
 from livestage.web.deps import client_ip
 from livestage.web.errors import ERROR_RESPONSES
-from livestage.web.routing import PlainRoute
+from livestage.web.routing import RawAnswer, RawRequest, RawRoute
 
 MAX_WEBHOOK_BYTES = 1_000_000
 
 
-async def hms_webhook(request: Request) -> Response:
+async def hms_webhook(raw: RawRequest) -> RawAnswer:
     """Verify → store raw (once per event id, committed) → 200. The worker processes it.
 
     100ms sends events in bursts (a flash crowd is one per join and leave), so this is a
-    `PlainRoute`, served ahead of FastAPI's router like the viewer join: no session cookie,
-    no CSRF (100ms authenticates with the secret header), no dependency injection."""
+    `RawRoute`, like the viewer join: no session cookie, no CSRF (100ms authenticates with the
+    secret header), no dependency injection, and where the app's front door serves it, none of
+    FastAPI's or Starlette's layers."""
+    request = raw.starlette()
     ingestion = ingestion_of(request)
     body = await read_webhook(request, ingestion.policy)
     try:
@@ -35,16 +37,17 @@ async def hms_webhook(request: Request) -> Response:
     except EnvelopeError as error:
         raise BadRequest(f"not a 100ms webhook event: {error}") from error
     stored = await ingestion.store("hms", payload)
-    return Response(_ACKNOWLEDGED[stored], media_type="application/json")
+    return _ACKNOWLEDGED[stored], []
 
 
 # The two answers, rendered once, as JSONResponse renders them.
 _ACKNOWLEDGED = {
-    stored: JSONResponse({"status": "ok", "duplicate": not stored}).body for stored in (True, False)
+    stored: bytes(JSONResponse({"status": "ok", "duplicate": not stored}).body)
+    for stored in (True, False)
 }
 
 
-hms_webhook_route = PlainRoute(
+hms_webhook_route = RawRoute(
     "/webhooks/100ms",
     hms_webhook,
     methods=["POST"],
