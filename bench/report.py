@@ -233,6 +233,14 @@ ROWS = [
         "reported",
         unit="ms",
     ),
+    Row("chat_rate_answer_p99_ms", "  posts answered, p99", "reported", unit="ms"),
+    Row("chat_capacity_per_s", "  kept up with at 300 msg/s offered", "reported", unit="msg/s"),
+    Row(
+        "chat_capacity_last_post_late_ms",
+        "    its last post sent after its scheduled time",
+        "reported",
+        unit="ms",
+    ),
     Row("chat_rate_lost", "  messages lost", "0", _at_most("chat_rate_lost", 0)),
     Row(
         "chat_rate_reordered_pages",

@@ -312,18 +312,15 @@ def create_app(
     policy = content_security_policy(settings, hms_in_browser=browser_uses_hms(settings))
     headers = ResponseHeaders(cookie_secure=settings.cookie_secure, policy=policy)
     # The URLs crowds call, the viewer join (it checks CSRF itself), 100ms's webhooks, the
-    # live events and the chat post, are served ahead of FastAPI's router, the join before
-    # any middleware; FastAPI holds the same routes for the OpenAPI document.
-    app.front_door = FrontDoor([streams_endpoints.viewer_join_route], headers=headers)
-    crowd_routes = [
-        streams_endpoints.live_events_route,
-        tracking_endpoints.hms_webhook_route,
-        chat_endpoints.post_message_route,
-    ]
+    # live events and the chat post, are served ahead of FastAPI's router, the join and the
+    # webhooks before any middleware; FastAPI holds the same routes for the OpenAPI document.
+    front_routes = [streams_endpoints.viewer_join_route, tracking_endpoints.hms_webhook_route]
+    app.front_door = FrontDoor(front_routes, headers=headers)
+    crowd_routes = [streams_endpoints.live_events_route, chat_endpoints.post_message_route]
     app.add_middleware(FrontRoutes, routes=crowd_routes)
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(CookieAndSecurityHeaders, headers=headers)
-    app.router.routes.extend([streams_endpoints.viewer_join_route, *crowd_routes])
+    app.router.routes.extend([*front_routes, *crowd_routes])
     install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
