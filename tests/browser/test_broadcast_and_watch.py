@@ -47,10 +47,7 @@ FORMAT_MESSAGE = (
 def hms_settings(emulator: EmulatorHandle, **overrides: Any) -> dict[str, Any]:
     return {
         "provider": "hms",
-        "hms_access_key": emulator.access_key,
-        "hms_app_secret": emulator.app_secret,
-        "hms_api_url": emulator.api_url,
-        "hms_auth_url": emulator.auth_url,
+        **emulator.app_settings(),
         "hms_sdk_url": SDK_URL,
         **overrides,
     }

@@ -43,10 +43,7 @@ def hms_settings(emulator: EmulatorHandle) -> dict[str, Any]:
     """The 100ms provider at the emulator; the SDK URL left at its default (livestage's own)."""
     return {
         "provider": "hms",
-        "hms_access_key": emulator.access_key,
-        "hms_app_secret": emulator.app_secret,
-        "hms_api_url": emulator.api_url,
-        "hms_auth_url": emulator.auth_url,
+        **emulator.app_settings(),
     }
 
 

@@ -23,10 +23,7 @@ async def make_provider(emulator: EmulatorHandle) -> AsyncIterator[MakeProvider]
 
     def make(**overrides: Any) -> HmsProvider:
         values: dict[str, Any] = {
-            "hms_access_key": emulator.access_key,
-            "hms_app_secret": emulator.app_secret,
-            "hms_api_url": emulator.api_url,
-            "hms_auth_url": emulator.auth_url,
+            **emulator.app_settings(),
             "hms_timeout_seconds": 2.0,
             "hms_max_retries": 2,
         }

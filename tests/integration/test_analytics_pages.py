@@ -40,10 +40,7 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
     return {
-        "hms_access_key": emulator.access_key,
-        "hms_app_secret": emulator.app_secret,
-        "hms_api_url": emulator.api_url,
-        "hms_auth_url": emulator.auth_url,
+        **emulator.app_settings(),
         "worker_enabled": False,
     }
 

@@ -45,10 +45,7 @@ BAN_DEADLINE = 2.0
 @pytest.fixture
 def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
     return {
-        "hms_access_key": emulator.access_key,
-        "hms_app_secret": emulator.app_secret,
-        "hms_api_url": emulator.api_url,
-        "hms_auth_url": emulator.auth_url,
+        **emulator.app_settings(),
         "hms_max_retries": 1,
         "hms_timeout_seconds": 2,
         "go_live_deadline_seconds": BAN_DEADLINE,

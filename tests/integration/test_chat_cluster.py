@@ -48,10 +48,7 @@ def database_url(postgres_server: PostgresServer, postgres_template: str) -> str
 def settings_overrides(emulator: EmulatorHandle, redis_url: str) -> dict[str, Any]:
     return {
         "redis_url": redis_url,
-        "hms_access_key": emulator.access_key,
-        "hms_app_secret": emulator.app_secret,
-        "hms_api_url": emulator.api_url,
-        "hms_auth_url": emulator.auth_url,
+        **emulator.app_settings(),
         "hms_max_retries": 1,
         "hms_timeout_seconds": 2,
     }

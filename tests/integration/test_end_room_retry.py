@@ -22,10 +22,7 @@ RECONCILE_SECONDS = 0.2
 @pytest.fixture
 def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
     return {
-        "hms_access_key": emulator.access_key,
-        "hms_app_secret": emulator.app_secret,
-        "hms_api_url": emulator.api_url,
-        "hms_auth_url": emulator.auth_url,
+        **emulator.app_settings(),
         "hms_max_retries": 0,
         # The worker runs as in production, only its reconciler ticks faster.
         "worker_enabled": True,

@@ -32,10 +32,7 @@ START = {"title": "Friday night set", "description": "Requests welcome"}
 @pytest.fixture
 def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
     return {
-        "hms_access_key": emulator.access_key,
-        "hms_app_secret": emulator.app_secret,
-        "hms_api_url": emulator.api_url,
-        "hms_auth_url": emulator.auth_url,
+        **emulator.app_settings(),
         "hms_max_retries": 1,
         "hms_timeout_seconds": 2,
         "public_url": "https://streams.example.test",
@@ -295,10 +292,7 @@ class TestTimeout:
     @pytest.fixture
     def settings_overrides(self, emulator: EmulatorHandle) -> dict[str, Any]:
         return {
-            "hms_access_key": emulator.access_key,
-            "hms_app_secret": emulator.app_secret,
-            "hms_api_url": emulator.api_url,
-            "hms_auth_url": emulator.auth_url,
+            **emulator.app_settings(),
             "hms_max_retries": 1,
             "hms_timeout_seconds": 0.3,
         }

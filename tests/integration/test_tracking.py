@@ -36,10 +36,7 @@ START = {"title": "Tracked", "description": ""}
 @pytest.fixture
 def settings_overrides(emulator: EmulatorHandle) -> dict[str, Any]:
     return {
-        "hms_access_key": emulator.access_key,
-        "hms_app_secret": emulator.app_secret,
-        "hms_api_url": emulator.api_url,
-        "hms_auth_url": emulator.auth_url,
+        **emulator.app_settings(),
         "worker_enabled": False,
     }
 
@@ -351,10 +348,7 @@ class TestEndWhile100msFails:
     @pytest.fixture
     def settings_overrides(self, emulator: EmulatorHandle) -> dict[str, Any]:
         return {
-            "hms_access_key": emulator.access_key,
-            "hms_app_secret": emulator.app_secret,
-            "hms_api_url": emulator.api_url,
-            "hms_auth_url": emulator.auth_url,
+            **emulator.app_settings(),
             "hms_max_retries": 0,
             "worker_enabled": False,
         }

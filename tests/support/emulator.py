@@ -341,6 +341,15 @@ class EmulatorHandle:
     def app_secret(self) -> str:
         return self.config.app_secret
 
+    def app_settings(self) -> dict[str, Any]:
+        """The settings that point livestage's 100ms client at this emulator."""
+        return {
+            "hms_access_key": self.access_key,
+            "hms_app_secret": self.app_secret,
+            "hms_api_url": self.api_url,
+            "hms_auth_url": self.auth_url,
+        }
+
     def management_token(self, **kwargs: Any) -> str:
         return mint_management_token(self.access_key, self.app_secret, **kwargs)
 
