@@ -203,6 +203,7 @@ class AppState:
     async def start(self) -> None:
         """Start the background tasks; the local provider's events go to the inbox, exactly
         where 100ms webhooks go, and its rooms are shared through Redis in a cluster."""
+        self.database.start()
         if isinstance(self.provider, LocalProvider):
             self.provider.bind_events(self._store_local_event)
             if self.redis is not None:

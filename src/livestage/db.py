@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import structlog
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,6 +25,9 @@ from sqlalchemy.ext.asyncio import (
 from livestage.config import Settings
 from livestage.errors import LivestageError
 from livestage.kit.db import discard_after_commit, run_after_commit
+from livestage.kit.tasks import STOP_SECONDS, cancel_all, uncancelled
+
+log = structlog.get_logger()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -75,10 +79,18 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         raise exc.DisconnectionError(str(error)) from error
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def _no_automatic_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+def create_engine(settings: Settings, *, background_checkpoints: bool = False) -> AsyncEngine:
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if background_checkpoints:
+            event.listen(engine.sync_engine, "connect", _no_automatic_checkpoints)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     engine = create_async_engine(settings.database_url, pool_size=10)
@@ -97,20 +109,79 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
     return create_sessionmaker(engine.execution_options(**{READ_ONLY: True}))
 
 
+class WalCheckpoints:
+    """SQLite copies its write-ahead log back into the database file (a checkpoint, with an
+    fsync) inside whichever commit crosses 1,000 logged pages: every hundredth go-live's
+    commit took 20-30 ms instead of 1 (bench/results/NOTES.md). A served app turns that off
+    (`background_checkpoints`) and checkpoints here instead, on a connection of its own, at
+    most once a `pause_seconds`, after commits. PASSIVE: it waits for no reader or writer, and
+    none waits for it."""
+
+    def __init__(self, engine: AsyncEngine, *, pause_seconds: float = 1.0) -> None:
+        self._engine = engine
+        self._pause_seconds = pause_seconds
+        self._committed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        event.listen(engine.sync_engine, "commit", self._note_commit)
+
+    def _note_commit(self, _connection: Any) -> None:
+        self._committed.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sqlite-wal-checkpoints")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await cancel_all([self._task], timeout=STOP_SECONDS, what="WAL checkpoints")
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._committed.wait()
+            await asyncio.sleep(self._pause_seconds)
+            self._committed.clear()
+            try:
+                await uncancelled(self.checkpoint())
+            except Exception:
+                log.exception("db.checkpoint_failed")
+
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """(busy, pages in the log, pages copied back), as SQLite reports them."""
+        # On the driver's connection: SQLAlchemy's would begin a transaction (`_begin_immediate`),
+        # inside which SQLite refuses to checkpoint.
+        async with self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection is not None
+            async with raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
+                busy, logged, copied = await cursor.fetchone()
+            return busy, logged, copied
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engine and its two kinds of session, built once by the app's lifespan."""
+    """The engine and its two kinds of session, built once by the app's lifespan; on SQLite,
+    the log's checkpoints run in the background (`WalCheckpoints`)."""
 
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     read_sessionmaker: async_sessionmaker[AsyncSession]
+    checkpoints: WalCheckpoints | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Database:
-        engine = create_engine(settings)
-        return cls(engine, create_sessionmaker(engine), create_read_sessionmaker(engine))
+        engine = create_engine(settings, background_checkpoints=settings.is_sqlite)
+        checkpoints = WalCheckpoints(engine) if settings.is_sqlite else None
+        return cls(
+            engine, create_sessionmaker(engine), create_read_sessionmaker(engine), checkpoints
+        )
+
+    def start(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.start()
 
     async def aclose(self) -> None:
+        if self.checkpoints is not None:
+            await self.checkpoints.stop()
         await self.engine.dispose()
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from livestage.config import Settings
-from livestage.db import create_engine, create_read_sessionmaker, create_sessionmaker, transaction
+from livestage.db import (
+    WalCheckpoints,
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    transaction,
+)
 from livestage.kit.tasks import uncancelled
 
 pytestmark = pytest.mark.asyncio
@@ -73,4 +80,41 @@ async def test_a_stopped_writer_never_leaves_sqlites_write_lock_held(tmp_path: P
         async with create_read_sessionmaker(engine)() as reader:
             assert await reader.scalar(text("SELECT count(*) FROM t")) == 20  # none cut short
     finally:
+        await engine.dispose()
+
+
+async def _write_pages(engine: Any, megabytes: int) -> None:
+    async with transaction(create_sessionmaker(engine)) as session:
+        await session.execute(text("CREATE TABLE IF NOT EXISTS blobs (b BLOB)"))
+        for _ in range(megabytes):
+            await session.execute(text("INSERT INTO blobs VALUES (randomblob(1048576))"))
+
+
+@pytest.mark.parametrize("background", [False, True])
+async def test_a_served_apps_commits_leave_sqlites_checkpoints_to_the_background(
+    tmp_path: Path, background: bool
+) -> None:
+    """SQLite checkpoints inside the commit that crosses 1,000 logged pages (4 MB): the data
+    reaches the database file at once. With background checkpoints the commit only logs it,
+    and `WalCheckpoints` copies it back after its pause."""
+    path = tmp_path / "db.sqlite"
+    settings = Settings(_env_file=None, env="test", database_url=f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(settings, background_checkpoints=background)
+    checkpoints = WalCheckpoints(engine, pause_seconds=0.05)
+    try:
+        await _write_pages(engine, 6)
+        megabytes = path.stat().st_size / 2**20
+        if not background:
+            assert megabytes > 5  # the commit checkpointed
+            return
+        assert megabytes < 1  # the commit only logged it
+        checkpoints.start()
+        await _write_pages(engine, 1)
+        for _ in range(100):
+            if path.stat().st_size / 2**20 > 6:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size / 2**20 > 6
+    finally:
+        await checkpoints.stop()
         await engine.dispose()
