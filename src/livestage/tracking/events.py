@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,15 +50,10 @@ class Envelope:
     type: str
     timestamp: datetime | None
     data: dict[str, Any]
-    # Read once here: applying an event asks for each several times.
-    kind: Kind | None = field(init=False)
-    room_id: str | None = field(init=False)
-    session_id: str | None = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", _KINDS.get(self.type))
-        object.__setattr__(self, "room_id", _text(self.data, "room_id"))
-        object.__setattr__(self, "session_id", _text(self.data, "session_id"))
+    # Read once by parse_envelope: applying an event asks for each several times.
+    kind: Kind | None
+    room_id: str | None
+    session_id: str | None
 
     def time(self, field: str) -> datetime | None:
         """A timestamp from `data`; Go's zero time (unset) counts as missing."""
@@ -130,7 +125,8 @@ def parse_envelope(payload: Any) -> Envelope:
         when = _parse_time(timestamp) if isinstance(timestamp, str) else None
     except ValueError:
         when = None
-    return Envelope(event_id, event_type, when, data)
+    room_id, session_id = _text(data, "room_id"), _text(data, "session_id")
+    return Envelope(event_id, event_type, when, data, _KINDS.get(event_type), room_id, session_id)
 
 
 def _parse_time(value: str) -> datetime:
