@@ -71,6 +71,7 @@ class WatchCache(LoadingCache[str, Watchable]):
         super().__init__(ttl=ttl, clock=clock)
         self.short_ttl = short_ttl
         self._short_until: dict[str, float] = {}
+        self._changes = 0
 
     async def get(self, handle: str, load: Callable[[], Awaitable[Watchable]]) -> Watchable:
         key = handle.lower()
@@ -85,6 +86,32 @@ class WatchCache(LoadingCache[str, Watchable]):
     def invalidate(self, handle: str) -> None:
         super().invalidate(handle.lower())
         self._short_until.pop(handle.lower(), None)
+        self._changes += 1
+
+    def expired(self, *, limit: int) -> list[str]:
+        """Up to `limit` handles kept but out of date and not being refilled: a refill reads
+        them with the one it must make, since a crowd's streams, loaded together, expire
+        together (200 handles: 200 reads in a row on SQLite's one connection)."""
+        now = self._clock()
+        stale = [key for key, (until, _) in self._entries.items() if until <= now]
+        stale += [key for key, until in self._short_until.items() if until <= now]
+        return [key for key in dict.fromkeys(stale) if key not in self._loading][:limit]
+
+    @property
+    def changes(self) -> int:
+        """How many changes were announced: `refilled` keeps what was read before none."""
+        return self._changes
+
+    def refilled(self, found: dict[str, Watchable], *, read_after: int) -> None:
+        """Keeps the states a refill read besides its own, unless a change was announced
+        since it began (`changes` was `read_after`): what it read may predate the change."""
+        if self._changes != read_after:
+            return
+        for key, watchable in found.items():
+            self._short_until.pop(key, None)
+            self.put(key, watchable)
+            if not watchable.joinable:
+                self._short_until[key] = self._clock() + self.short_ttl
 
 
 class JoinIntent(NamedTuple):

@@ -228,6 +228,23 @@ class StreamRepository:
         row = (await self.session.execute(statement)).first()
         return None if row is None else (row[0], row[1])
 
+    async def watchables(self, handles: Sequence[str]) -> dict[str, Any]:
+        """`watchable` for several handles in one statement, by handle (lower case); a handle
+        without an influencer is absent. The viewer join's cache refills every expired handle
+        with one read, not one per handle (all of a crowd's streams expire together)."""
+        streams, influencers = cast(Table, LiveStream.__table__), cast(Table, Influencer.__table__)
+        s = streams.c
+        open_stream = (s.influencer_id == influencers.c.id) & is_active()
+        statement = (
+            select(influencers.c.handle, s.id, s.status, s.strategy, s.room_id, s.provider)
+            .select_from(influencers.outerjoin(streams, open_stream))
+            .where(influencers.c.handle.in_(handles))
+        )
+        found: dict[str, Any] = {}
+        for row in await self.session.execute(statement):
+            found.setdefault(row.handle.lower(), row)
+        return found
+
 
 def _insert_if_no_open_stream(insert: Any) -> Any:
     table = cast(Table, LiveStream.__table__)

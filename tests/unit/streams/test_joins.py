@@ -152,3 +152,37 @@ async def test_recorder_keeps_serving_when_its_buffer_is_full() -> None:
         recorder.record(intent)
     assert recorder.pending == 2
     assert recorder.dropped == 1
+
+
+async def test_a_refill_hands_back_every_other_expired_handle() -> None:
+    ticks, calls = Ticks(), []
+    cache = WatchCache(ttl=30, short_ttl=5, clock=ticks)
+    await cache.get("alice", _loader(calls))
+    await cache.get("bob", _loader(calls))
+    offline = Watchable("carol", None, False, None, None)
+    await cache.get("carol", _loading([offline], []))
+    ticks.now = 10.0  # carol's short TTL passed, alice's and bob's 30 s have not
+    assert cache.expired(limit=10) == ["carol"]
+    ticks.now = 30.0
+    assert sorted(cache.expired(limit=10)) == ["alice", "bob", "carol"]
+    assert len(cache.expired(limit=2)) == 2
+    fresh = Watchable("bob", uuid.uuid4(), True, "room", "hms")
+    cache.refilled({"bob": fresh, "carol": offline}, read_after=cache.changes)
+    assert await cache.get("bob", _loader(calls)) is fresh
+    assert calls == ["load", "load"]
+    assert sorted(cache.expired(limit=10)) == ["alice"]
+    ticks.now = 35.0  # carol is offline: kept the short TTL only
+    assert sorted(cache.expired(limit=10)) == ["alice", "carol"]
+
+
+async def test_a_refill_that_read_before_an_announced_change_keeps_nothing() -> None:
+    ticks, calls = Ticks(), []
+    cache = WatchCache(ttl=30, clock=ticks)
+    await cache.get("bob", _loader(calls))
+    ticks.now = 31.0
+    read_after = cache.changes
+    cache.invalidate("bob")  # announced while the refill was reading
+    cache.refilled(
+        {"bob": Watchable("bob", uuid.uuid4(), True, "old", "hms")}, read_after=read_after
+    )
+    assert cache.peek("bob") is None

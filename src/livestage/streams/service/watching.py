@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.errors import NotFound, ServiceUnavailable
 from livestage.influencers.service import influencer as influencer_service
@@ -18,6 +18,9 @@ from livestage.streams.schemas import JoinInfo
 from livestage.streams.service.errors import Banned, StreamFull
 from livestage.streams.service.shared import GoLiveConfig, claim_unset, provider_fields
 from livestage.streams.updates import live_update
+
+# Out-of-date handles a watch-cache refill reads besides its own (one IN list).
+REFILL_BATCH = 500
 
 
 class WatchService:
@@ -58,7 +61,7 @@ class WatchService:
         `new_viewer`: the identity was made for this request, so no ban can name it and the
         ban is not read (in a flash crowd that is every join, and the read was most of its
         cost: bench/results/2026-12-01-honest.md)."""
-        load = partial(self._watchable, viewing.reads, handle)
+        load = partial(self._watchable, viewing, handle)
         watchable = await viewing.cache.get(handle, load)
         if not watchable.live or watchable.stream_id is None:
             raise NotFound(f"@{watchable.handle} is not live right now.")
@@ -97,18 +100,27 @@ class WatchService:
             **provider_fields(provider, watchable.room_id),
         )
 
-    async def _watchable(
-        self, sessionmaker: async_sessionmaker[AsyncSession], handle: str
-    ) -> Watchable:
-        """Read-only, in a session of its own (the join path holds no request session)."""
-        async with sessionmaker() as session:
-            found = await StreamRepository(session).watchable(handle.lower())
-        if found is None:
+    async def _watchable(self, viewing: Viewing, handle: str) -> Watchable:
+        """Read-only, in a session of its own (the join path holds no request session), with
+        every other handle the cache holds out of date (`WatchCache.expired`)."""
+        key, cache = handle.lower(), viewing.cache
+        others = [other for other in cache.expired(limit=REFILL_BATCH) if other != key]
+        read_after = cache.changes
+        async with viewing.reads() as session:
+            found = await StreamRepository(session).watchables([key, *others])
+        states = {other: _watchable(found[other]) for other in others if other in found}
+        cache.refilled(states, read_after=read_after)
+        if key not in found:
             raise NotFound(f"No influencer with the handle @{handle[:40]}.")
-        if found.id is None:
-            return Watchable(found.handle, None, False, None, None)
-        live = found.status in (StreamStatus.starting, StreamStatus.live)
-        setting_up = claim_unset(found.status, found.strategy, found.room_id)
-        return Watchable(
-            found.handle, found.id, live, found.room_id, found.provider, setting_up=setting_up
-        )
+        return _watchable(found[key])
+
+
+def _watchable(found: Any) -> Watchable:
+    """A `StreamRepository.watchables` row as the join reads it."""
+    if found.id is None:
+        return Watchable(found.handle, None, False, None, None)
+    live = found.status in (StreamStatus.starting, StreamStatus.live)
+    setting_up = claim_unset(found.status, found.strategy, found.room_id)
+    return Watchable(
+        found.handle, found.id, live, found.room_id, found.provider, setting_up=setting_up
+    )
