@@ -71,47 +71,70 @@ class WatchCache(LoadingCache[str, Watchable]):
         super().__init__(ttl=ttl, clock=clock)
         self.short_ttl = short_ttl
         self._short_until: dict[str, float] = {}
+        self._refilling: dict[str, asyncio.Future[None]] = {}
         self._changes = 0
 
     async def get(self, handle: str, load: Callable[[], Awaitable[Watchable]]) -> Watchable:
         key = handle.lower()
         until = self._short_until.get(key)
         if until is not None and until <= self._clock():
-            self.invalidate(key)
+            self._drop(key)
+        if (refill := self._refilling.get(key)) is not None and self._stale(key):
+            await asyncio.shield(refill)  # another handle's refill is reading this one too
         found = await super().get(key, load)
         if not found.joinable and key not in self._short_until:
             self._short_until[key] = self._clock() + self.short_ttl
         return found
 
     def invalidate(self, handle: str) -> None:
-        super().invalidate(handle.lower())
-        self._short_until.pop(handle.lower(), None)
+        self._drop(handle.lower())
         self._changes += 1
 
-    def expired(self, *, limit: int) -> list[str]:
-        """Up to `limit` handles kept but out of date and not being refilled: a refill reads
-        them with the one it must make, since a crowd's streams, loaded together, expire
-        together (200 handles: 200 reads in a row on SQLite's one connection)."""
+    def start_refill(self, key: str, *, limit: int) -> Refill:
+        """The refill of `key` also reads up to `limit` other handles kept but out of date, since
+        a crowd's streams, loaded together, expire together (200 handles: 200 reads in a row
+        on SQLite's one connection); until `finish_refill`, a request for one of them waits
+        for this read instead of making its own."""
         now = self._clock()
-        stale = [key for key, (until, _) in self._entries.items() if until <= now]
-        stale += [key for key, until in self._short_until.items() if until <= now]
-        return [key for key in dict.fromkeys(stale) if key not in self._loading][:limit]
+        stale = [k for k, (until, _) in self._entries.items() if until <= now]
+        stale += [k for k, until in self._short_until.items() if until <= now]
+        busy = (key, *self._loading, *self._refilling)
+        others = [k for k in dict.fromkeys(stale) if k not in busy][:limit]
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for other in others:
+            self._refilling[other] = done
+        return Refill(others, self._changes, done)
 
-    @property
-    def changes(self) -> int:
-        """How many changes were announced: `refilled` keeps what was read before none."""
-        return self._changes
+    def finish_refill(self, refill: Refill, found: dict[str, Watchable]) -> None:
+        """Keeps the other handles' states the refill read, unless a change was announced
+        since it began (what it read may predate the change), and lets their requests go on."""
+        if self._changes == refill.read_after:
+            for key in refill.others:
+                if (watchable := found.get(key)) is not None:
+                    self._short_until.pop(key, None)
+                    self.put(key, watchable)
+                    if not watchable.joinable:
+                        self._short_until[key] = self._clock() + self.short_ttl
+        for key in refill.others:
+            if self._refilling.get(key) is refill.done:
+                del self._refilling[key]
+        refill.done.set_result(None)
 
-    def refilled(self, found: dict[str, Watchable], *, read_after: int) -> None:
-        """Keeps the states a refill read besides its own, unless a change was announced
-        since it began (`changes` was `read_after`): what it read may predate the change."""
-        if self._changes != read_after:
-            return
-        for key, watchable in found.items():
-            self._short_until.pop(key, None)
-            self.put(key, watchable)
-            if not watchable.joinable:
-                self._short_until[key] = self._clock() + self.short_ttl
+    def _stale(self, key: str) -> bool:
+        entry = self._entries.get(key)
+        return entry is None or entry[0] <= self._clock()
+
+    def _drop(self, key: str) -> None:
+        super().invalidate(key)
+        self._short_until.pop(key, None)
+
+
+class Refill(NamedTuple):
+    """A watch-cache refill under way: the other handles it reads (`WatchCache.start_refill`)."""
+
+    others: list[str]
+    read_after: int
+    done: asyncio.Future[None]
 
 
 class JoinIntent(NamedTuple):

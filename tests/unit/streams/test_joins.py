@@ -154,7 +154,7 @@ async def test_recorder_keeps_serving_when_its_buffer_is_full() -> None:
     assert recorder.dropped == 1
 
 
-async def test_a_refill_hands_back_every_other_expired_handle() -> None:
+async def test_a_refill_reads_every_other_expired_handle_once() -> None:
     ticks, calls = Ticks(), []
     cache = WatchCache(ttl=30, short_ttl=5, clock=ticks)
     await cache.get("alice", _loader(calls))
@@ -162,17 +162,22 @@ async def test_a_refill_hands_back_every_other_expired_handle() -> None:
     offline = Watchable("carol", None, False, None, None)
     await cache.get("carol", _loading([offline], []))
     ticks.now = 10.0  # carol's short TTL passed, alice's and bob's 30 s have not
-    assert cache.expired(limit=10) == ["carol"]
+    refill = cache.start_refill("alice", limit=10)
+    assert refill.others == ["carol"]
+    cache.finish_refill(refill, {})
     ticks.now = 30.0
-    assert sorted(cache.expired(limit=10)) == ["alice", "bob", "carol"]
-    assert len(cache.expired(limit=2)) == 2
+    refill = cache.start_refill("alice", limit=10)
+    assert sorted(refill.others) == ["bob", "carol"]
+    assert cache.start_refill("dave", limit=10).others == ["alice"]  # the others are being read
     fresh = Watchable("bob", uuid.uuid4(), True, "room", "hms")
-    cache.refilled({"bob": fresh, "carol": offline}, read_after=cache.changes)
-    assert await cache.get("bob", _loader(calls)) is fresh
+    waiting = asyncio.create_task(cache.get("BOB", _loader(calls)))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # bob waits for the refill reading it
+    cache.finish_refill(refill, {"bob": fresh, "carol": offline})
+    assert await waiting is fresh
     assert calls == ["load", "load"]
-    assert sorted(cache.expired(limit=10)) == ["alice"]
     ticks.now = 35.0  # carol is offline: kept the short TTL only
-    assert sorted(cache.expired(limit=10)) == ["alice", "carol"]
+    assert cache.start_refill("alice", limit=10).others == ["carol"]
 
 
 async def test_a_refill_that_read_before_an_announced_change_keeps_nothing() -> None:
@@ -180,9 +185,10 @@ async def test_a_refill_that_read_before_an_announced_change_keeps_nothing() -> 
     cache = WatchCache(ttl=30, clock=ticks)
     await cache.get("bob", _loader(calls))
     ticks.now = 31.0
-    read_after = cache.changes
+    refill = cache.start_refill("alice", limit=10)
+    assert refill.others == ["bob"]
     cache.invalidate("bob")  # announced while the refill was reading
-    cache.refilled(
-        {"bob": Watchable("bob", uuid.uuid4(), True, "old", "hms")}, read_after=read_after
-    )
+    cache.finish_refill(refill, {"bob": Watchable("bob", uuid.uuid4(), True, "old", "hms")})
     assert cache.peek("bob") is None
+    assert await cache.get("bob", _loader(calls)) is not None  # read again, not waiting
+    assert calls == ["load", "load"]

@@ -102,14 +102,16 @@ class WatchService:
 
     async def _watchable(self, viewing: Viewing, handle: str) -> Watchable:
         """Read-only, in a session of its own (the join path holds no request session), with
-        every other handle the cache holds out of date (`WatchCache.expired`)."""
+        every other handle the cache holds out of date (`WatchCache.start_refill`)."""
         key, cache = handle.lower(), viewing.cache
-        others = [other for other in cache.expired(limit=REFILL_BATCH) if other != key]
-        read_after = cache.changes
-        async with viewing.reads() as session:
-            found = await StreamRepository(session).watchables([key, *others])
-        states = {other: _watchable(found[other]) for other in others if other in found}
-        cache.refilled(states, read_after=read_after)
+        refill = cache.start_refill(key, limit=REFILL_BATCH)
+        found: dict[str, Any] = {}
+        try:
+            async with viewing.reads() as session:
+                found = await StreamRepository(session).watchables([key, *refill.others])
+        finally:
+            states = {other: _watchable(found[other]) for other in refill.others if other in found}
+            cache.finish_refill(refill, states)
         if key not in found:
             raise NotFound(f"No influencer with the handle @{handle[:40]}.")
         return _watchable(found[key])
