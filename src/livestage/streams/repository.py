@@ -42,22 +42,6 @@ class StreamRepository:
         statement = select(LiveStream).where(LiveStream.influencer_id == influencer_id, is_active())
         return await self.session.scalar(statement)
 
-    async def watchable(self, handle: str) -> Any:
-        """A handle's influencer and open stream as one row of plain columns (no ORM objects:
-        the viewer join's cache refills it for every live handle every few seconds); the
-        stream's columns are None when nothing is open, and there is no row for an unknown
-        handle."""
-        streams, influencers = cast(Table, LiveStream.__table__), cast(Table, Influencer.__table__)
-        s = streams.c
-        open_stream = (s.influencer_id == influencers.c.id) & is_active()
-        statement = (
-            select(influencers.c.handle, s.id, s.status, s.strategy, s.room_id, s.provider)
-            .select_from(influencers.outerjoin(streams, open_stream))
-            .where(influencers.c.handle == handle)
-            .limit(1)
-        )
-        return (await self.session.execute(statement)).first()
-
     async def is_banned(self, stream_id: uuid.UUID, identity: str) -> bool:
         """Whether the stream's influencer banned this viewer identity (chat moderation)."""
         statement = (
@@ -229,9 +213,10 @@ class StreamRepository:
         return None if row is None else (row[0], row[1])
 
     async def watchables(self, handles: Sequence[str]) -> dict[str, Any]:
-        """`watchable` for several handles in one statement, by handle (lower case); a handle
-        without an influencer is absent. The viewer join's cache refills every expired handle
-        with one read, not one per handle (all of a crowd's streams expire together)."""
+        """Handles' influencers and open streams as rows of plain columns (no ORM objects: the
+        viewer join's cache refills every live handle), by handle (lower case), in one
+        statement: a crowd's streams expire together. The stream's columns are None when
+        nothing is open; an unknown handle is absent."""
         streams, influencers = cast(Table, LiveStream.__table__), cast(Table, Influencer.__table__)
         s = streams.c
         open_stream = (s.influencer_id == influencers.c.id) & is_active()
