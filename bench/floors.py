@@ -1,8 +1,8 @@
 """Python floors for the viewer join: the least a Python server can do for the same request.
 
 Two bare ASGI apps (no framework, nothing of livestage imported), served by uvicorn exactly as
-`livestage serve` serves livestage (one worker, uvloop and httptools, the same log level, no
-proxy headers, the same server core):
+`livestage serve` serves livestage (one worker, uvloop and httptools, the same log level and
+access log, no proxy headers, the same server core):
 
 - `bare`: answers `POST /api/watch/{handle}/join` with the join's JSON, the handle's room looked
   up in a dict, no token minted (a constant in its place, as long as a real one);
@@ -19,6 +19,7 @@ which the ratio join ÷ floor measures.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import sys
@@ -141,7 +142,9 @@ def main() -> None:
         os.environ["HMS_ACCESS_KEY"],
         os.environ["HMS_APP_SECRET"],
     )
-    # livestage serve's call (src/livestage/cli.py) with the defaults it runs with.
+    level = os.environ.get("LIVESTAGE_LOG_LEVEL", "WARNING").upper()
+    # livestage serve's call (src/livestage/cli.py) with the defaults it runs with; as there,
+    # uvicorn's access log is off above INFO.
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -150,7 +153,8 @@ def main() -> None:
         proxy_headers=False,
         forwarded_allow_ips=None,
         timeout_graceful_shutdown=5,
-        log_level=os.environ.get("LIVESTAGE_LOG_LEVEL", "WARNING").lower(),
+        log_level=level.lower(),
+        access_log=logging.getLevelName(level) <= logging.INFO,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import tempfile
@@ -239,6 +240,11 @@ def webhooks_secret() -> None:
     typer.echo(f"{WEBHOOK_SECRET_HEADER}: {webhook_secret(Settings())}")
 
 
+def access_logged(log_level: str) -> bool:
+    """Whether uvicorn's access log is on: at INFO (its lines' level) and below."""
+    return logging.getLevelName(log_level.upper()) <= logging.INFO
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1", port: int = 8000, reload: bool = False, workers: int = 1
@@ -271,8 +277,11 @@ def serve(
             proxy_headers=bool(trusted),
             forwarded_allow_ips=trusted or None,
             timeout_graceful_shutdown=5,
-            # LIVESTAGE_LOG_LEVEL governs uvicorn's loggers too (WARNING: no access log).
+            # LIVESTAGE_LOG_LEVEL governs uvicorn's loggers too. Above INFO the access log is
+            # off, not merely filtered: uvicorn formats each line's arguments (client address,
+            # quoted path) for every response before its logger drops them.
             log_level=settings.log_level.lower(),
+            access_log=access_logged(settings.log_level),
         )
 
 

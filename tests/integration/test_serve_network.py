@@ -30,8 +30,7 @@ class Served(ServeProcess):
             secret_key=secrets.token_urlsafe(32),
             cookie_secure="false",
             provider="local",
-            log_level="WARNING",
-            **settings,
+            **{"log_level": "WARNING", **settings},
         )
         super().__init__(env, workdir=workdir)
 
@@ -118,3 +117,18 @@ def test_a_malformed_proxy_stops_the_start_by_name(tmp_path: Path) -> None:
     finally:
         app.stop()
     assert "LIVESTAGE_TRUSTED_PROXIES" in app.log_path.read_text(errors="replace")
+
+
+class TestAccessLog:
+    """At INFO each request gets an access line; above INFO uvicorn's access log is off (not
+    merely filtered, so no line's arguments are built per response), and errors still log."""
+
+    def test_written_at_info(self, tmp_path: Path) -> None:
+        with served(tmp_path, log_level="INFO") as app:
+            assert httpx.get(f"{app.base_url}/api/live").status_code == 200
+        assert '"GET /api/live HTTP/1.1" 200' in app.log_path.read_text(errors="replace")
+
+    def test_off_above_info(self, tmp_path: Path) -> None:
+        with served(tmp_path, log_level="WARNING") as app:
+            assert httpx.get(f"{app.base_url}/api/live").status_code == 200
+        assert "GET /api/live" not in app.log_path.read_text(errors="replace")

@@ -38,8 +38,7 @@ from livestage.providers.hms.tokens import (
     StaticManagementToken,
     TokenBuildError,
     TokenSource,
-    mint_auth_token,
-    token_expiry,
+    mint_expiring_auth_token,
     unverified_claims,
 )
 
@@ -248,20 +247,18 @@ class HmsProvider:
                 "minting 100ms join tokens needs LIVESTAGE_HMS_ACCESS_KEY and "
                 "LIVESTAGE_HMS_APP_SECRET; a dashboard management token cannot sign them"
             )
-        now = self._clock()
         try:
-            token = mint_auth_token(
+            token, expires_at = mint_expiring_auth_token(
                 access_key=self._access_key,
                 app_secret=self._app_secret,
                 room_id=room_id,
                 role=role,
                 user_id=user_id,
                 ttl=self._join_token_ttl,
-                now=now,
+                now=self._clock(),
             )
         except TokenBuildError as exc:
             raise ProviderError(f"cannot mint a 100ms join token: {exc}") from exc
-        expires_at = token_expiry(ttl=self._join_token_ttl, now=now)
         return JoinToken(token, room_id, role, user_id, expires_at)
 
     async def set_room_enabled(self, room_id: str, enabled: bool) -> Room:

@@ -16,6 +16,7 @@ from livestage.providers.hms.tokens import (
     StaticManagementToken,
     TokenBuildError,
     mint_auth_token,
+    mint_expiring_auth_token,
     mint_management_token,
     token_expiry,
 )
@@ -159,6 +160,27 @@ class TestMintAuthToken:
         )
         claims = jwt.decode(token, app_secret, algorithms=["HS256"], options={"verify_exp": False})
         assert token_expiry(ttl=ttl, now=now) == datetime.fromtimestamp(claims["exp"], UTC)
+
+    @pytest.mark.parametrize("ttl", [timedelta(seconds=1), timedelta(hours=4), timedelta(days=3)])
+    def test_the_expiring_mint_is_the_same_token_and_its_exp(
+        self, access_key: str, app_secret: str, ttl: timedelta
+    ) -> None:
+        now = NOW + timedelta(microseconds=654_321)
+        inputs: dict[str, Any] = {
+            "access_key": access_key,
+            "app_secret": app_secret,
+            "room_id": "r",
+            "role": "viewer",
+            "user_id": "u",
+            "ttl": ttl,
+            "now": now,
+            "jti": "one-jti",
+        }
+        token, expires_at = mint_expiring_auth_token(**inputs)
+        assert token == mint_auth_token(**inputs)
+        claims = jwt.decode(token, app_secret, algorithms=["HS256"], options={"verify_exp": False})
+        assert expires_at == datetime.fromtimestamp(claims["exp"], UTC)
+        assert expires_at == token_expiry(ttl=ttl, now=now)
 
 
 class TestMintManagementToken:
