@@ -2,7 +2,7 @@
 
 Two bare ASGI apps (no framework, nothing of livestage imported), served by uvicorn exactly as
 `livestage serve` serves livestage (one worker, uvloop and httptools, the same log level and
-access log, no proxy headers, the same server core):
+access log, the same garbage-collector threshold, no proxy headers, the same server core):
 
 - `bare`: answers `POST /api/watch/{handle}/join` with the join's JSON, the handle's room looked
   up in a dict, no token minted (a constant in its place, as long as a real one);
@@ -18,6 +18,7 @@ which the ratio join ÷ floor measures.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -143,6 +144,8 @@ def main() -> None:
         os.environ["HMS_APP_SECRET"],
     )
     level = os.environ.get("LIVESTAGE_LOG_LEVEL", "WARNING").upper()
+    # As livestage serve sets it (src/livestage/cli.py, GC_YOUNG_THRESHOLD).
+    gc.set_threshold(20_000, *gc.get_threshold()[1:])
     # livestage serve's call (src/livestage/cli.py) with the defaults it runs with; as there,
     # uvicorn's access log is off above INFO.
     uvicorn.run(
@@ -154,7 +157,7 @@ def main() -> None:
         forwarded_allow_ips=None,
         timeout_graceful_shutdown=5,
         log_level=level.lower(),
-        access_log=logging.getLevelName(level) <= logging.INFO,
+        access_log=logging.getLevelNamesMapping()[level] <= logging.INFO,
     )
 
 
