@@ -49,10 +49,11 @@ def _begin_immediate(connection: Any) -> None:
     with "database is locked" when another writer got in between; IMMEDIATE takes the write
     lock up front, so concurrent requests and the worker wait (busy_timeout) instead.
 
-    Read-only sessions (`create_read_sessionmaker`) begin DEFERRED: in WAL mode they never
-    wait for the writer, where IMMEDIATE would put them in the busy handler's unfair queue."""
-    read_only = connection.get_execution_options().get(READ_ONLY, False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    Read-only sessions (`create_read_sessionmaker`) begin nothing: each statement reads on
+    its own, and in WAL mode never waits for the writer, where IMMEDIATE would put them in the
+    busy handler's unfair queue."""
+    if not connection.get_execution_options().get(READ_ONLY, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # A pooled connection left unused this long is pinged before it is handed out: the server may
@@ -104,9 +105,14 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for reads outside a request's transaction (the viewer join's lookups); they
-    must not write."""
-    return create_sessionmaker(engine.execution_options(**{READ_ONLY: True}))
+    """Sessions for reads outside a request's transaction (the viewer join's lookups, the
+    signed-in session of every request); they must not write. They run in autocommit: no
+    BEGIN and ROLLBACK around their statements (two of a PostgreSQL read's three round
+    trips), and each statement sees what was committed when it began."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name != "sqlite":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return create_sessionmaker(engine.execution_options(**options))
 
 
 class WalCheckpoints:

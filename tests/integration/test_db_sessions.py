@@ -19,6 +19,7 @@ from livestage.db import (
     transaction,
 )
 from livestage.kit.tasks import uncancelled
+from tests.support.fixtures import make_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -117,4 +118,27 @@ async def test_a_served_apps_commits_leave_sqlites_checkpoints_to_the_background
         assert path.stat().st_size / 2**20 > 6
     finally:
         await checkpoints.stop()
+        await engine.dispose()
+
+
+async def test_read_sessions_hold_no_transaction_open(database_url: str) -> None:
+    """Read sessions run in autocommit: no BEGIN before their statements and no ROLLBACK
+    after (two of a PostgreSQL read's three round trips); write sessions still begin one."""
+    engine = create_engine(make_settings(database_url))
+    try:
+        for sessions, transactional in (
+            (create_read_sessionmaker(engine), False),
+            (create_sessionmaker(engine), True),
+        ):
+            async with sessions() as session:
+                assert await session.scalar(text("SELECT 1")) == 1
+                raw = await (await session.connection()).get_raw_connection()
+                driver: Any = raw.driver_connection
+                is_open = (
+                    driver.in_transaction
+                    if engine.dialect.name == "sqlite"
+                    else driver.is_in_transaction()
+                )
+                assert is_open is transactional
+    finally:
         await engine.dispose()
