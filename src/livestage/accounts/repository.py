@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.models import LoginThrottle, User, UserSession
@@ -33,9 +33,7 @@ class SessionRepository:
         self.session = session
 
     async def get_by_token_hash(self, token_hash: str) -> UserSession | None:
-        return await self.session.scalar(
-            select(UserSession).where(UserSession.token_hash == token_hash)
-        )
+        return await self.session.scalar(_SESSION_BY_TOKEN_HASH, {"token_hash": token_hash})
 
     async def add(self, user_session: UserSession) -> UserSession:
         self.session.add(user_session)
@@ -59,3 +57,9 @@ class ThrottleRepository:
 
     async def clear(self, key: str) -> None:
         await self.session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+
+# Every signed-in request reads its session: the statement is built once, not per request.
+_SESSION_BY_TOKEN_HASH = select(UserSession).where(
+    UserSession.token_hash == bindparam("token_hash")
+)

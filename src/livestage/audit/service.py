@@ -50,16 +50,16 @@ class AuditService:
         if actor.via:
             details = {**details, "via": actor.via}
         await AuditRepository(session).add(
-            AuditLog(
-                created_at=now,
-                actor_id=actor.user.id if actor.user else None,
-                actor_email=actor.email or claimed_email,
-                action=action,
-                target_type=target_type,
-                target_id=None if target_id is None else str(target_id),
-                details=details,
-                ip=actor.ip,
-            )
+            {
+                "created_at": now,
+                "actor_id": actor.user.id if actor.user else None,
+                "actor_email": actor.email or claimed_email,
+                "action": action,
+                "target_type": target_type,
+                "target_id": None if target_id is None else str(target_id),
+                "details": details,
+                "ip": actor.ip,
+            }
         )
 
     async def page(

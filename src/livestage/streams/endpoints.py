@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from livestage.accounts.auth import SESSION_COOKIE, CurrentInfluencer, check_request_csrf
 from livestage.influencers.deps import ReadAdmin
@@ -55,7 +55,8 @@ def _go_live_response(result: GoLiveResult) -> Response:
     body = GoLiveResponse(
         stream=stream_read(result.stream), join=result.join, created=result.created
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=201 if result.created else 200)
+    status = 201 if result.created else 200
+    return Response(body.model_dump_json(), status_code=status, media_type="application/json")
 
 
 @router.post(

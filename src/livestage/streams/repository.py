@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,8 +39,7 @@ class StreamRepository:
         return await self.session.get(LiveStream, stream_id, with_for_update={"skip_locked": True})
 
     async def get_active(self, influencer_id: uuid.UUID) -> LiveStream | None:
-        statement = select(LiveStream).where(LiveStream.influencer_id == influencer_id, is_active())
-        return await self.session.scalar(statement)
+        return await self.session.scalar(_ACTIVE_STREAM, {"influencer_id": influencer_id})
 
     async def is_banned(self, stream_id: uuid.UUID, identity: str) -> bool:
         """Whether the stream's influencer banned this viewer identity (chat moderation)."""
@@ -138,35 +137,20 @@ class StreamRepository:
         open streams): the new stream's id, or None. One statement, no savepoint: a click
         that loses to a concurrent one leaves the transaction usable."""
         dialect = self.session.get_bind().dialect.name
-        statement = _INSERT_IF_NO_OPEN_STREAM[dialect].values(values)
-        return cast(uuid.UUID | None, await self.session.scalar(statement))
+        statement = _INSERT_IF_NO_OPEN_STREAM[dialect]
+        return cast(uuid.UUID | None, await self.session.scalar(statement, values))
 
     async def give_room(
         self, stream_id: uuid.UUID, *, room_id: str, room_name: str, codes: dict[str, str]
     ) -> LiveStream | None:
         """A claimed stream gets its room, if it is still `starting` and its influencer may
         still stream: the stream (its influencer not loaded), or None and nothing changed."""
-        may_stream = (
-            select(Influencer.id)
-            .where(Influencer.id == LiveStream.influencer_id, Influencer.streaming_enabled)
-            .exists()
-        )
-        statement = (
-            update(LiveStream)
-            .where(LiveStream.id == stream_id, LiveStream.status == StreamStatus.starting)
-            .where(may_stream)
-            .values(room_id=room_id, room_name=room_name, room_codes=codes)
-            .returning(LiveStream)
-        )
-        return await self.session.scalar(statement)
+        parameters = {"stream_id": stream_id, "room": room_id, "name": room_name, "codes": codes}
+        return await self.session.scalar(_GIVE_ROOM, parameters)
 
     async def remember_room(self, influencer_id: uuid.UUID, room_id: str, room_name: str) -> None:
-        statement = (
-            update(Influencer)
-            .where(Influencer.id == influencer_id)
-            .values(hms_room_id=room_id, hms_room_name=room_name)
-        )
-        await self.session.execute(statement)
+        parameters = {"influencer_id": influencer_id, "room": room_id, "name": room_name}
+        await self.session.execute(_REMEMBER_ROOM, parameters)
 
     async def delete(self, stream: LiveStream) -> None:
         await self.session.delete(stream)
@@ -201,15 +185,8 @@ class StreamRepository:
         """`lock_influencer` and its open stream, if any, in one statement. On PostgreSQL the
         stream is read as the statement began, before any wait for the lock: a stream opened
         meanwhile is refused by `add_unless_open`, not seen here."""
-        open_stream = (LiveStream.influencer_id == Influencer.id) & is_active()
-        statement = (
-            select(Influencer, LiveStream)
-            .outerjoin(LiveStream, open_stream)
-            .options(contains_eager(LiveStream.influencer).lazyload(Influencer.user))
-            .where(Influencer.user_id == user_id)
-            .with_for_update(of=Influencer)
-        )
-        row = (await self.session.execute(statement)).first()
+        found = await self.session.execute(_INFLUENCER_WITH_OPEN_STREAM, {"user_id": user_id})
+        row = found.first()
         return None if row is None else (row[0], row[1])
 
     async def watchables(self, handles: Sequence[str]) -> dict[str, Any]:
@@ -247,6 +224,44 @@ _INSERT_IF_NO_OPEN_STREAM = {
     "postgresql": _insert_if_no_open_stream(pg_insert),
     "sqlite": _insert_if_no_open_stream(sqlite_insert),
 }
+
+# Go-live's statements, built once: building a statement anew per request (its clauses, the
+# eager-load options) cost more than SQLAlchemy's compiled-cache lookup and, for the influencer
+# and open stream, about as much as running it on SQLite (bench/results/NOTES.md, s4 go-live).
+_ACTIVE_STREAM = select(LiveStream).where(
+    LiveStream.influencer_id == bindparam("influencer_id"), is_active()
+)
+_INFLUENCER_WITH_OPEN_STREAM = (
+    select(Influencer, LiveStream)
+    .outerjoin(LiveStream, (LiveStream.influencer_id == Influencer.id) & is_active())
+    .options(contains_eager(LiveStream.influencer).lazyload(Influencer.user))
+    .where(Influencer.user_id == bindparam("user_id"))
+    .with_for_update(of=Influencer)
+)
+_MAY_STREAM = (
+    select(Influencer.id)
+    .where(Influencer.id == LiveStream.influencer_id, Influencer.streaming_enabled)
+    .exists()
+)
+_GIVE_ROOM = (
+    update(LiveStream)
+    .where(
+        LiveStream.id == bindparam("stream_id"),
+        LiveStream.status == StreamStatus.starting,
+        _MAY_STREAM,
+    )
+    .values(
+        room_id=bindparam("room"),
+        room_name=bindparam("name"),
+        room_codes=bindparam("codes", type_=LiveStream.room_codes.type),
+    )
+    .returning(LiveStream)
+)
+_REMEMBER_ROOM = (
+    update(Influencer)
+    .where(Influencer.id == bindparam("influencer_id"))
+    .values(hms_room_id=bindparam("room"), hms_room_name=bindparam("name"))
+)
 
 
 class ViewerJoinRepository:
