@@ -144,7 +144,7 @@ def main() -> None:
         os.environ["HMS_APP_SECRET"],
     )
     level = os.environ.get("LIVESTAGE_LOG_LEVEL", "WARNING").upper()
-    # As livestage serve sets it (src/livestage/cli.py, GC_YOUNG_THRESHOLD).
+    # As livestage serve sets it (src/livestage/app.py, GC_YOUNG_THRESHOLD).
     gc.set_threshold(20_000, *gc.get_threshold()[1:])
     # livestage serve's call (src/livestage/cli.py) with the defaults it runs with; as there,
     # uvicorn's access log is off above INFO.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import secrets
@@ -241,14 +240,6 @@ def webhooks_secret() -> None:
     typer.echo(f"{WEBHOOK_SECRET_HEADER}: {webhook_secret(Settings())}")
 
 
-# The garbage collector's young-generation threshold for a served app (CPython's default: 700).
-# Under a flash crowd of viewer joins, young collections every ~300 requests took ~4.7 us of CPU
-# a request (bench/results/NOTES.md, s4); at 20,000 they run ~30 times less often (0.2 us). The
-# price: up to 20,000 young container objects (a few MB) wait longer to be freed when they are
-# cyclic garbage.
-GC_YOUNG_THRESHOLD = 20_000
-
-
 def access_logged(log_level: str) -> bool:
     """Whether uvicorn's access log is on: at INFO (its lines' level) and below."""
     level: int = logging.getLevelNamesMapping()[log_level.upper()]
@@ -272,9 +263,6 @@ def serve(
     # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: anyone on this machine, or
     # behind no proxy at all, could pick the address the sign-in throttle counts.
     trusted = split_list(settings.trusted_proxies)
-    # This process's collector, so one worker's (several workers are processes started anew,
-    # which keep CPython's default).
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
             # Each worker keeps its metrics in files here; /metrics adds them up.
