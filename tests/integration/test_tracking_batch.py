@@ -28,10 +28,15 @@ from livestage.models import (
     User,
     UserRole,
 )
+from livestage.streams.broker import LiveBroker
+from livestage.tracking import service as service_module
+from livestage.tracking import worker as worker_module
+from livestage.tracking.events import Kind
 from livestage.tracking.figures import Interval, viewer_stats
 from livestage.tracking.repository import TrackingRepository
 from livestage.tracking.service import TrackingConfig
 from livestage.tracking.service import tracking as tracking_service
+from livestage.tracking.worker import TrackingWorker
 from tests.support.hms_events import SessionScript
 
 pytestmark = pytest.mark.asyncio
@@ -165,6 +170,87 @@ async def test_one_batch_over_many_streams_gives_each_stream_its_exact_figures(
         applied = set(await session.scalars(select(ProviderEvent.stream_id)))
     assert pending == 0
     assert applied == {s.id for s in streams}
+
+
+async def test_a_drain_of_many_batches_applies_each_event_once_with_exact_figures(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small batches, a viewer's join and leave often in different ones (shuffled): each batch
+    must read the peers and streams the one before left."""
+    monkeypatch.setattr(worker_module, "BATCH", 7)
+    monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 7)
+    streams = await _streams(db, 12, StreamStatus.live)
+    events = _crowd(streams)
+    random.Random(11).shuffle(events)
+    await _store(db, events)
+    worker = TrackingWorker(
+        db.sessionmaker,
+        CONFIG,
+        clock=lambda: NOW,
+        broker=LiveBroker(),
+        provider=None,
+        poll_seconds=3600,
+        reconcile_seconds=0,
+    )
+
+    assert await worker.drain() == len(events)
+
+    async with db.sessionmaker() as session:
+        for i, seeded in enumerate(streams):
+            stream = await session.get(LiveStream, seeded.id)
+            assert stream is not None
+            visits = _viewers(i)
+            stayed = [joined for _, joined, left in visits if left is None]
+            watched = sum(((left or NOW) - joined).total_seconds() for _, joined, left in visits)
+            assert stream.current_viewers == len(stayed)
+            assert stream.peak_viewers == stream.unique_viewers == len(visits)
+            assert stream.total_watch_seconds == pytest.approx(watched)
+            assert stream.figures_stale is False
+            peers = await TrackingRepository(session).peers(stream.id)
+            assert len(peers) == len(visits) + 1
+            left = {p.peer_id: p.left_at for p in peers}
+            assert all(left[f"peer-{user}"] == went for user, _, went in visits)
+        pending = await session.scalar(
+            select(func.count()).where(ProviderEvent.processed_at.is_(None))
+        )
+        assert pending == 0
+
+
+async def test_a_drain_of_many_batches_retries_an_event_that_failed_in_an_early_one(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event that failed in its batch is claimed again before the drain ends."""
+    monkeypatch.setattr(worker_module, "BATCH", 7)
+    monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 7)
+    join = service_module.HANDLERS[Kind.peer_join]
+
+    async def refuse(*args: Any) -> None:
+        if args[2].text("user_id") == "s0-v0":
+            raise RuntimeError("cannot apply this one")
+        await join(*args)
+
+    monkeypatch.setitem(service_module.HANDLERS, Kind.peer_join, refuse)
+    streams = await _streams(db, 6, StreamStatus.live)
+    events = _crowd(streams)
+    await _store(db, events)
+    worker = TrackingWorker(
+        db.sessionmaker,
+        CONFIG,
+        clock=lambda: NOW,
+        broker=LiveBroker(),
+        provider=None,
+        poll_seconds=3600,
+        reconcile_seconds=0,
+    )
+
+    assert await worker.drain() == len(events) - 1
+
+    async with db.sessionmaker() as session:
+        stored = list(await session.scalars(select(ProviderEvent)))
+    (failed,) = [e for e in stored if e.error]
+    assert failed.payload["data"]["user_id"] == "s0-v0"
+    assert failed.attempts >= 2  # failed in its batch, and again at the drain's end
+    assert all(e.processed_at is not None for e in stored if e is not failed)
 
 
 async def test_the_statements_of_a_batch_do_not_grow_with_its_events(db: Database) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,16 +54,21 @@ class Envelope:
     kind: Kind | None
     room_id: str | None
     session_id: str | None
+    # Each time text read once: an event's timestamp is usually one of its data's times, and
+    # applying it asks for each of them more than once.
+    times: dict[str, datetime | None] = field(default_factory=dict, compare=False, repr=False)
 
-    def time(self, field: str) -> datetime | None:
+    def time(self, name: str) -> datetime | None:
         """A timestamp from `data`; Go's zero time (unset) counts as missing."""
-        value = self.data.get(field)
+        value = self.data.get(name)
         if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
             return None
-        try:
-            return _parse_time(value)
-        except ValueError:
-            return None
+        if value not in self.times:
+            try:
+                self.times[value] = _parse_time(value)
+            except ValueError:
+                self.times[value] = None
+        return self.times[value]
 
     def text(self, field: str) -> str | None:
         return _text(self.data, field)
@@ -126,7 +131,9 @@ def parse_envelope(payload: Any) -> Envelope:
     except ValueError:
         when = None
     room_id, session_id = _text(data, "room_id"), _text(data, "session_id")
-    return Envelope(event_id, event_type, when, data, _KINDS.get(event_type), room_id, session_id)
+    times: dict[str, datetime | None] = {timestamp: when} if isinstance(timestamp, str) else {}
+    kind = _KINDS.get(event_type)
+    return Envelope(event_id, event_type, when, data, kind, room_id, session_id, times)
 
 
 def _parse_time(value: str) -> datetime:
