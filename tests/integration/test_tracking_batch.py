@@ -172,18 +172,10 @@ async def test_one_batch_over_many_streams_gives_each_stream_its_exact_figures(
     assert applied == {s.id for s in streams}
 
 
-async def test_a_drain_of_many_batches_applies_each_event_once_with_exact_figures(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Small batches, a viewer's join and leave often in different ones (shuffled): each batch
-    must read the peers and streams the one before left."""
+def _worker_in_batches_of_seven(db: Database, monkeypatch: pytest.MonkeyPatch) -> TrackingWorker:
     monkeypatch.setattr(worker_module, "BATCH", 7)
     monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 7)
-    streams = await _streams(db, 12, StreamStatus.live)
-    events = _crowd(streams)
-    random.Random(11).shuffle(events)
-    await _store(db, events)
-    worker = TrackingWorker(
+    return TrackingWorker(
         db.sessionmaker,
         CONFIG,
         clock=lambda: NOW,
@@ -192,6 +184,18 @@ async def test_a_drain_of_many_batches_applies_each_event_once_with_exact_figure
         poll_seconds=3600,
         reconcile_seconds=0,
     )
+
+
+async def test_a_drain_of_many_batches_applies_each_event_once_with_exact_figures(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small batches, a viewer's join and leave often in different ones (shuffled): each batch
+    must read the peers and streams the one before left."""
+    streams = await _streams(db, 12, StreamStatus.live)
+    events = _crowd(streams)
+    random.Random(11).shuffle(events)
+    await _store(db, events)
+    worker = _worker_in_batches_of_seven(db, monkeypatch)
 
     assert await worker.drain() == len(events)
 
@@ -220,8 +224,6 @@ async def test_a_drain_of_many_batches_retries_an_event_that_failed_in_an_early_
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The event that failed in its batch is claimed again before the drain ends."""
-    monkeypatch.setattr(worker_module, "BATCH", 7)
-    monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 7)
     join = service_module.HANDLERS[Kind.peer_join]
 
     async def refuse(*args: Any) -> None:
@@ -233,15 +235,7 @@ async def test_a_drain_of_many_batches_retries_an_event_that_failed_in_an_early_
     streams = await _streams(db, 6, StreamStatus.live)
     events = _crowd(streams)
     await _store(db, events)
-    worker = TrackingWorker(
-        db.sessionmaker,
-        CONFIG,
-        clock=lambda: NOW,
-        broker=LiveBroker(),
-        provider=None,
-        poll_seconds=3600,
-        reconcile_seconds=0,
-    )
+    worker = _worker_in_batches_of_seven(db, monkeypatch)
 
     assert await worker.drain() == len(events) - 1
 
