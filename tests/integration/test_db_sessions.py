@@ -142,3 +142,24 @@ async def test_read_sessions_hold_no_transaction_open(database_url: str) -> None
                 assert is_open is transactional
     finally:
         await engine.dispose()
+
+
+async def test_a_sqlite_connection_returned_mid_transaction_is_rolled_back(tmp_path: Path) -> None:
+    """The pool rolls back only connections with a transaction open on the driver (after a
+    commit there is none, and the rollback was a hop to aiosqlite's thread for nothing)."""
+    settings = Settings(
+        _env_file=None, env="test", database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    )
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            await session.execute(text("CREATE TABLE t (n INTEGER)"))
+        async with engine.connect() as connection:
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            await driver.execute("BEGIN IMMEDIATE")
+            await driver.execute("INSERT INTO t VALUES (1)")
+        assert not driver.in_transaction
+        async with create_read_sessionmaker(engine)() as reader:
+            assert await reader.scalar(text("SELECT count(*) FROM t")) == 0
+    finally:
+        await engine.dispose()
