@@ -138,6 +138,19 @@ def _crowd(streams: list[LiveStream]) -> list[dict[str, Any]]:
     return events
 
 
+def _assert_exact_figures(
+    stream: LiveStream, index: int
+) -> list[tuple[str, datetime, datetime | None]]:
+    """The `index`-th crowd stream's figures, as its viewers' visits make them; the visits."""
+    visits = _viewers(index)
+    stayed = [joined for _, joined, left in visits if left is None]
+    watched = sum(((left or NOW) - joined).total_seconds() for _, joined, left in visits)
+    assert stream.current_viewers == len(stayed)
+    assert stream.peak_viewers == stream.unique_viewers == len(visits)
+    assert stream.total_watch_seconds == pytest.approx(watched)
+    return visits
+
+
 async def test_one_batch_over_many_streams_gives_each_stream_its_exact_figures(
     db: Database,
 ) -> None:
@@ -151,13 +164,8 @@ async def test_one_batch_over_many_streams_gives_each_stream_its_exact_figures(
         for i, seeded in enumerate(streams):
             stream = await session.get(LiveStream, seeded.id)
             assert stream is not None
-            visits = _viewers(i)
-            stayed = [joined for _, joined, left in visits if left is None]
-            watched = sum(((left or NOW) - joined).total_seconds() for _, joined, left in visits)
+            visits = _assert_exact_figures(stream, i)
             assert stream.status == StreamStatus.live
-            assert stream.current_viewers == len(stayed)
-            assert stream.peak_viewers == stream.unique_viewers == len(visits)
-            assert stream.total_watch_seconds == pytest.approx(watched)
             assert stream.figures_stale is False
             assert stream.broadcaster_left_at is None
             peers = await session.scalar(
@@ -203,12 +211,7 @@ async def test_a_drain_of_many_batches_applies_each_event_once_with_exact_figure
         for i, seeded in enumerate(streams):
             stream = await session.get(LiveStream, seeded.id)
             assert stream is not None
-            visits = _viewers(i)
-            stayed = [joined for _, joined, left in visits if left is None]
-            watched = sum(((left or NOW) - joined).total_seconds() for _, joined, left in visits)
-            assert stream.current_viewers == len(stayed)
-            assert stream.peak_viewers == stream.unique_viewers == len(visits)
-            assert stream.total_watch_seconds == pytest.approx(watched)
+            visits = _assert_exact_figures(stream, i)
             assert stream.figures_stale is False
             peers = await TrackingRepository(session).peers(stream.id)
             assert len(peers) == len(visits) + 1
