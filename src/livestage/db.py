@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from livestage.config import Settings
 from livestage.errors import LivestageError
 from livestage.kit.db import discard_after_commit, run_after_commit
+from livestage.kit.sqlite_driver import one_hop_dbapi
 from livestage.kit.tasks import STOP_SECONDS, cancel_all, uncancelled
 
 log = structlog.get_logger()
@@ -97,7 +98,10 @@ def _roll_back_if_open(dbapi_connection: Any, _record: Any, state: Any) -> None:
 def create_engine(settings: Settings, *, background_checkpoints: bool = False) -> AsyncEngine:
     if settings.is_sqlite:
         engine = create_async_engine(
-            settings.database_url, connect_args={"timeout": 15}, pool_reset_on_return=None
+            settings.database_url,
+            module=one_hop_dbapi(),
+            connect_args={"timeout": 15},
+            pool_reset_on_return=None,
         )
         event.listen(engine.sync_engine.pool, "reset", _roll_back_if_open)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

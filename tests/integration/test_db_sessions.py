@@ -7,8 +7,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
-from sqlalchemy import text
+from sqlalchemy import exc, text
 
 from livestage.config import Settings
 from livestage.db import (
@@ -161,5 +162,50 @@ async def test_a_sqlite_connection_returned_mid_transaction_is_rolled_back(tmp_p
         assert not driver.in_transaction
         async with create_read_sessionmaker(engine)() as reader:
             assert await reader.scalar(text("SELECT count(*) FROM t")) == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_sqlite_statement_is_one_call_on_the_drivers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each statement runs, fetches and closes its cursor in one call on aiosqlite's thread
+    (SQLAlchemy's adapter made four), and SQLAlchemy still gets everything a cursor tells."""
+    settings = Settings(
+        _env_file=None, env="test", database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    )
+    engine = create_engine(settings)
+    calls: list[str] = []
+    queue_call = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await queue_call(self, fn, *args, **kwargs)
+
+    try:
+        writes = create_sessionmaker(engine)
+        async with transaction(writes) as session:
+            await session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"))
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        async with transaction(writes) as session:
+            inserted = await session.execute(text("INSERT INTO t (n) VALUES (7)"))
+            assert inserted.lastrowid == 1
+            await session.execute(text("INSERT INTO t (n) VALUES (:n)"), [{"n": 8}, {"n": 9}])
+            changed = await session.execute(text("UPDATE t SET n = n + 1 WHERE n > 7"))
+            assert changed.rowcount == 2
+            returned = await session.execute(
+                text("UPDATE t SET n = 0 WHERE id = 1 RETURNING id, n")
+            )
+            assert list(returned.keys()) == ["id", "n"] and returned.all() == [(1, 0)]
+        # BEGIN IMMEDIATE, four statements, the commit: one call each.
+        assert len(calls) == 6, calls
+        async with create_read_sessionmaker(engine)() as reader:
+            rows = await reader.execute(text("SELECT n FROM t ORDER BY id"))
+            assert rows.scalars().all() == [0, 9, 10]
+            with pytest.raises(exc.OperationalError, match="no such table"):
+                await reader.execute(text("SELECT * FROM missing"))
+        async with transaction(writes) as session:
+            with pytest.raises(exc.IntegrityError):
+                await session.execute(text("INSERT INTO t (id, n) VALUES (1, 1)"))
     finally:
         await engine.dispose()
