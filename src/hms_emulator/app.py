@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -72,7 +73,7 @@ class FaultsAndLog:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
-        status, fault = 500, None
+        status, fault, received_at = 500, None, self.emulator.now()
         try:
             fault = self._fault_for(scope)
             status = await self._serve(fault, scope, receive, send)
@@ -80,7 +81,7 @@ class FaultsAndLog:
             status = error.status
             await JSONResponse(error.body(), status_code=error.status)(scope, receive, send)
         finally:
-            self._record(scope, status, fault)
+            self._record(scope, status, fault, received_at)
 
     async def _serve(self, fault: Fault | None, scope: Scope, receive: Receive, send: Send) -> int:
         if fault is not None and fault.kind == "status":
@@ -109,7 +110,9 @@ class FaultsAndLog:
             return None
         return self.emulator.faults.take(scope["method"], scope["path"])
 
-    def _record(self, scope: Scope, status: int, fault: Fault | None) -> None:
+    def _record(
+        self, scope: Scope, status: int, fault: Fault | None, received_at: datetime
+    ) -> None:
         jti, exp = _token_claims(Headers(scope=scope).get("authorization"))
         self.emulator.state.requests.append(
             RequestRecord(
@@ -120,6 +123,7 @@ class FaultsAndLog:
                 fault=fault.describe() if fault else None,
                 token_jti=jti,
                 token_exp=exp,
+                received_at=received_at,
                 timestamp=self.emulator.now(),
             )
         )

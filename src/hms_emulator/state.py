@@ -385,7 +385,8 @@ class RequestRecord:
     fault: str | None
     token_jti: str | None
     token_exp: int | None
-    timestamp: datetime
+    received_at: datetime
+    timestamp: datetime  # when it was answered
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -396,6 +397,7 @@ class RequestRecord:
             "fault": self.fault,
             "token_jti": self.token_jti,
             "token_exp": self.token_exp,
+            "received_at": ts(self.received_at),
             "timestamp": ts(self.timestamp),
         }
 

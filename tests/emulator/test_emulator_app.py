@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -356,6 +357,22 @@ class TestFaults:
 
         assert response.status_code == 200
         assert time.monotonic() - started >= 0.2
+
+    @pytest.mark.asyncio
+    async def test_the_log_tells_when_a_request_came_from_when_it_was_answered(
+        self, emu: Emu
+    ) -> None:
+        received = emu.clock()
+        delayed = asyncio.create_task(
+            emu.api("GET", "/rooms", headers={"X-Emulator-Fault": "latency=0.2"})
+        )
+        await asyncio.sleep(0.1)
+        emu.clock.advance(seconds=5)
+        assert (await delayed).status_code == 200
+
+        [record] = (await emu.http.get("/_emulator/requests")).json()["data"]
+        assert datetime.fromisoformat(record["received_at"]) == received
+        assert datetime.fromisoformat(record["timestamp"]) == received + timedelta(seconds=5)
 
     @pytest.mark.asyncio
     async def test_header_timeout_answers_504_if_nobody_gave_up(self, emu: Emu) -> None:

@@ -140,9 +140,12 @@ class TestAutomatic:
         assert set(again.json()["stream"]["room_codes"]) == {"broadcaster", "viewer"}
         calls = emulator.control.requests(path_prefix="/v2/")[before:]
         assert len(calls) == 2
-        # Server-Timing counts overlapping waits once: two calls of 0.3 s made at the same
-        # time wait 0.3 s, not 0.6 s.
-        assert 0.3 <= _provider_seconds(again) < 0.55
+        # Together: the later call reached 100ms before the earlier one was answered. (Ordering
+        # at the emulator, not a wall-time bound, so a loaded machine cannot flip the verdict;
+        # kit/test_waits covers Server-Timing counting such overlapping waits once.)
+        first_call, second_call = sorted(calls, key=lambda call: call["received_at"])
+        assert second_call["received_at"] < first_call["timestamp"]
+        assert _provider_seconds(again) >= 0.3
 
     async def test_server_timing_tells_the_provider_wait_from_livestage_own(
         self, creator_client: httpx.AsyncClient, emulator: EmulatorHandle
