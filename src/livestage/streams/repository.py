@@ -256,11 +256,16 @@ _GIVE_ROOM = (
         room_codes=bindparam("codes", type_=LiveStream.room_codes.type),
     )
     .returning(LiveStream)
+    # The record transaction's session holds no stream or influencer to bring up to date (the
+    # stream comes back through RETURNING; the caller updates its influencer itself), so the
+    # ORM's search of the session for them is skipped: ~0.2-0.4 ms of CPU each on PostgreSQL.
+    .execution_options(synchronize_session=False)
 )
 _REMEMBER_ROOM = (
     update(Influencer)
     .where(Influencer.id == bindparam("influencer_id"))
     .values(hms_room_id=bindparam("room"), hms_room_name=bindparam("name"))
+    .execution_options(synchronize_session=False)
 )
 
 
