@@ -364,9 +364,9 @@ class TestFaults:
     ) -> None:
         received = emu.clock()
         delayed = asyncio.create_task(
-            emu.api("GET", "/rooms", headers={"X-Emulator-Fault": "latency=0.2"})
+            emu.api("GET", "/rooms", headers={"X-Emulator-Fault": "latency=0.5"})
         )
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.25)  # in the loop's timers, before the fault's wait ends
         emu.clock.advance(seconds=5)
         assert (await delayed).status_code == 200
 
