@@ -1,8 +1,10 @@
 """HS256 JSON Web Tokens, made with PyJWT: its JWS writes the header, its HMAC algorithm
-checks each key and signs."""
+checks each key."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -21,32 +23,43 @@ class _Signer:
     JWK: several parse attempts) and merges, validates and dumps the same header for every
     token; on the viewer join that was more than half of the mint (bench/results/NOTES.md).
     Both depend only on the key, so PyJWS does them once, here, and each token is the header
-    PyJWS wrote, the payload and PyJWT's HMAC signature, exactly as PyJWS joins them."""
+    PyJWS wrote, the payload and the HMAC-SHA256 signature PyJWT's algorithm makes, exactly
+    as PyJWS joins them. The key's HMAC state is kept and copied for each token (the key's
+    two hash blocks are not hashed again)."""
 
     def __init__(self, key: str) -> None:
         jws = PyJWS(algorithms=["HS256"])
         self._header = jws.encode(b"", key, algorithm="HS256").partition(".")[0].encode()
-        self._algorithm = HMACAlgorithm(HMACAlgorithm.SHA256)
-        self._key = self._algorithm.prepare_key(key)
+        prepared = HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
+        self._keyed = hmac.new(prepared, digestmod=hashlib.sha256)
 
-    def encode(self, claims: dict[str, Any]) -> str:
-        signing_input = b".".join(
-            (self._header, base64url_encode(_COMPACT.encode(claims).encode()))
-        )
-        signature = base64url_encode(self._algorithm.sign(signing_input, self._key))
-        return b".".join((signing_input, signature)).decode()
+    def sign(self, payload: bytes) -> str:
+        signing_input = b".".join((self._header, base64url_encode(payload)))
+        mac = self._keyed.copy()
+        mac.update(signing_input)
+        return b".".join((signing_input, base64url_encode(mac.digest()))).decode()
 
 
 _signers: dict[str, _Signer] = {}
 
 
-def encode_hs256(claims: dict[str, Any], key: str) -> str:
-    """The token `jwt.encode(claims, key, algorithm="HS256", headers={"typ": "JWT"})` makes,
-    for claims that are already JSON values (times as integers)."""
+def _signer(key: str) -> _Signer:
     signer = _signers.get(key)
     if signer is None:
         signer = _Signer(key)
         if len(_signers) >= MAX_KEYS:
             _signers.clear()
         _signers[key] = signer
-    return signer.encode(claims)
+    return signer
+
+
+def encode_hs256(claims: dict[str, Any], key: str) -> str:
+    """The token `jwt.encode(claims, key, algorithm="HS256", headers={"typ": "JWT"})` makes,
+    for claims that are already JSON values (times as integers)."""
+    return _signer(key).sign(_COMPACT.encode(claims).encode())
+
+
+def sign_hs256(payload: bytes, key: str) -> str:
+    """`encode_hs256`'s token for claims already written as compact JSON (`payload`, the
+    bytes `json.dumps(claims, separators=(",", ":"))` writes)."""
+    return _signer(key).sign(payload)

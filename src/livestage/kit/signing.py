@@ -9,6 +9,7 @@ the secret key keeps the values signed before it valid while the old key is a fa
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -21,9 +22,16 @@ def derive_key(secret: str, purpose: bytes) -> bytes:
     return hmac.new(secret.encode(), purpose, hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=32)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """The key's HMAC state, copied for each value: its two hash blocks are hashed once."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
 def _mac(value: str, key: bytes) -> str:
-    digest = hmac.new(key, value.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    mac = _keyed(key).copy()
+    mac.update(value.encode())
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
 
 def sign(value: str, key: bytes) -> str:

@@ -75,9 +75,11 @@ class ViewerCookie:
         if not identity.new_cookie:
             return None
         value = sign(identity.id, self.keys[0])
-        return (b"set-cookie", f"{VIEWER_COOKIE}={value}; {self._attributes}".encode("latin-1"))
+        return (b"set-cookie", f"{VIEWER_COOKIE}={value}; {_ATTRIBUTES[self.secure]}".encode())
 
-    @property
-    def _attributes(self) -> str:
-        secure = "; Secure" if self.secure else ""
-        return f"HttpOnly; Max-Age={COOKIE_MAX_AGE_SECONDS}; Path=/; SameSite=lax{secure}"
+
+_ATTRIBUTES = {
+    secure: f"HttpOnly; Max-Age={COOKIE_MAX_AGE_SECONDS}; Path=/; SameSite=lax"
+    + ("; Secure" if secure else "")
+    for secure in (False, True)
+}

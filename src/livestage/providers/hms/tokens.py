@@ -8,13 +8,14 @@ to the REST API. Token sources cache the management token for `HmsClient`.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import os
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring_ascii
 from typing import Any, Protocol
 
 import jwt
 
-from livestage.kit.jwt import encode_hs256
+from livestage.kit.jwt import encode_hs256, sign_hs256
 from livestage.kit.time import Clock, from_epoch, rfc3339, utc_now
 
 # 100ms rejects a token whose `nbf` is in its future; the Node SDK back-dates by the same amount.
@@ -70,10 +71,30 @@ def mint_expiring_auth_token(
 ) -> tuple[str, datetime]:
     """`mint_auth_token`'s token and its `exp`, taken from the claims it signed (no second
     reckoning of the times, no decoding)."""
+    _require(access_key=access_key, app_secret=app_secret)
     _require(room_id=room_id, role=role, user_id=user_id)
-    claims = {"room_id": room_id, "role": role, "user_id": user_id}
-    token, expires = _mint("app", access_key, app_secret, ttl, now, jti, claims)
-    return token, from_epoch(expires)
+    issued_at = _issued_at(now)
+    expires = issued_at + _ttl_seconds(ttl)
+    strings = (access_key, room_id, role, user_id, jti or random_uuid4())
+    payload = _AUTH_CLAIMS % (*map(encode_basestring_ascii, strings), issued_at, issued_at, expires)
+    return sign_hs256(payload.encode(), app_secret), from_epoch(expires)
+
+
+# An auth token's claims as `_mint` orders them and `json.dumps(claims, separators=(",", ":"))`
+# writes them: each string through json's own escaper, the times as integers. The viewer join
+# mints one per viewer; the dictionary and the encoder were a third of its mint.
+_AUTH_CLAIMS = (
+    '{"access_key":%s,"type":"app","version":2,"room_id":%s,"role":%s,"user_id":%s,'
+    '"jti":%s,"iat":%d,"nbf":%d,"exp":%d}'
+)
+
+
+def random_uuid4() -> str:
+    """What `str(uuid.uuid4())` returns (122 random bits, version 4, RFC 4122 variant), for a
+    third of its cost."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 def mint_management_token(
@@ -105,7 +126,7 @@ def _mint(
         "type": token_type,
         "version": 2,
         **extra,
-        "jti": jti or str(uuid.uuid4()),
+        "jti": jti or random_uuid4(),
         "iat": issued_at,
         "nbf": issued_at,
         "exp": issued_at + seconds,

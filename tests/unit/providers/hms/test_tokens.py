@@ -8,6 +8,8 @@ from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from livestage.providers.hms.tokens import (
     CLOCK_SKEW,
@@ -18,6 +20,7 @@ from livestage.providers.hms.tokens import (
     mint_auth_token,
     mint_expiring_auth_token,
     mint_management_token,
+    random_uuid4,
     token_expiry,
 )
 
@@ -181,6 +184,70 @@ class TestMintAuthToken:
         claims = jwt.decode(token, app_secret, algorithms=["HS256"], options={"verify_exp": False})
         assert expires_at == datetime.fromtimestamp(claims["exp"], UTC)
         assert expires_at == token_expiry(ttl=ttl, now=now)
+
+
+text = st.text(min_size=1).filter(str.strip)
+
+
+@given(
+    access_key=text,
+    room_id=text,
+    role=text,
+    user_id=text,
+    jti=text,
+    seconds=st.integers(-(2**31), 2**31),
+    ttl=st.integers(1, 90 * 86_400),
+)
+def test_the_auth_token_is_the_one_pyjwt_makes_of_its_claims(
+    access_key: str, room_id: str, role: str, user_id: str, jti: str, seconds: int, ttl: int
+) -> None:
+    """Byte for byte, whatever the strings hold (quotes, escapes, any character)."""
+    secret, now = secrets.token_hex(16), NOW + timedelta(seconds=seconds)
+    token, _ = mint_expiring_auth_token(
+        access_key=access_key,
+        app_secret=secret,
+        room_id=room_id,
+        role=role,
+        user_id=user_id,
+        ttl=timedelta(seconds=ttl),
+        now=now,
+        jti=jti,
+    )
+    issued = epoch(now - CLOCK_SKEW)
+    claims = {
+        "access_key": access_key,
+        "type": "app",
+        "version": 2,
+        "room_id": room_id,
+        "role": role,
+        "user_id": user_id,
+        "jti": jti,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl,
+    }
+    assert token == jwt.encode(claims, secret, algorithm="HS256", headers={"typ": "JWT"})
+
+
+def test_a_random_uuid4_is_what_uuid4_makes() -> None:
+    made = [random_uuid4() for _ in range(2_000)]
+    for value in made:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+    assert len(set(made)) == len(made)
+    # Every bit uuid4 leaves random is random: each hex digit takes all its values.
+    for position in range(36):
+        digits = {value[position] for value in made}
+        if position in (8, 13, 18, 23):
+            assert digits == {"-"}
+        elif position == 14:
+            assert digits == {"4"}
+        elif position == 19:
+            assert digits == set("89ab")
+        else:
+            assert digits == set("0123456789abcdef")
 
 
 class TestMintManagementToken:
