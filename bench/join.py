@@ -134,7 +134,7 @@ def _interleaved(
 
 def _settled_joins(bed: Bed, seconds: float = 30) -> int:
     """Join intents stored, once the server has written those it buffered (intents are
-    flushed every 0.25 s, later on a loaded machine): the count no longer moves."""
+    flushed every second, later on a loaded machine): the count no longer moves."""
     deadline = time.monotonic() + seconds
     count = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
     while True:

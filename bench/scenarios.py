@@ -175,8 +175,8 @@ def _csrf_pairs(base_url: str, count: int) -> list[str]:
     return tokens
 
 
-# Join intents are written in batches every 0.25 s: wait this long before counting them.
-JOIN_FLUSH_WAIT_S = 1.0
+# Join intents are written in batches every second: wait this long before counting them.
+JOIN_FLUSH_WAIT_S = 2.0
 
 
 def join_script(handles: list[str], tokens: list[str]) -> str:

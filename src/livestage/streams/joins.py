@@ -157,13 +157,15 @@ class Viewing:
 
 
 class JoinRecorder:
-    """Buffers join intents and inserts them in batches from one background task."""
+    """Buffers join intents and inserts them in batches from one background task, once a
+    second: a batch's cost per row falls with its size (its index pages are written once per
+    commit), and nothing reads the intents as they come."""
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        interval: float = 0.25,
+        interval: float = 1.0,
         max_pending: int = 100_000,
     ) -> None:
         self.sessionmaker, self.interval, self.max_pending = sessionmaker, interval, max_pending

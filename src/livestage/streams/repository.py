@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, text, update
@@ -289,6 +290,10 @@ class ViewerJoinRepository:
             (stream.hex, viewer, as_utc(at).replace(tzinfo=None).isoformat(" ", "microseconds"))
             for stream, viewer, at in rows
         ]
+        # A batch holds joins to many streams: in stream order (each stream's in request
+        # order), consecutive rows land beside each other in the stream_id index, a sixth of
+        # a row's cost at 1,700 rows a batch over 200 streams (bench/results/NOTES.md).
+        stored.sort(key=itemgetter(0))
         await (await self.session.connection()).exec_driver_sql(_INSERT_JOIN_SQLITE, stored)
 
     async def count(self, stream_id: uuid.UUID) -> int:
