@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, text, update
@@ -275,10 +274,10 @@ class ViewerJoinRepository:
         self.session = session
 
     async def add_many(self, rows: Sequence[tuple[uuid.UUID, str, datetime]]) -> None:
-        """A batch of join intents, (stream, viewer, requested at), in one statement sent as
-        the driver takes it, not through SQLAlchemy's per-row bind processing (half a
-        flash-crowd row's cost in Python): PostgreSQL gets one array per column, unnested;
-        SQLite an executemany of the stored forms (hex UUID, naive UTC text)."""
+        """A batch of join intents, (stream, viewer, requested at), sent as the driver takes
+        it, not through SQLAlchemy's per-row bind processing (half a flash-crowd row's cost in
+        Python): PostgreSQL gets one statement of one array per column, unnested; SQLite
+        executemanys of the stored forms (hex UUID, naive UTC text)."""
         if not rows:
             return
         if self.session.get_bind().dialect.name == "postgresql":
@@ -286,15 +285,18 @@ class ViewerJoinRepository:
             parameters = {"streams": streams, "viewers": viewers, "times": times}
             await self.session.execute(_INSERT_JOINS_PG, parameters)
             return
-        stored = [
-            (stream.hex, viewer, as_utc(at).replace(tzinfo=None).isoformat(" ", "microseconds"))
-            for stream, viewer, at in rows
-        ]
-        # A batch holds joins to many streams: in stream order (each stream's in request
-        # order), consecutive rows land beside each other in the stream_id index, a sixth of
-        # a row's cost at 1,700 rows a batch over 200 streams (bench/results/NOTES.md).
-        stored.sort(key=itemgetter(0))
-        await (await self.session.connection()).exec_driver_sql(_INSERT_JOIN_SQLITE, stored)
+        # In stream order (each stream's joins in request order), consecutive rows land beside
+        # each other in the stream_id index: a sixth of a row's cost in a batch of 1,700 joins
+        # to 200 streams. Converted and sent a slice at a time, so the event loop serves
+        # requests between slices (a second of a crowd's joins is ~7,000 rows).
+        ordered = sorted(rows, key=_stream_order)
+        connection = await self.session.connection()
+        for start in range(0, len(ordered), _SQLITE_SLICE):
+            stored = [
+                (stream.hex, viewer, as_utc(at).replace(tzinfo=None).isoformat(" ", "microseconds"))
+                for stream, viewer, at in ordered[start : start + _SQLITE_SLICE]
+            ]
+            await connection.exec_driver_sql(_INSERT_JOIN_SQLITE, stored)
 
     async def count(self, stream_id: uuid.UUID) -> int:
         statement = select(func.count()).where(ViewerJoin.stream_id == stream_id)
@@ -305,6 +307,13 @@ _INSERT_JOINS_PG = text(
     "INSERT INTO viewer_joins (stream_id, viewer_id, requested_at) SELECT * FROM unnest("
     "CAST(:streams AS uuid[]), CAST(:viewers AS varchar[]), CAST(:times AS timestamptz[]))"
 )
+_SQLITE_SLICE = 1_000
+
+
+def _stream_order(row: tuple[uuid.UUID, str, datetime]) -> int:
+    return row[0].int
+
+
 _INSERT_JOIN_SQLITE = (
     "INSERT INTO viewer_joins (stream_id, viewer_id, requested_at) VALUES (?, ?, ?)"
 )
