@@ -211,7 +211,7 @@ async def viewer_join(request: RawRequest) -> RawAnswer:
         new_viewer=viewer.new_cookie,
     )
     cookie = viewing.viewer_cookie.header_for(viewer)
-    return joined.model_dump_json().encode(), [cookie] if cookie else []
+    return joined.json(), [cookie] if cookie else []
 
 
 viewer_join_route = RawRoute(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,6 +74,54 @@ class JoinInfo(BaseModel):
     provider: str = "hms"
     signal_url: str | None = None
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
+
+
+VIEWER_NAME = "Viewer"
+
+
+class ViewerJoin(NamedTuple):
+    """A viewer's join token, and how the browser reaches the provider (`provider_fields`):
+    the `JoinInfo` of kind "token" the viewer join answers."""
+
+    token: str
+    role: str
+    room_id: str
+    user_id: str
+    provider: dict[str, Any]
+
+    def info(self) -> JoinInfo:
+        return JoinInfo(
+            kind="token",
+            token=self.token,
+            role=self.role,
+            room_id=self.room_id,
+            user_id=self.user_id,
+            user_name=VIEWER_NAME,
+            **self.provider,
+        )
+
+    def json(self) -> bytes:
+        """`info().model_dump_json()`, byte for byte. A flash crowd's join (100ms, every string
+        plain ASCII) is written straight into its template: building and dumping the model
+        was a twentieth of the join's time (bench/results/NOTES.md)."""
+        if self.provider.keys() == {"provider"}:
+            strings = (self.role, self.room_id, self.user_id, self.token, self.provider["provider"])
+            if _plain("".join(strings)):
+                return (_VIEWER_JOIN_JSON % strings).encode()
+        return self.info().model_dump_json().encode()
+
+
+def _plain(value: str) -> bool:
+    """JSON writes it between quotes as it is: no escape, no byte beyond ASCII."""
+    return value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
+
+
+_VIEWER_JOIN_JSON = (
+    '{"kind":"token","role":"%s","room_id":"%s","user_id":"%s","user_name":"'
+    + VIEWER_NAME
+    + '","token":"%s","room_code":null,"token_endpoint":null,"provider":"%s",'
+    '"signal_url":null,"ice_servers":[]}'
+)
 
 
 class GoLiveResponse(BaseModel):
