@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast, runtime_checkable
 
+from livestage.kit.time import from_epoch
+
 
 class ProviderError(Exception):
     def __init__(self, message: str, *, transient: bool = False, status_code: int | None = None):
@@ -47,7 +49,13 @@ class JoinToken:
     room_id: str
     role: str
     user_id: str
-    expires_at: datetime
+    # The token's `exp`, seconds since the epoch (a datetime only when asked: the viewer join
+    # mints one per viewer and never asks).
+    expires: int
+
+    @property
+    def expires_at(self) -> datetime:
+        return from_epoch(self.expires)
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,7 +248,7 @@ class HmsProvider:
                 "LIVESTAGE_HMS_APP_SECRET; a dashboard management token cannot sign them"
             )
         try:
-            token, expires_at = mint_expiring_auth_token(
+            token, expires = mint_expiring_auth_token(
                 access_key=self._access_key,
                 app_secret=self._app_secret,
                 room_id=room_id,
@@ -259,7 +259,7 @@ class HmsProvider:
             )
         except TokenBuildError as exc:
             raise ProviderError(f"cannot mint a 100ms join token: {exc}") from exc
-        return JoinToken(token, room_id, role, user_id, expires_at)
+        return JoinToken(token, room_id, role, user_id, expires)
 
     async def set_room_enabled(self, room_id: str, enabled: bool) -> Room:
         doing = f"{'enabling' if enabled else 'disabling'} room {room_id}"

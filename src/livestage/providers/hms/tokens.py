@@ -68,9 +68,9 @@ def mint_expiring_auth_token(
     ttl: timedelta,
     now: datetime,
     jti: str | None = None,
-) -> tuple[str, datetime]:
-    """`mint_auth_token`'s token and its `exp`, taken from the claims it signed (no second
-    reckoning of the times, no decoding)."""
+) -> tuple[str, int]:
+    """`mint_auth_token`'s token and its `exp` (seconds since the epoch), taken from the
+    claims it signed (no second reckoning of the times, no decoding)."""
     given = access_key.strip() and app_secret.strip() and room_id.strip() and role.strip()
     if not (given and user_id.strip()):  # `_require` names the empty one
         _require(
@@ -84,7 +84,7 @@ def mint_expiring_auth_token(
     expires = issued_at + _ttl_seconds(ttl)
     claimed = (access_key, room_id, role, user_id, jti or random_uuid4())
     payload = _AUTH_CLAIMS % (*map(encode_basestring_ascii, claimed), issued_at, issued_at, expires)
-    return sign_hs256(payload.encode(), app_secret), from_epoch(expires)
+    return sign_hs256(payload.encode(), app_secret), expires
 
 
 # An auth token's claims as `_mint` orders them and `json.dumps(claims, separators=(",", ":"))`

@@ -170,8 +170,8 @@ class LocalProvider:
             )
         except TokenBuildError as exc:
             raise ProviderError(f"cannot mint a local join token: {exc}") from exc
-        expires_at = token_expiry(ttl=self.join_token_ttl, now=now)
-        return JoinToken(token, room_id, role, user_id, expires_at)
+        expires = token_expiry(ttl=self.join_token_ttl, now=now)
+        return JoinToken(token, room_id, role, user_id, int(expires.timestamp()))
 
     def is_room_enabled(self, room_id: str) -> bool:
         return room_id not in self._disabled

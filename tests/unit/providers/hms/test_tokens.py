@@ -179,7 +179,8 @@ class TestMintAuthToken:
             "now": now,
             "jti": "one-jti",
         }
-        token, expires_at = mint_expiring_auth_token(**inputs)
+        token, expires = mint_expiring_auth_token(**inputs)
+        expires_at = datetime.fromtimestamp(expires, UTC)
         assert token == mint_auth_token(**inputs)
         claims = jwt.decode(token, app_secret, algorithms=["HS256"], options={"verify_exp": False})
         assert expires_at == datetime.fromtimestamp(claims["exp"], UTC)
