@@ -74,6 +74,19 @@ class WatchCache(LoadingCache[str, Watchable]):
         self._refilling: dict[str, asyncio.Future[None]] = {}
         self._changes = 0
 
+    def fresh(self, handle: str) -> Watchable | None:
+        """The state kept for `handle` while it is in date, else None (then `get`): a crowd's
+        join reads it without a coroutine or a loader."""
+        key = handle.lower()
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        now = self._clock()
+        until = self._short_until.get(key)
+        if entry[0] <= now or (until is not None and until <= now):
+            return None
+        return entry[1]
+
     async def get(self, handle: str, load: Callable[[], Awaitable[Watchable]]) -> Watchable:
         key = handle.lower()
         until = self._short_until.get(key)

@@ -80,6 +80,26 @@ async def test_an_offline_handle_is_read_again_after_the_short_ttl() -> None:
     assert calls == ["load", "load"]
 
 
+async def test_fresh_answers_what_get_would_answer_without_loading() -> None:
+    ticks, calls = Ticks(), []
+    offline = Watchable("bob", None, False, None, None)
+    cache = WatchCache(ttl=30, short_ttl=5, clock=ticks)
+    assert cache.fresh("alice") is None
+    live = await cache.get("alice", _loader(calls))
+    await cache.get("bob", _loading([offline], []))
+    assert cache.fresh("ALICE") is live
+    assert cache.fresh("bob") is offline
+    ticks.now = 5.0  # bob's state is kept the short TTL
+    assert cache.fresh("alice") is live
+    assert cache.fresh("bob") is None
+    ticks.now = 30.0
+    assert cache.fresh("alice") is None
+    cache.put("alice", live)
+    cache.invalidate("alice")
+    assert cache.fresh("alice") is None
+    assert calls == ["load"]
+
+
 async def test_an_announced_change_drops_the_entry_at_once() -> None:
     calls: list[str] = []
     cache = WatchCache(ttl=60)

@@ -61,8 +61,9 @@ class WatchService:
         `new_viewer`: the identity was made for this request, so no ban can name it and the
         ban is not read (in a flash crowd that is every join, and the read was most of its
         cost: bench/results/2026-12-01-honest.md)."""
-        load = partial(self._watchable, viewing, handle)
-        watchable = await viewing.cache.get(handle, load)
+        watchable = viewing.cache.fresh(handle) or await viewing.cache.get(
+            handle, partial(self._watchable, viewing, handle)
+        )
         if not watchable.live or watchable.stream_id is None:
             raise NotFound(f"@{watchable.handle} is not live right now.")
         if not new_viewer:
