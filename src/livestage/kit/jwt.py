@@ -18,7 +18,7 @@ MAX_KEYS = 32
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
-class _Signer:
+class Signer:
     """One key's tokens. PyJWS's `encode` checks the key (that it is not PEM, SSH, DER or a
     JWK: several parse attempts) and merges, validates and dumps the same header for every
     token; on the viewer join that was more than half of the mint (bench/results/NOTES.md).
@@ -40,13 +40,14 @@ class _Signer:
         return b".".join((signing_input, base64url_encode(mac.digest()))).decode()
 
 
-_signers: dict[str, _Signer] = {}
+_signers: dict[str, Signer] = {}
 
 
-def _signer(key: str) -> _Signer:
+def hs256_signer(key: str) -> Signer:
+    """The signer of `key`'s tokens (kept for the next `MAX_KEYS` keys asked)."""
     signer = _signers.get(key)
     if signer is None:
-        signer = _Signer(key)
+        signer = Signer(key)
         if len(_signers) >= MAX_KEYS:
             _signers.clear()
         _signers[key] = signer
@@ -56,10 +57,4 @@ def _signer(key: str) -> _Signer:
 def encode_hs256(claims: dict[str, Any], key: str) -> str:
     """The token `jwt.encode(claims, key, algorithm="HS256", headers={"typ": "JWT"})` makes,
     for claims that are already JSON values (times as integers)."""
-    return _signer(key).sign(_COMPACT.encode(claims).encode())
-
-
-def sign_hs256(payload: bytes, key: str) -> str:
-    """`encode_hs256`'s token for claims already written as compact JSON (`payload`, the
-    bytes `json.dumps(claims, separators=(",", ":"))` writes)."""
-    return _signer(key).sign(payload)
+    return hs256_signer(key).sign(_COMPACT.encode(claims).encode())

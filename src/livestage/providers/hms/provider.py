@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -34,11 +35,11 @@ from livestage.providers.hms.errors import (
     HmsTransientError,
 )
 from livestage.providers.hms.tokens import (
+    AuthTokenMinter,
     ManagementTokenSource,
     StaticManagementToken,
     TokenBuildError,
     TokenSource,
-    mint_expiring_auth_token,
     unverified_claims,
 )
 
@@ -241,6 +242,13 @@ class HmsProvider:
         except TokenBuildError:
             raise ProviderError("100ms returned a room-code token that is not a JWT") from None
 
+    @functools.cached_property
+    def _join_minter(self) -> AuthTokenMinter:
+        """Made at the first join (a bad TTL is that join's ProviderError, as any bad input)."""
+        return AuthTokenMinter(
+            access_key=self._access_key, app_secret=self._app_secret or "", ttl=self._join_token_ttl
+        )
+
     def mint_join_token(self, *, room_id: str, role: str, user_id: str) -> JoinToken:
         if not self._app_secret:
             raise ProviderError(
@@ -248,14 +256,8 @@ class HmsProvider:
                 "LIVESTAGE_HMS_APP_SECRET; a dashboard management token cannot sign them"
             )
         try:
-            token, expires = mint_expiring_auth_token(
-                access_key=self._access_key,
-                app_secret=self._app_secret,
-                room_id=room_id,
-                role=role,
-                user_id=user_id,
-                ttl=self._join_token_ttl,
-                now=self._clock(),
+            token, expires = self._join_minter.mint(
+                room_id=room_id, role=role, user_id=user_id, now=self._clock()
             )
         except TokenBuildError as exc:
             raise ProviderError(f"cannot mint a 100ms join token: {exc}") from exc

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import jwt
 
-from livestage.kit.jwt import encode_hs256, sign_hs256
+from livestage.kit.jwt import encode_hs256, hs256_signer
 from livestage.kit.time import Clock, from_epoch, rfc3339, utc_now
 
 # 100ms rejects a token whose `nbf` is in its future; the Node SDK back-dates by the same amount.
@@ -71,27 +71,40 @@ def mint_expiring_auth_token(
 ) -> tuple[str, int]:
     """`mint_auth_token`'s token and its `exp` (seconds since the epoch), taken from the
     claims it signed (no second reckoning of the times, no decoding)."""
-    given = access_key.strip() and app_secret.strip() and room_id.strip() and role.strip()
-    if not (given and user_id.strip()):  # `_require` names the empty one
-        _require(
-            access_key=access_key,
-            app_secret=app_secret,
-            room_id=room_id,
-            role=role,
-            user_id=user_id,
-        )
-    issued_at = _issued_at(now)
-    expires = issued_at + _ttl_seconds(ttl)
-    claimed = (access_key, room_id, role, user_id, jti or random_uuid4())
-    payload = _AUTH_CLAIMS % (*map(encode_basestring_ascii, claimed), issued_at, issued_at, expires)
-    return sign_hs256(payload.encode(), app_secret), expires
+    minter = AuthTokenMinter(access_key=access_key, app_secret=app_secret, ttl=ttl)
+    return minter.mint(room_id=room_id, role=role, user_id=user_id, now=now, jti=jti)
+
+
+class AuthTokenMinter:
+    """Auth tokens of one app (access key, app secret) and one lifetime: what never changes
+    between tokens is checked and written once (the viewer join mints one per viewer)."""
+
+    def __init__(self, *, access_key: str, app_secret: str, ttl: timedelta) -> None:
+        _require(access_key=access_key, app_secret=app_secret)
+        self.seconds = _ttl_seconds(ttl)
+        # Formatted again for each token: a "%" in the key is written as "%%".
+        key = encode_basestring_ascii(access_key).replace("%", "%%")
+        self._claims = '{"access_key":' + key + _AUTH_CLAIMS_AFTER_KEY
+        self._signer = hs256_signer(app_secret)
+
+    def mint(
+        self, *, room_id: str, role: str, user_id: str, now: datetime, jti: str | None = None
+    ) -> tuple[str, int]:
+        """The token and its `exp`."""
+        if not (room_id.strip() and role.strip() and user_id.strip()):
+            _require(room_id=room_id, role=role, user_id=user_id)
+        issued_at = _issued_at(now)
+        expires = issued_at + self.seconds
+        claimed = map(encode_basestring_ascii, (room_id, role, user_id, jti or random_uuid4()))
+        payload = self._claims % (*claimed, issued_at, issued_at, expires)
+        return self._signer.sign(payload.encode()), expires
 
 
 # An auth token's claims as `_mint` orders them and `json.dumps(claims, separators=(",", ":"))`
-# writes them: each string through json's own escaper, the times as integers. The viewer join
-# mints one per viewer; the dictionary and the encoder were a third of its mint.
-_AUTH_CLAIMS = (
-    '{"access_key":%s,"type":"app","version":2,"room_id":%s,"role":%s,"user_id":%s,'
+# writes them: each string through json's own escaper, the times as integers (the access key's
+# written once by `AuthTokenMinter`). The dictionary and the encoder were a third of the mint.
+_AUTH_CLAIMS_AFTER_KEY = (
+    ',"type":"app","version":2,"room_id":%s,"role":%s,"user_id":%s,'
     '"jti":%s,"iat":%d,"nbf":%d,"exp":%d}'
 )
 
