@@ -79,14 +79,15 @@ class JoinInfo(BaseModel):
 VIEWER_NAME = "Viewer"
 
 
-class ViewerJoin(NamedTuple):
-    """A viewer's join token, and how the browser reaches the provider (`provider_fields`):
-    the `JoinInfo` of kind "token" the viewer join answers."""
+class TokenJoin(NamedTuple):
+    """A join with a token, and how the browser reaches the provider (`provider_fields`): the
+    `JoinInfo` of kind "token", made by pydantic only when asked."""
 
     token: str
     role: str
     room_id: str
     user_id: str
+    user_name: str
     provider: dict[str, Any]
 
     def info(self) -> JoinInfo:
@@ -96,7 +97,7 @@ class ViewerJoin(NamedTuple):
             role=self.role,
             room_id=self.room_id,
             user_id=self.user_id,
-            user_name=VIEWER_NAME,
+            user_name=self.user_name,
             **self.provider,
         )
 
@@ -105,9 +106,10 @@ class ViewerJoin(NamedTuple):
         plain ASCII) is written straight into its template: building and dumping the model
         was a twentieth of the join's time (bench/results/NOTES.md)."""
         if self.provider.keys() == {"provider"}:
-            strings = (self.role, self.room_id, self.user_id, self.token, self.provider["provider"])
+            provider: str = self.provider["provider"]
+            strings = (self.role, self.room_id, self.user_id, self.user_name, self.token, provider)
             if _plain("".join(strings)):
-                return (_VIEWER_JOIN_JSON % strings).encode()
+                return (_TOKEN_JOIN_JSON % strings).encode()
         return self.info().model_dump_json().encode()
 
 
@@ -116,10 +118,9 @@ def _plain(value: str) -> bool:
     return value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
 
 
-_VIEWER_JOIN_JSON = (
-    '{"kind":"token","role":"%s","room_id":"%s","user_id":"%s","user_name":"'
-    + VIEWER_NAME
-    + '","token":"%s","room_code":null,"token_endpoint":null,"provider":"%s",'
+_TOKEN_JOIN_JSON = (
+    '{"kind":"token","role":"%s","room_id":"%s","user_id":"%s","user_name":"%s",'
+    '"token":"%s","room_code":null,"token_endpoint":null,"provider":"%s",'
     '"signal_url":null,"ice_servers":[]}'
 )
 

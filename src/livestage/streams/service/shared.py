@@ -11,7 +11,7 @@ from livestage.influencers.service import TokenPolicy
 from livestage.kit.crypto import SecretBox
 from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy
 from livestage.providers.base import JoinToken, StreamingProvider, WebhookTarget, browser_signalling
-from livestage.streams.schemas import JoinInfo
+from livestage.streams.schemas import JoinInfo, TokenJoin
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +80,9 @@ def claim_unset(status: StreamStatus, strategy: StreamStrategy, room_id: str | N
 
 
 def token_join(provider: StreamingProvider, token: JoinToken, influencer: Influencer) -> JoinInfo:
-    return JoinInfo(
-        kind="token",
-        token=token.token,
-        role=token.role,
-        room_id=token.room_id,
-        user_id=token.user_id,
-        user_name=influencer.user.display_name,
-        **provider_fields(provider, token.room_id),
-    )
+    fields = provider_fields(provider, token.room_id)
+    name = influencer.user.display_name
+    return TokenJoin(token.token, token.role, token.room_id, token.user_id, name, fields).info()
 
 
 def provider_fields(provider: StreamingProvider, room_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from livestage.models import Influencer, LiveStream, StreamStatus
 from livestage.providers.base import browser_signalling
 from livestage.streams.joins import JoinIntent, Viewing, Watchable
 from livestage.streams.repository import StreamRepository
-from livestage.streams.schemas import ViewerJoin
+from livestage.streams.schemas import VIEWER_NAME, TokenJoin
 from livestage.streams.service.errors import Banned, StreamFull
 from livestage.streams.service.shared import GoLiveConfig, claim_unset, provider_fields
 from livestage.streams.updates import live_update
@@ -54,7 +54,7 @@ class WatchService:
         config: GoLiveConfig,
         now: datetime,
         new_viewer: bool = False,
-    ) -> ViewerJoin:
+    ) -> TokenJoin:
         """Check the stream is live and may be watched, mint a token for the viewer's identity
         (streams/viewers.py: the same across reloads and tabs), record the intent.
 
@@ -92,7 +92,7 @@ class WatchService:
         )
         viewing.joins.record(JoinIntent(watchable.stream_id, viewer_id, now))
         fields = provider_fields(provider, watchable.room_id)
-        return ViewerJoin(token.token, token.role, watchable.room_id, viewer_id, fields)
+        return TokenJoin(token.token, token.role, watchable.room_id, viewer_id, VIEWER_NAME, fields)
 
     async def _watchable(self, viewing: Viewing, handle: str) -> Watchable:
         """Read-only, in a session of its own (the join path holds no request session), with
