@@ -100,9 +100,10 @@ class AuthTokenMinter:
         return self._signer.sign(payload.encode()), expires
 
 
-# An auth token's claims as `_mint` orders them and `json.dumps(claims, separators=(",", ":"))`
-# writes them: each string through json's own escaper, the times as integers (the access key's
-# written once by `AuthTokenMinter`). The dictionary and the encoder were a third of the mint.
+# An auth token's claims in the documented order (as `_mint` orders a management token's) and
+# as `json.dumps(claims, separators=(",", ":"))` writes them: each string through json's own
+# escaper, the times as integers (the access key written once by `AuthTokenMinter`). A
+# dictionary and the encoder were a third of the mint.
 _AUTH_CLAIMS_AFTER_KEY = (
     ',"type":"app","version":2,"room_id":%s,"role":%s,"user_id":%s,'
     '"jti":%s,"iat":%d,"nbf":%d,"exp":%d}'
