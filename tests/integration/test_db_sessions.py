@@ -122,6 +122,34 @@ async def test_a_served_apps_commits_leave_sqlites_checkpoints_to_the_background
         await engine.dispose()
 
 
+@pytest.mark.parametrize("restart_pages", [1024, 10**9])
+async def test_background_checkpoints_bound_the_log_under_a_writer_that_never_pauses(
+    tmp_path: Path, restart_pages: int
+) -> None:
+    """A writer that begins its next transaction as soon as one commits never leaves SQLite the
+    moment to start the log over: PASSIVE passes alone (a limit never reached) let it grow by
+    all that was written. The pass under the write gate, once the log holds `restart_pages`
+    (here 4 MB), bounds it: 60 MB written, a log of 12-14 MB."""
+    path = tmp_path / "db.sqlite"
+    settings = Settings(_env_file=None, env="test", database_url=f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(settings, background_checkpoints=True)
+    checkpoints = WalCheckpoints(engine, pause_seconds=0.02, restart_pages=restart_pages)
+    log = Path(f"{path}-wal")
+    largest = 0.0
+    try:
+        checkpoints.start()
+        for _ in range(60):
+            await _write_pages(engine, 1)
+            largest = max(largest, log.stat().st_size / 2**20)
+        if restart_pages > 10**6:
+            assert largest > 55  # nothing written was ever overwritten
+        else:
+            assert largest < 20
+    finally:
+        await checkpoints.stop()
+        await engine.dispose()
+
+
 async def test_read_sessions_hold_no_transaction_open(database_url: str) -> None:
     """Read sessions run in autocommit: no BEGIN before their statements and no ROLLBACK
     after (two of a PostgreSQL read's three round trips); write sessions still begin one."""
