@@ -81,8 +81,8 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         raise exc.DisconnectionError(str(error)) from error
 
 
-# 16 MB of 4 KB pages: past this the background checkpoints make room for the log to start over.
-WAL_RESTART_PAGES = 4096
+# 64 MB of 4 KB pages: past this the background checkpoints make room for the log to start over.
+WAL_RESTART_PAGES = 16384
 
 
 def _no_automatic_checkpoints(dbapi_connection: Any, _record: Any) -> None:
@@ -147,10 +147,11 @@ class WalCheckpoints:
     A PASSIVE pass alone cannot bound the log. SQLite writes it from the start again only when
     a transaction begins after a checkpoint copied all of it, and a writer that always has one
     open (the worker draining a backlog) never lets that happen: the log grew from 51 to 215 MB
-    over three drains. So once the log holds `restart_pages`, a second pass runs under the
-    write gate, between two transactions, and the next writer starts the log over. It copies
-    only what was committed since the first pass; running it after every pass cost webhook
-    ingestion 15-25 %."""
+    over three drains. So once the log holds `restart_pages`, one more pass runs under the
+    write gate, between two transactions, and the next writer starts the log over. Before it,
+    another pass outside the gate copies what was committed during the first, so the gated one
+    has little left but its fsyncs: it held the gate 25-105 ms, every 2.5 s under the bench's
+    webhook flood. Gating every pass cost that flood 15-25 % of its rate."""
 
     def __init__(
         self,
@@ -190,8 +191,17 @@ class WalCheckpoints:
     async def _checkpoint_and_restart(self) -> None:
         _busy, logged, _copied = await self.checkpoint()
         if logged >= self._restart_pages:
+            await self.checkpoint()  # what was committed during the first pass
+            began = time.monotonic()
             async with write_gate(self._engine):
+                gated = time.monotonic()
                 await self.checkpoint()
+            log.debug(
+                "db.log_restart",
+                pages=logged,
+                waited_ms=round((gated - began) * 1000, 1),
+                held_ms=round((time.monotonic() - gated) * 1000, 1),
+            )
 
     async def checkpoint(self) -> tuple[int, int, int]:
         """(busy, pages in the log, pages copied back), as SQLite reports them."""
