@@ -58,6 +58,10 @@ INGEST_FIRST_SECONDS = 0.5
 # Recomputing a stream reads all its peers: with hundreds of streams in a burst, recomputing
 # every one in the same transaction held the writer for seconds.
 RECOMPUTE_PER_TRANSACTION = 16
+# And a stream's recompute costs more the larger its crowd has grown. Under a flood, a stream
+# is recomputed again only after its last recompute's cost ÷ RECOMPUTE_SHARE: a stream's
+# recomputes take at most this share of the worker's time, whatever its history.
+RECOMPUTE_SHARE = 0.2
 
 
 class TrackingWorker:
@@ -90,6 +94,7 @@ class TrackingWorker:
         self._lock = asyncio.Lock()
         self._dirty: set[Any] = set()
         self._recomputed_at: dict[Any, float] = {}
+        self._recompute_cost: dict[Any, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -178,21 +183,36 @@ class TrackingWorker:
         """Recompute what it can; a stream another process holds stays owed."""
         if not streams:
             return set()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         done = await tracking_service.recompute_many(
             session, streams, self.config, now=self.clock()
         )
+        self._note_costs(done, loop.time() - began)
         return {stream.id for stream in done}
+
+    def _note_costs(self, streams: list[LiveStream], seconds: float) -> None:
+        """Each stream's share of one recompute's time, by its number of viewers: what a
+        recompute reads grows with its peers."""
+        weights = {stream.id: stream.unique_viewers + 1 for stream in streams}
+        total = sum(weights.values())
+        for stream_id, weight in weights.items():
+            self._recompute_cost[stream_id] = seconds * weight / total
+
+    def _pause_after_recompute(self, stream_id: Any) -> float:
+        return max(RECOMPUTE_SECONDS, self._recompute_cost.get(stream_id, 0.0) / RECOMPUTE_SHARE)
 
     def _due(self, *, settle: bool) -> set[Any]:
         """The dirty streams to recompute now: all when settling, else at most
-        RECOMPUTE_PER_TRANSACTION of those not recomputed within RECOMPUTE_SECONDS, the
-        longest-waiting first (the others are due in the next transaction)."""
+        RECOMPUTE_PER_TRANSACTION of those whose pause after their last recompute is over
+        (RECOMPUTE_SECONDS, longer for a costly one), the longest-waiting first (the others
+        are due in the next transaction)."""
         at = asyncio.get_running_loop().time()
         if settle:
             return set(self._dirty)
         last = self._recomputed_at
         waited = {s: at - last.get(s, -math.inf) for s in self._dirty}
-        due = [s for s, seconds in waited.items() if seconds >= RECOMPUTE_SECONDS]
+        due = [s for s, seconds in waited.items() if seconds >= self._pause_after_recompute(s)]
         due.sort(key=waited.__getitem__, reverse=True)
         return set(due[:RECOMPUTE_PER_TRANSACTION])
 
@@ -203,8 +223,14 @@ class TrackingWorker:
         for stream_id in streams:
             self._recomputed_at[stream_id] = at
         if len(self._recomputed_at) > 10_000:
-            stale = at - RECOMPUTE_SECONDS
-            self._recomputed_at = {k: v for k, v in self._recomputed_at.items() if v > stale}
+            pausing = {
+                k: v
+                for k, v in self._recomputed_at.items()
+                if at - v < self._pause_after_recompute(k)
+            }
+            costs = self._recompute_cost
+            self._recomputed_at = pausing
+            self._recompute_cost = {k: costs[k] for k in pausing if k in costs}
 
     async def end_after_grace(self) -> list[LiveStream]:
         async with self._lock, transaction(self.sessionmaker) as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -107,6 +108,28 @@ async def test_streams_another_process_holds_stay_owed(monkeypatch: pytest.Monke
     worker._dirty = {1, 2}
     await asyncio.wait_for(worker._recompute_due(), 5)
     assert worker._dirty == {1, 2}
+
+
+async def test_a_costly_stream_waits_longer_for_its_next_recompute() -> None:
+    """A recompute reads all a stream's peers: a stream whose last one took 0.2 s waits
+    0.2 ÷ RECOMPUTE_SHARE before the next, where a cheap one waits RECOMPUTE_SECONDS. Settling
+    (a drain's end) recomputes both."""
+    worker = make_worker(Inbox(busy_checks=0))
+    crowd = SimpleNamespace(id="crowd", unique_viewers=99_999)
+    small = SimpleNamespace(id="small", unique_viewers=0)
+    worker._note_costs(cast(Any, [crowd, small]), 0.2)
+    assert worker._recompute_cost["crowd"] == pytest.approx(0.2 * 100_000 / 100_001)
+    assert worker._recompute_cost["small"] == pytest.approx(0.2 / 100_001)
+    pause = worker._recompute_cost["crowd"] / worker_module.RECOMPUTE_SHARE
+    assert pause > 3 * worker_module.RECOMPUTE_SECONDS
+
+    now = asyncio.get_running_loop().time()
+    worker._dirty = {"crowd", "small"}
+    worker._recomputed_at = {"crowd": now - 0.3, "small": now - 0.3}
+    assert worker._due(settle=False) == {"small"}
+    assert worker._due(settle=True) == {"crowd", "small"}
+    worker._recomputed_at["crowd"] = now - pause - 0.01
+    assert worker._due(settle=False) == {"crowd", "small"}
 
 
 class _NoTransaction:
