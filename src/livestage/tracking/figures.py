@@ -17,10 +17,13 @@ peer of a stream, and a busy stream's history grows with every join). The functi
 
 from __future__ import annotations
 
-from collections import defaultdict
+from bisect import bisect_left
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+from operator import itemgetter
 
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -77,15 +80,18 @@ def connected_spans(intervals: Iterable[Interval]) -> list[Interval]:
 
 def merged(spans: Iterable[Span]) -> list[Span]:
     """`connected_spans` on spans."""
+    spans = spans if isinstance(spans, list) else list(spans)
+    # Most viewers have one peer: only those with more are grouped and merged.
+    repeated = {user for user, peers in Counter(map(itemgetter(0), spans)).items() if peers > 1}
+    if not repeated:
+        return spans
+    result = [span for span in spans if span[0] not in repeated]
     by_viewer: dict[str, list[Span]] = defaultdict(list)
     for span in spans:
-        by_viewer[span[0]].append(span)
-    result: list[Span] = []
+        if span[0] in repeated:
+            by_viewer[span[0]].append(span)
     for items in by_viewer.values():
-        if len(items) == 1:  # most viewers: one peer
-            result.append(items[0])
-            continue
-        items.sort(key=lambda item: item[1])
+        items.sort(key=itemgetter(1))
         user_id, joined, reached = items[0]
         for _, item_joined, item_left in items[1:]:
             if reached is None:
@@ -99,29 +105,28 @@ def merged(spans: Iterable[Span]) -> list[Span]:
     return result
 
 
-def _edges(spans: Iterable[Span]) -> list[tuple[int, int]]:
-    edges = []
-    for _, joined, left in spans:
-        edges.append((joined, +1))
-        if left is not None:
-            edges.append((left, -1))
-    # Leaves (-1) sort before joins (+1) at the same instant: half-open intervals.
+def _edges(spans: Iterable[Span]) -> list[int]:
+    """Every join and leave as one integer: its time × 2, plus 1 for a join. Integers sort
+    several times faster than (time, change) pairs, and a leave sorts before a join at the
+    same instant (half-open intervals)."""
+    edges = [joined * 2 + 1 for _, joined, _ in spans]
+    edges += [left * 2 for _, _, left in spans if left is not None]
     edges.sort()
     return edges
 
 
+def _levels(edges: list[int]) -> list[int]:
+    """How many are connected just after each edge."""
+    return list(accumulate([(edge & 1) * 2 - 1 for edge in edges]))
+
+
 def peak_concurrency(intervals: Iterable[Interval]) -> int:
     """The most viewers connected at one instant."""
-    return _peak(_edges(merged(map(_span, intervals))))
+    return _peak(_levels(_edges(merged(map(_span, intervals)))))
 
 
-def _peak(edges: list[tuple[int, int]]) -> int:
-    level = peak = 0
-    for _, delta in edges:
-        level += delta
-        if level > peak:
-            peak = level
-    return peak
+def _peak(levels: list[int]) -> int:
+    return max(max(levels, default=0), 0)
 
 
 def concurrent_at(intervals: Iterable[Interval], instant: datetime) -> int:
@@ -140,25 +145,22 @@ def per_minute_peak(
 ) -> list[tuple[datetime, int]]:
     """Max concurrent viewers within [minute, minute + 60 s) for each minute of [start, end]."""
     edges = _edges(merged(map(_span, intervals)))
-    return _series(edges, microseconds(start), microseconds(end))
+    return _series(edges, _levels(edges), microseconds(start), microseconds(end))
 
 
-def _series(edges: list[tuple[int, int]], start: int, end: int) -> list[tuple[datetime, int]]:
+def _series(
+    edges: list[int], levels: list[int], start: int, end: int
+) -> list[tuple[datetime, int]]:
     minute = start - start % _MINUTE_US
     last = end - end % _MINUTE_US
-    series, level, index = [], 0, 0
+    series = []
     while minute <= last:
         # The level at the minute's first instant already includes every join and leave at that
         # instant: a viewer who left at exactly hh:mm:00.000000 is not there during that minute.
-        while index < len(edges) and edges[index][0] <= minute:
-            level += edges[index][1]
-            index += 1
-        peak = level
-        while index < len(edges) and edges[index][0] < minute + _MINUTE_US:
-            level += edges[index][1]
-            index += 1
-            peak = max(peak, level)
-        series.append((instant(minute), peak))
+        first = bisect_left(edges, (minute + 1) * 2)
+        after = bisect_left(edges, (minute + _MINUTE_US) * 2, first)
+        level = levels[first - 1] if first else 0
+        series.append((instant(minute), max(level, max(levels[first:after], default=0))))
         minute += _MINUTE_US
     return series
 
@@ -191,13 +193,16 @@ def stats_of(spans: list[Span], *, start: int | None, end: int | None, now: int)
     """`viewer_stats` on spans."""
     connected = merged(spans)
     edges = _edges(connected)
+    levels = _levels(edges)
     unique = len({user_id for user_id, _, _ in connected})
     total = _watched(connected, now) / _SECOND_US
     return ViewerStats(
         current=sum(1 for _, _, left in connected if left is None),
-        peak=_peak(edges),
+        peak=_peak(levels),
         unique=unique,
         total_watch_seconds=total,
         average_watch_seconds=total / unique if unique else 0.0,
-        per_minute=[] if start is None else _series(edges, start, now if end is None else end),
+        per_minute=(
+            [] if start is None else _series(edges, levels, start, now if end is None else end)
+        ),
     )

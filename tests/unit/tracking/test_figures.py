@@ -155,6 +155,9 @@ class TestPerViewerProperties:
         assert stats.unique == len(viewers)
         assert stats.current == len({v for v, _, _, open_ in raw if open_})
         assert stats.peak <= stats.unique
+        # T0 is half a minute past: minute k holds the seconds [60k - 30, 60k + 30).
+        minutes = [max(connected[max(0, 60 * k - 30) : 60 * k + 30], default=0) for k in range(4)]
+        assert [viewers for _, viewers in stats.per_minute] == minutes
 
     @settings(max_examples=200)
     @given(peers, st.data())
