@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.analytics.repository import AnalyticsRepository
 from livestage.analytics.schemas import PeerRead, SampleRead, StreamAnalytics, StreamPage
 from livestage.errors import Forbidden, NotFound
 from livestage.influencers.repository import InfluencerRepository
-from livestage.models import LiveStream, User
+from livestage.models import User
 from livestage.models.keyset import decode_cursor, encode_cursor
 from livestage.streams.repository import StreamRepository
-from livestage.streams.schemas import stream_read
+from livestage.streams.schemas import StreamRead, stream_read
 from livestage.tracking.repository import TrackingRepository
 
 PEERS_PER_PAGE = 50
@@ -81,11 +82,11 @@ class AnalyticsService:
         )
 
 
-def _stream_page(rows: list[LiveStream], limit: int) -> StreamPage:
-    shown = rows[:limit]
+def _stream_page(rows: list[RowMapping], limit: int) -> StreamPage:
+    shown = [StreamRead.model_validate(row) for row in rows[:limit]]
     more = len(rows) > limit
     return StreamPage(
-        items=[stream_read(s) for s in shown],
+        items=shown,
         next_cursor=encode_cursor(shown[-1].created_at, shown[-1].id) if more else None,
     )
 
