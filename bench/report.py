@@ -208,6 +208,16 @@ ROWS = [
         _at_most("backlog_peers_wrong", 0),
     ),
     Row(
+        "crowd_apply_eps",
+        "Flash crowd on one stream with 100,000 past peers (--quick 10,000): apply",
+        "reported",
+        unit="ev/s",
+    ),
+    Row("crowd_apply_eps_min", "  apply, slowest repeat", "", unit="ev/s"),
+    Row("crowd_apply_eps_max", "  apply, fastest repeat", "", unit="ev/s"),
+    Row("crowd_apply_vs_store", "  apply ÷ store (same run)", ""),
+    Row("crowd_missed", "  events not applied", "0", _at_most("crowd_missed", 0)),
+    Row(
         "chat_fanout_p99_ms",
         "Chat: one message to N pages (2 processes; SQLite 1), p99",
         "≤ 1 s",

@@ -33,6 +33,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Bed], dict[str, float]]] = {
     "fanout2": scenarios.fan_out_cluster,
     "storm": storm.storm,
     "backlog": scenarios.backlog,
+    "crowd": scenarios.crowd,
     "chat": scenarios.chat,
     "growth": scenarios.growth,
 }

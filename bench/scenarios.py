@@ -779,6 +779,26 @@ def backlog(bed: Bed) -> dict[str, float]:
     }
 
 
+def crowd(bed: Bed) -> dict[str, float]:
+    """The backlog's flash crowd (its 20,000 events) on one live stream that already has
+    CROWD_HISTORY peers: a stream's recompute reads every peer it ever had, so this is what a
+    big creator's stream costs the worker (apply ÷ the same events' store rate)."""
+    history = CROWD_HISTORY if bed.profile.repeats > 1 else CROWD_HISTORY // 10
+    channel = seed.seed_crowd(bed.database.url, history)
+    rounds = [
+        asyncio.run(
+            _backlog_round(bed.database.url, [channel.room_id], bed.profile.backlog_events, f"c{r}")
+        )
+        for r in range(bed.profile.repeats)
+    ]
+    return {
+        "crowd_history": history,
+        **_with_spread("crowd_apply_eps", [r["apply_eps"] for r in rounds]),
+        **_with_spread("crowd_apply_vs_store", [r["apply_eps"] / r["store_eps"] for r in rounds]),
+        "crowd_missed": sum(bed.profile.backlog_events - int(r["applied"]) for r in rounds),
+    }
+
+
 def _with_spread(key: str, values: list[float]) -> dict[str, float]:
     """The median as `key`, the lowest and highest as `key_min` and `key_max`."""
     return {key: _median(values), f"{key}_min": min(values), f"{key}_max": max(values)}
@@ -1087,6 +1107,7 @@ def chat(bed: Bed) -> dict[str, float]:
 # 8. Cost growth with history -------------------------------------------------------------------
 
 GROWTH_SIZES = (10, 1_000, 100_000)
+CROWD_HISTORY = 100_000
 GROWTH_QUICK_SIZES = (10, 1_000, 20_000)
 GROWTH_SAMPLES = 40
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, text, update
+from sqlalchemy import Table, insert, select, text, update
 
 from livestage.accounts.passwords import hash_password
 from livestage.config import Settings
@@ -72,6 +72,47 @@ async def _seed(database_url: str, count: int, prefix: str) -> list[LiveChannel]
     finally:
         await engine.dispose()
     return channels
+
+
+def seed_crowd(database_url: str, history: int) -> LiveChannel:
+    """One live stream whose audience already holds `history` peers, each joined and left over
+    its last two hours: a big creator's stream, every recompute of which reads them all."""
+    return asyncio.run(_seed_crowd(database_url, history))
+
+
+async def _seed_crowd(database_url: str, history: int) -> LiveChannel:
+    (channel,) = await _seed(database_url, 1, "crowd")
+    settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
+    engine = create_engine(settings)
+    began = utc_now() - timedelta(hours=2)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            stream = await session.scalar(
+                select(LiveStream).where(LiveStream.room_id == channel.room_id)
+            )
+            assert stream is not None
+            stream.started_at = began
+            peers = [
+                {
+                    "id": uuid.uuid4(),
+                    "stream_id": stream.id,
+                    "peer_id": f"h{i}",
+                    "user_id": f"past-viewer-{i}",
+                    "role": "viewer",
+                    "joined_at": began + timedelta(milliseconds=50 * i),
+                    "left_at": began + timedelta(milliseconds=50 * i, minutes=1),
+                    "leave_reason": "left",
+                }
+                for i in range(history)
+            ]
+            for chunk in range(0, len(peers), CHUNK):
+                await session.execute(insert(StreamPeer), peers[chunk : chunk + CHUNK])
+        async with engine.connect() as connection:
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
+    finally:
+        await engine.dispose()
+    return channel
 
 
 @dataclass(frozen=True)
