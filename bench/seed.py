@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livestage.accounts.passwords import hash_password
 from livestage.config import Settings
@@ -107,9 +108,7 @@ async def _seed_crowd(database_url: str, history: int) -> LiveChannel:
             ]
             for chunk in range(0, len(peers), CHUNK):
                 await session.execute(insert(StreamPeer), peers[chunk : chunk + CHUNK])
-        async with engine.connect() as connection:
-            await connection.execute(text("ANALYZE"))
-            await connection.commit()
+        await _analyze(engine)
     finally:
         await engine.dispose()
     return channel
@@ -209,11 +208,15 @@ async def _seed_history(url: str, rows: int, have: int, history: History | None)
             await session.execute(
                 update(LiveStream).where(LiveStream.id == stream_id).values(unique_viewers=rows)
             )
-        # Statistics as autovacuum would have them after this many inserts (it runs on its own
-        # schedule, so a bench that measures at once would see plans for an empty table).
-        async with engine.connect() as connection:
-            await connection.execute(text("ANALYZE"))
-            await connection.commit()
+        await _analyze(engine)
     finally:
         await engine.dispose()
     return history
+
+
+async def _analyze(engine: AsyncEngine) -> None:
+    """Statistics as autovacuum would have them after this many inserts (it runs on its own
+    schedule, so a bench that measures at once would see plans for an empty table)."""
+    async with engine.connect() as connection:
+        await connection.execute(text("ANALYZE"))
+        await connection.commit()
