@@ -150,7 +150,7 @@ class WalCheckpoints:
     over three drains. So once the log holds `restart_pages`, one more pass runs under the
     write gate, between two transactions, and the next writer starts the log over. Before it,
     another pass outside the gate copies what was committed during the first, so the gated one
-    has little left but its fsyncs: it held the gate 25-105 ms, every 2.5 s under the bench's
+    has little left but its fsyncs: it held the gate 25-106 ms, every 2.5 s under the bench's
     webhook flood. Gating every pass cost that flood 15-25 % of its rate."""
 
     def __init__(
