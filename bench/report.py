@@ -259,6 +259,26 @@ ROWS = [
         _at_most("chat_rate_reordered_pages", 0),
     ),
     Row("chat_rate_orders", "  distinct orders seen", "1", _at_most("chat_rate_orders", 1)),
+    Row(
+        "growth_worst_ratio",
+        "Cost growth, worst page or list API: p50 at 100,000 rows ÷ at 10 (--quick 20,000), "
+        "sizes interleaved",
+        "≤ 2",
+        _at_most("growth_worst_ratio", 2),
+    ),
+    *(
+        Row(f"growth_{name}_ratio", f"  {label}", "")
+        for name, label in (
+            ("admin_streams", "/admin/streams"),
+            ("admin_streams_api", "/api/admin/streams?limit=50"),
+            ("admin_stream", "/admin/streams/{id}, a stream with as many peers as rows"),
+            ("admin_stream_api", "/api/admin/streams/{id}"),
+            ("admin_audit", "/admin/audit"),
+            ("admin_audit_api", "/api/admin/audit?limit=50"),
+            ("my_streams", "/influencer/streams"),
+            ("my_streams_api", "/api/streams/mine?limit=50"),
+        )
+    ),
 ]
 
 

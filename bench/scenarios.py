@@ -25,6 +25,7 @@ from sqlalchemy import text
 
 from bench import harness, loadgen, seed
 from bench.seed import LiveChannel, seed_live_streams
+from livestage import migrate
 from livestage.accounts import totp
 from livestage.accounts.service import account as account_service
 from livestage.app import GC_YOUNG_THRESHOLD
@@ -1120,9 +1121,9 @@ class AdminLogin:
     last_step: list[int] = field(default_factory=lambda: [-1])
 
 
-async def _growth_admin(bed: Bed) -> AdminLogin:
+async def _growth_admin(url: str, secret_key: str) -> AdminLogin:
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=bed.database.url, secret_key=bed.secret_key
+        _env_file=None, database_url=url, secret_key=secret_key
     )
     engine = create_engine(settings)
     password = secrets.token_urlsafe(12)
@@ -1161,63 +1162,90 @@ def _admin_login(client: httpx.Client, admin: AdminLogin) -> None:
     client.headers[CSRF_HEADER] = response.json()["csrf_token"]
 
 
-def _p50_ms(client: httpx.Client, path: str, samples: int) -> tuple[float, int]:
-    client.get(path).raise_for_status()  # warm: compiled statements, page cache
-    times = []
-    size = 0
-    for _ in range(samples):
-        start = time.perf_counter()
-        response = client.get(path)
-        times.append((time.perf_counter() - start) * 1000)
-        response.raise_for_status()
-        size = len(response.content)
-    return statistics.median(times), size
+def _growth_paths(history: seed.History) -> dict[str, str]:
+    return {
+        "admin_streams": "/admin/streams",
+        "admin_streams_api": "/api/admin/streams?limit=50",
+        "admin_stream": f"/admin/streams/{history.stream_id}",
+        "admin_stream_api": f"/api/admin/streams/{history.stream_id}",
+        "admin_audit": "/admin/audit",
+        "admin_audit_api": "/api/admin/audit?limit=50",
+        "my_streams": "/influencer/streams",
+        "my_streams_api": "/api/streams/mine?limit=50",
+    }
+
+
+@dataclass
+class GrowthSide:
+    """One history size: its database, server and signed-in clients (admin, the creator)."""
+
+    rows: int
+    history: seed.History
+    admin: httpx.Client
+    creator: httpx.Client
+
+    def client_for(self, name: str) -> httpx.Client:
+        return self.creator if name.startswith("my_") else self.admin
+
+
+def _seed_growth(bed: Bed, rows: int) -> tuple[str, seed.History, AdminLogin, float]:
+    """A database of its own beside the bed's, migrated and seeded with `rows` of history."""
+    url = harness.another_database(bed.database, f"growth_{rows}")
+    migrate.upgrade(url)
+    began = time.monotonic()
+    history = seed.seed_history(url, rows, 0, None)
+    seeded = time.monotonic() - began
+    return url, history, asyncio.run(_growth_admin(url, bed.secret_key)), seeded
+
+
+def _interleaved_p50s(sides: list[GrowthSide], name: str, samples: int) -> list[tuple[float, int]]:
+    """Each size's p50 and body size for one page, its requests interleaved with the other
+    sizes' (A B C, B C A, …): outside load that comes and goes hits every size alike."""
+    paths = [_growth_paths(side.history)[name] for side in sides]
+    for side, path in zip(sides, paths, strict=True):
+        side.client_for(name).get(path).raise_for_status()  # warm: statements, page cache
+    times: list[list[float]] = [[] for _ in sides]
+    sizes = [0] * len(sides)
+    for sample in range(samples):
+        for turn in range(len(sides)):
+            i = (sample + turn) % len(sides)
+            client = sides[i].client_for(name)
+            start = time.perf_counter()
+            response = client.get(paths[i])
+            times[i].append((time.perf_counter() - start) * 1000)
+            response.raise_for_status()
+            sizes[i] = len(response.content)
+    return [(statistics.median(t), size) for t, size in zip(times, sizes, strict=True)]
 
 
 def growth(bed: Bed) -> dict[str, float]:
     """Every list page and API, and the page of a stream with as many peers as there are
-    streams, timed (p50 of GROWTH_SAMPLES) at each history size; the figure is p50 at the
-    largest ÷ p50 at the smallest (target ≤ 2)."""
+    streams, at each history size (p50 of GROWTH_SAMPLES); the figure is p50 at the largest ÷
+    p50 at the smallest (target ≤ 2). Each size has its database and server, all three
+    running at once, and their requests are interleaved: a size measured minutes after
+    another, on this shared machine, differed by 2× for reasons of its own."""
     sizes = GROWTH_QUICK_SIZES if bed.profile.repeats == 1 else GROWTH_SIZES
-    admin = asyncio.run(_growth_admin(bed))
-    history: seed.History | None = None
-    have = 0
-    by_size: dict[int, dict[str, float]] = {}
-    seeded: dict[int, float] = {}
-    for rows in sizes:
-        began = time.monotonic()
-        history = seed.seed_history(bed.database.url, rows, have, history)
-        seeded[rows] = time.monotonic() - began
-        have = rows
-        paths = {
-            "admin_streams": "/admin/streams",
-            "admin_streams_api": "/api/admin/streams?limit=50",
-            "admin_stream": f"/admin/streams/{history.stream_id}",
-            "admin_stream_api": f"/api/admin/streams/{history.stream_id}",
-            "admin_audit": "/admin/audit",
-            "admin_audit_api": "/api/admin/audit?limit=50",
-            "my_streams": "/influencer/streams",
-            "my_streams_api": "/api/streams/mine?limit=50",
-        }
-        with bed.server(f"growth-{rows}") as server:
-            figures: dict[str, float] = {}
-            with httpx.Client(base_url=server.base_url, timeout=60) as client:
-                _admin_login(client, admin)
-                for name, path in paths.items():
-                    if name.startswith("my_"):
-                        continue
-                    figures[name], figures[f"{name}_bytes"] = _p50_ms(client, path, GROWTH_SAMPLES)
-            with httpx.Client(base_url=server.base_url, timeout=60) as client:
-                _login(client, history.email, history.password)
-                for name in ("my_streams", "my_streams_api"):
-                    figures[name], figures[f"{name}_bytes"] = _p50_ms(
-                        client, paths[name], GROWTH_SAMPLES
-                    )
-        by_size[rows] = figures
+    seeded = {rows: _seed_growth(bed, rows) for rows in sizes}
+    by_size: dict[int, dict[str, float]] = {rows: {} for rows in sizes}
+    with contextlib.ExitStack() as stack:
+        sides = []
+        for rows, (url, history, admin, _) in seeded.items():
+            server = stack.enter_context(bed.server(f"growth-{rows}", LIVESTAGE_DATABASE_URL=url))
+            admin_client = stack.enter_context(httpx.Client(base_url=server.base_url, timeout=60))
+            _admin_login(admin_client, admin)
+            creator = stack.enter_context(httpx.Client(base_url=server.base_url, timeout=60))
+            _login(creator, history.email, history.password)
+            sides.append(GrowthSide(rows, history, admin_client, creator))
+        for name in _growth_paths(sides[0].history):
+            for side, (p50, size) in zip(
+                sides, _interleaved_p50s(sides, name, GROWTH_SAMPLES), strict=True
+            ):
+                by_size[side.rows][name] = p50
+                by_size[side.rows][f"{name}_bytes"] = size
     smallest, largest = by_size[sizes[0]], by_size[sizes[-1]]
     result: dict[str, float] = {}
     for rows, figures in by_size.items():
-        result[f"growth_seed_s_at_{rows}"] = round(seeded[rows], 1)
+        result[f"growth_seed_s_at_{rows}"] = round(seeded[rows][3], 1)
         for name, value in figures.items():
             unit = "" if name.endswith("_bytes") else "_p50_ms"
             result[f"growth_{name}{unit}_at_{rows}"] = value
