@@ -26,6 +26,7 @@ from livestage.errors import (
 )
 from livestage.influencers.service import influencer as influencer_service
 from livestage.kit import deadlines
+from livestage.kit.db import new_id
 from livestage.kit.time import rfc3339
 from livestage.models import (
     ChatMessage,
@@ -207,7 +208,7 @@ class ChatService:
                 )
             raise InvalidMessage(f"Choose a display name of 1 to {rules.NAME_MAX} characters.")
         draft = Draft(
-            id=uuid.uuid4(),
+            id=new_id(),
             handle=handle,
             identity=chatter.identity,
             user_id=chatter.user.id if chatter.user else None,

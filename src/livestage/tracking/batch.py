@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from livestage.kit.db import new_id
 from livestage.models import LiveStream
 from livestage.tracking.repository import CLOCK_SKEW, StreamKey, TrackingRepository
 
@@ -34,7 +35,7 @@ class PeerRow:
     left_at: datetime | None = None
     left_inferred: bool = False
     leave_reason: str | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_id)
 
     def values(self) -> tuple[object, ...]:
         """The row's columns, in the order of PEER_COLUMNS."""

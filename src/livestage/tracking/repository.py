@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
+from livestage.kit.db import new_id
 from livestage.kit.time import as_utc
 from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus, ViewerSample
 from livestage.models.active import is_active
@@ -221,7 +222,7 @@ class EventRepository:
         returns the pairs that were new."""
         if not events:
             return set()
-        ids = [uuid.uuid4() for _ in events]
+        ids = [new_id() for _ in events]
         payloads = [json.dumps(e.payload) for e in events]  # as the JSON column writes them
         if self.session.get_bind().dialect.name == "postgresql":
             columns = map(list, zip(*events, strict=True))
