@@ -31,7 +31,7 @@ from livestage.accounts.service import account as account_service
 from livestage.app import GC_YOUNG_THRESHOLD
 from livestage.audit.service import Actor
 from livestage.config import Settings
-from livestage.db import READ_ONLY, create_engine, create_sessionmaker, transaction
+from livestage.db import READ_ONLY, Database, create_engine, create_sessionmaker, transaction
 from livestage.influencers.service import influencer as influencer_service
 from livestage.kit.crypto import SecretBox
 from livestage.kit.time import utc_now
@@ -704,8 +704,11 @@ async def _backlog_round(url: str, rooms: list[str], count: int, run: str) -> di
     other scenarios, the events to send) were ~168,000, and each full pass over them (five in a
     drain) took ~0.17 s that a server would not spend."""
     events = [("hms", payload) for payload in _backlog_events(rooms, count, run)]
-    engine = create_engine(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
-    sessionmaker = create_sessionmaker(engine)
+    # The database as `livestage serve` opens it: on SQLite its log checkpointed in the
+    # background, not by the commit that crosses 1,000 pages.
+    database = Database.open(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    database.start()
+    sessionmaker = database.sessionmaker
     threshold = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *threshold[1:])
@@ -732,7 +735,7 @@ async def _backlog_round(url: str, rooms: list[str], count: int, run: str) -> di
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
-        await engine.dispose()
+        await database.aclose()
     return {"store_eps": len(events) / stored, "apply_eps": applied / applying, "applied": applied}
 
 
