@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from sqlalchemy import text
@@ -1191,14 +1191,21 @@ class GrowthSide:
         return self.creator if name.startswith("my_") else self.admin
 
 
-def _seed_growth(bed: Bed, rows: int) -> tuple[str, seed.History, AdminLogin, float]:
+class GrowthSeed(NamedTuple):
+    url: str
+    history: seed.History
+    admin: AdminLogin
+    seconds: float
+
+
+def _seed_growth(bed: Bed, rows: int) -> GrowthSeed:
     """A database of its own beside the bed's, migrated and seeded with `rows` of history."""
     url = harness.another_database(bed.database, f"growth_{rows}")
     migrate.upgrade(url)
     began = time.monotonic()
-    history = seed.seed_history(url, rows, 0, None)
-    seeded = time.monotonic() - began
-    return url, history, asyncio.run(_growth_admin(url, bed.secret_key)), seeded
+    history = seed.seed_history(url, rows)
+    seconds = time.monotonic() - began
+    return GrowthSeed(url, history, asyncio.run(_growth_admin(url, bed.secret_key)), seconds)
 
 
 def _interleaved_p50s(sides: list[GrowthSide], name: str, samples: int) -> list[tuple[float, int]]:
@@ -1252,7 +1259,7 @@ def growth(bed: Bed) -> dict[str, float]:
     smallest, largest = by_size[sizes[0]], by_size[sizes[-1]]
     result: dict[str, float] = {}
     for rows, figures in by_size.items():
-        result[f"growth_seed_s_at_{rows}"] = round(seeded[rows][3], 1)
+        result[f"growth_seed_s_at_{rows}"] = round(seeded[rows].seconds, 1)
         for name, value in figures.items():
             unit = "" if name.endswith("_bytes") else "_p50_ms"
             result[f"growth_{name}{unit}_at_{rows}"] = value

@@ -45,12 +45,15 @@ class Base(DeclarativeBase):
 
 
 def new_id() -> uuid.UUID:
-    """A row's key: a UUIDv7, its first 48 bits the time (milliseconds) and 74 random bits.
+    """A row's key: a UUIDv7, its first 48 bits the time (milliseconds), then a counter that
+    keeps keys made in one millisecond in order (uuid-utils, as RFC 9562 allows) and random
+    bits. Unique and ordered, not secret: a session is found by its token's hash, and access
+    is checked, never inferred from knowing a key.
+
     New rows' keys sort after older ones, so each insert lands at the right edge of the key's
-    index: with random (v4) keys it touched a leaf page anywhere in it, and on a SQLite
-    database grown to 300,000 events every commit of the inbox rewrote ~1,000 random pages,
-    storing 6,050-6,800 ev/s against 9,560-10,710 with these (bench/results/NOTES.md, s10).
-    Keys are not secrets (sessions are found by a token's hash), only unguessable."""
+    index. With random (v4) keys it touched a leaf page anywhere in it: on a SQLite database
+    grown to 300,000 events every commit of the inbox rewrote ~1,000 scattered pages, storing
+    6,050-6,800 ev/s against 9,560-10,710 with these (bench/results/NOTES.md, s10)."""
     return uuid7()
 
 
