@@ -223,6 +223,50 @@ async def test_a_drain_of_many_batches_applies_each_event_once_with_exact_figure
         assert pending == 0
 
 
+async def test_sqlite_batches_grow_to_hold_the_writer_as_long_as_allowed_postgresql_is_fixed(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: the first batch is SQLITE_FIRST_BATCH, the next sized from its cost (far under
+    the hold here), up to BATCH. PostgreSQL: every batch is BATCH_POSTGRESQL."""
+    monkeypatch.setattr(worker_module, "SQLITE_FIRST_BATCH", 5)
+    monkeypatch.setattr(worker_module, "SQLITE_SMALLEST_BATCH", 5)
+    monkeypatch.setattr(worker_module, "BATCH", 12)
+    monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 9)
+    limits: list[int] = []
+    process_pending = tracking_service.process_pending
+
+    async def recording(session: AsyncSession, *args: Any, limit: int, **kwargs: Any) -> Any:
+        limits.append(limit)
+        return await process_pending(session, *args, limit=limit, **kwargs)
+
+    monkeypatch.setattr(tracking_service, "process_pending", recording)
+    streams = await _streams(db, 4, StreamStatus.live)
+    events = _crowd(streams)
+    await _store(db, events)
+    worker = TrackingWorker(
+        db.sessionmaker,
+        CONFIG,
+        clock=lambda: NOW,
+        broker=LiveBroker(),
+        provider=None,
+        poll_seconds=3600,
+        reconcile_seconds=0,
+    )
+
+    assert await worker.drain() == len(events)
+
+    if db.engine.dialect.name == "sqlite":
+        assert limits[0] == 5 and len(limits) > 2
+        assert all(5 < limit <= 12 for limit in limits[1:]), limits
+    else:
+        assert set(limits) == {9} and len(limits) > 2
+    async with db.sessionmaker() as session:
+        for i, seeded in enumerate(streams):
+            stream = await session.get(LiveStream, seeded.id)
+            assert stream is not None
+            _assert_exact_figures(stream, i)
+
+
 async def test_a_drain_of_many_batches_retries_an_event_that_failed_in_an_early_one(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,11 +34,15 @@ from livestage.tracking.service import TrackingConfig
 from livestage.tracking.service import tracking as tracking_service
 
 log = structlog.get_logger()
-# Events applied per transaction. On SQLite a transaction holds the one write lock, and webhook
-# acknowledgements wait behind it: short transactions keep ingestion flowing under load. A batch
-# costs about 0.2 ms per event plus a share per stream it touches (read, locked, written once):
-# 1,000 events take about as long as 64 did when each event was applied alone.
-BATCH = 1000
+# Events applied per transaction on SQLite, at most. There a transaction holds the one write
+# lock, and webhook acknowledgements and go-lives wait behind it, so a batch is sized to hold it
+# about SQLITE_HOLD_SECONDS, from the cost per event of the last full batch: 1,000 at first,
+# more where events are cheap. A batch has fixed costs (its streams read and locked, a share of
+# recomputes, a commit): on a fast machine 1,000 events took ~0.15 s, 2,000 events ~0.24 s.
+BATCH = 5000
+SQLITE_FIRST_BATCH = 1000
+SQLITE_SMALLEST_BATCH = 200
+SQLITE_HOLD_SECONDS = 0.3
 # PostgreSQL has no one writer to share, so its batches are larger: a batch's fixed costs (its
 # streams read and locked, a share of recomputes to keep live counts fresh, a commit) were a
 # third of a drain's time at 1,000, and still 8 % at 3,000. A batch of 6,000 holds its
@@ -95,6 +99,7 @@ class TrackingWorker:
         self._dirty: set[Any] = set()
         self._recomputed_at: dict[Any, float] = {}
         self._recompute_cost: dict[Any, float] = {}
+        self._sqlite_batch = SQLITE_FIRST_BATCH
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -137,8 +142,10 @@ class TrackingWorker:
             while True:
                 if not settle:
                     await self._let_ingestion_go_first()
+                began = asyncio.get_running_loop().time()
                 async with transaction(self.sessionmaker) as session:
-                    now, limit = self.clock(), _batch_size(session)
+                    now, sqlite = self.clock(), session.get_bind().dialect.name == "sqlite"
+                    limit = min(self._sqlite_batch, BATCH) if sqlite else BATCH_POSTGRESQL
                     result = await tracking_service.process_pending(
                         session, self.config, now=now, limit=limit, recompute=False
                     )
@@ -148,6 +155,9 @@ class TrackingWorker:
                     done = await self._recompute(session, due)
                     await self._publish(session, done)
                 self._recomputed(done)
+                if sqlite and not last:
+                    held = asyncio.get_running_loop().time() - began
+                    self._sqlite_batch = sqlite_batch_after(self._sqlite_batch, limit, held)
                 total += result.processed
                 if last:
                     if not settle:
@@ -305,8 +315,12 @@ class TrackingWorker:
         self.broker.publish(update["handle"], update)
 
 
-def _batch_size(session: AsyncSession) -> int:
-    return BATCH_POSTGRESQL if session.get_bind().dialect.name == "postgresql" else BATCH
+def sqlite_batch_after(size: int, events: int, seconds: float) -> int:
+    """The next SQLite batch's size after a full batch of `events` held the writer `seconds`:
+    halfway from `size` to what holds it SQLITE_HOLD_SECONDS at that cost per event (so one
+    slow batch, the machine busy elsewhere, moves it only so far), within its bounds."""
+    fits = SQLITE_HOLD_SECONDS * events / max(seconds, 1e-6)
+    return int(min(max((size + fits) / 2, SQLITE_SMALLEST_BATCH), BATCH))
 
 
 async def _logged(work: Callable[[], Awaitable[object]]) -> None:
