@@ -56,18 +56,27 @@ async def test_a_stopped_writer_never_leaves_sqlites_write_lock_held(tmp_path: P
     engine = create_engine(settings)
     writes = create_sessionmaker(engine)
 
+    reads = 0
+
     async def insert_then_read() -> None:
+        nonlocal reads
         async with transaction(writes) as session:
             await session.execute(text("INSERT INTO t VALUES (1)"))
             for _ in range(20):
                 await session.execute(text("SELECT count(*) FROM t"))
+                reads += 1
 
     try:
         async with transaction(writes) as session:
             await session.execute(text("CREATE TABLE t (n INTEGER)"))
         for attempt in range(20):
+            reads = 0
             stopped = asyncio.create_task(uncancelled(insert_then_read()))
-            await asyncio.sleep(0.001 * (attempt % 5))
+            # Stopped at its start or after 1-4 of its 20 reads, however fast the machine: a
+            # fixed sleep of up to 4 ms let a fast run finish first.
+            await asyncio.sleep(0)
+            while reads < attempt % 5:
+                await asyncio.sleep(0)
             stopped.cancel()
             await asyncio.sleep(0)
             stopped.cancel()
