@@ -183,6 +183,10 @@ async def test_one_batch_over_many_streams_gives_each_stream_its_exact_figures(
 def _worker_in_batches_of_seven(db: Database, monkeypatch: pytest.MonkeyPatch) -> TrackingWorker:
     monkeypatch.setattr(worker_module, "BATCH", 7)
     monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 7)
+    return _worker(db)
+
+
+def _worker(db: Database) -> TrackingWorker:
     return TrackingWorker(
         db.sessionmaker,
         CONFIG,
@@ -243,17 +247,8 @@ async def test_sqlite_batches_grow_to_hold_the_writer_as_long_as_allowed_postgre
     streams = await _streams(db, 4, StreamStatus.live)
     events = _crowd(streams)
     await _store(db, events)
-    worker = TrackingWorker(
-        db.sessionmaker,
-        CONFIG,
-        clock=lambda: NOW,
-        broker=LiveBroker(),
-        provider=None,
-        poll_seconds=3600,
-        reconcile_seconds=0,
-    )
 
-    assert await worker.drain() == len(events)
+    assert await _worker(db).drain() == len(events)
 
     if db.engine.dialect.name == "sqlite":
         assert limits[0] == 5 and len(limits) > 2
