@@ -181,7 +181,7 @@ async def test_one_batch_over_many_streams_gives_each_stream_its_exact_figures(
 
 
 def _worker_in_batches_of_seven(db: Database, monkeypatch: pytest.MonkeyPatch) -> TrackingWorker:
-    monkeypatch.setattr(worker_module, "BATCH", 7)
+    monkeypatch.setattr(worker_module, "SQLITE_LARGEST_BATCH", 7)
     monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 7)
     return _worker(db)
 
@@ -231,10 +231,10 @@ async def test_sqlite_batches_grow_to_hold_the_writer_as_long_as_allowed_postgre
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite: the first batch is SQLITE_FIRST_BATCH, the next sized from its cost (far under
-    the hold here), up to BATCH. PostgreSQL: every batch is BATCH_POSTGRESQL."""
+    the hold here), up to SQLITE_LARGEST_BATCH. PostgreSQL: every batch is BATCH_POSTGRESQL."""
     monkeypatch.setattr(worker_module, "SQLITE_FIRST_BATCH", 5)
     monkeypatch.setattr(worker_module, "SQLITE_SMALLEST_BATCH", 5)
-    monkeypatch.setattr(worker_module, "BATCH", 12)
+    monkeypatch.setattr(worker_module, "SQLITE_LARGEST_BATCH", 12)
     monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 9)
     limits: list[int] = []
     process_pending = tracking_service.process_pending

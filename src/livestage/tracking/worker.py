@@ -34,12 +34,12 @@ from livestage.tracking.service import TrackingConfig
 from livestage.tracking.service import tracking as tracking_service
 
 log = structlog.get_logger()
-# Events applied per transaction on SQLite, at most. There a transaction holds the one write
+# Events applied per transaction on SQLite. There a transaction holds the one write
 # lock, and webhook acknowledgements and go-lives wait behind it, so a batch is sized to hold it
 # about SQLITE_HOLD_SECONDS, from the cost per event of the last full batch: 1,000 at first,
 # more where events are cheap. A batch has fixed costs (its streams read and locked, a share of
 # recomputes, a commit): on a fast machine 1,000 events took ~0.15 s, 2,000 events ~0.24 s.
-BATCH = 5000
+SQLITE_LARGEST_BATCH = 5000
 SQLITE_FIRST_BATCH = 1000
 SQLITE_SMALLEST_BATCH = 200
 SQLITE_HOLD_SECONDS = 0.3
@@ -99,7 +99,7 @@ class TrackingWorker:
         self._dirty: set[Any] = set()
         self._recomputed_at: dict[Any, float] = {}
         self._recompute_cost: dict[Any, float] = {}
-        self._sqlite_batch = SQLITE_FIRST_BATCH
+        self._sqlite_batch = min(SQLITE_FIRST_BATCH, SQLITE_LARGEST_BATCH)
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -145,7 +145,7 @@ class TrackingWorker:
                 began = asyncio.get_running_loop().time()
                 async with transaction(self.sessionmaker) as session:
                     now, sqlite = self.clock(), session.get_bind().dialect.name == "sqlite"
-                    limit = min(self._sqlite_batch, BATCH) if sqlite else BATCH_POSTGRESQL
+                    limit = self._sqlite_batch if sqlite else BATCH_POSTGRESQL
                     result = await tracking_service.process_pending(
                         session, self.config, now=now, limit=limit, recompute=False
                     )
@@ -320,7 +320,7 @@ def sqlite_batch_after(size: int, events: int, seconds: float) -> int:
     halfway from `size` to what holds it SQLITE_HOLD_SECONDS at that cost per event (so one
     slow batch, the machine busy elsewhere, moves it only so far), within its bounds."""
     fits = SQLITE_HOLD_SECONDS * events / max(seconds, 1e-6)
-    return int(min(max((size + fits) / 2, SQLITE_SMALLEST_BATCH), BATCH))
+    return int(min(max((size + fits) / 2, SQLITE_SMALLEST_BATCH), SQLITE_LARGEST_BATCH))
 
 
 async def _logged(work: Callable[[], Awaitable[object]]) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from livestage.tracking.worker import (
-    BATCH,
     SQLITE_FIRST_BATCH,
     SQLITE_HOLD_SECONDS,
+    SQLITE_LARGEST_BATCH,
     SQLITE_SMALLEST_BATCH,
     sqlite_batch_after,
 )
@@ -29,7 +29,7 @@ def test_the_batch_never_grows_past_its_largest(seconds: float) -> None:
     size = SQLITE_FIRST_BATCH
     for _ in range(20):
         size = sqlite_batch_after(size, size, seconds)
-    assert size == BATCH
+    assert size == SQLITE_LARGEST_BATCH
 
 
 def test_the_batch_never_shrinks_past_its_smallest() -> None:
