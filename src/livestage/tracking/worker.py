@@ -316,9 +316,10 @@ class TrackingWorker:
 
 
 def sqlite_batch_after(size: int, events: int, seconds: float) -> int:
-    """The next SQLite batch's size after a full batch of `events` held the writer `seconds`:
-    halfway from `size` to what holds it SQLITE_HOLD_SECONDS at that cost per event (so one
-    slow batch, the machine busy elsewhere, moves it only so far), within its bounds."""
+    """The next SQLite batch's size after a full batch of `events` took `seconds` (its wait
+    for the writer included, so batches shrink while others want it): halfway from `size` to
+    what holds it SQLITE_HOLD_SECONDS at that cost per event (so one slow batch, the machine
+    busy elsewhere, moves it only so far), within its bounds."""
     fits = SQLITE_HOLD_SECONDS * events / max(seconds, 1e-6)
     return int(min(max((size + fits) / 2, SQLITE_SMALLEST_BATCH), SQLITE_LARGEST_BATCH))
 
