@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, BigInteger, Enum, Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from livestage.kit.db import Base, IDMixin, TimestampMixin
@@ -93,6 +93,13 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     # are behind their peer rows. Durable, so a worker that restarts (or was killed) between
     # the two still brings them up to date.
     figures_stale: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # A live stream's figures carried to a minute's start (tracking.figures.Checkpoint): the
+    # most viewers at once before it, and their watch time before it in microseconds. A
+    # recompute then reads only the peers connected at that instant or later, not its whole
+    # history. None: the next recompute reads every peer (a change before it, or not live).
+    figures_carried_to: Mapped[datetime | None] = mapped_column(default=None)
+    carried_peak: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    carried_watch_us: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     # When the provider closed `session_id` before the broadcaster's join was applied (events
     # out of order, or viewers alone in the room): that join, if it comes, ends the stream.
     session_closed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -113,6 +113,34 @@ class StreamFinder:
             self._sessions.setdefault(stream.session_id, stream.id)
 
 
+# What a peer's figures depend on: (user id, is broadcaster, joined, left).
+PeerFacts = tuple[str, bool, datetime | None, datetime | None]
+
+
+def _facts(peer: PeerRow) -> PeerFacts:
+    return peer.user_id, peer.is_broadcaster, peer.joined_at, peer.left_at
+
+
+def changes_carried(stored: PeerFacts | None, now: PeerFacts, carried_to: datetime) -> bool:
+    """Whether a peer's change (from `stored`, None for a new peer) changes what its stream's
+    figures carried to `carried_to` hold (figures.Checkpoint): its time before that instant,
+    or the broadcaster it was (the broadcaster's last leave is read from the window's peers
+    alone when it has a broadcaster)."""
+    if stored is not None and stored[1] and not now[1]:
+        return True
+    return _before(stored, carried_to) != _before(now, carried_to)
+
+
+def _before(facts: PeerFacts | None, at: datetime) -> PeerFacts | None:
+    """The peer as seen before `at`: its times from `at` on read as unknown."""
+    if facts is None:
+        return None
+    user_id, is_broadcaster, joined, left = facts
+    joined = joined if joined is not None and joined < at else None
+    left = left if left is not None and left < at else None
+    return None if joined is None and left is None else (user_id, is_broadcaster, joined, left)
+
+
 class PeerBook:
     """The batch's peers: read together, changed in memory, written together. The statements
     that change every peer of a stream run at once and are mirrored on the peers held here."""
@@ -120,6 +148,7 @@ class PeerBook:
     def __init__(self, repository: TrackingRepository) -> None:
         self.repository = repository
         self._rows: dict[tuple[uuid.UUID, str], PeerRow] = {}
+        self._stored: dict[tuple[uuid.UUID, str], PeerFacts] = {}
         self._read: set[tuple[uuid.UUID, str]] = set()
         self._changed: set[tuple[uuid.UUID, str]] = set()
 
@@ -129,7 +158,20 @@ class PeerBook:
         self._read |= wanted
         for row in await self.repository.peer_rows(wanted):
             peer = PeerRow(*row)
-            self._rows.setdefault((peer.stream_id, peer.peer_id), peer)
+            key = (peer.stream_id, peer.peer_id)
+            if key not in self._rows:
+                self._rows[key] = peer
+                self._stored[key] = _facts(peer)
+
+    def changed_before(self, carried_to: dict[uuid.UUID, datetime]) -> set[uuid.UUID]:
+        """The streams among these (id → the instant their figures are carried to) whose
+        peers the batch changed before that instant (`changes_carried`)."""
+        return {
+            stream_id
+            for key in self._changed
+            if (at := carried_to.get(stream_id := key[0])) is not None
+            and changes_carried(self._stored.get(key), _facts(self._rows[key]), at)
+        }
 
     async def get(self, stream_id: uuid.UUID, peer_id: str) -> PeerRow | None:
         """The peer, which the batch will write back (the caller may change it)."""

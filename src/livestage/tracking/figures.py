@@ -10,9 +10,15 @@ peers' intervals (`connected_spans`). Two tabs open at once count once in the cu
 peak figures, and their watch time is not counted twice.
 
 The figures are computed on `Span`s, times as integer microseconds since the epoch: exact, and
-sorted, compared and summed several times faster than datetimes (a recompute goes over every
-peer of a stream, and a busy stream's history grows with every join). The functions taking
+sorted, compared and summed several times faster than datetimes. The functions taking
 `Interval`s (datetimes) convert to them.
+
+A peer whose leave is earlier than its join (a join applied after its stream ended is closed
+at the end) is connected for no time.
+
+A live stream's history grows with every join, so its figures are carried forward: a
+`Checkpoint` holds what every viewer before a minute's start adds to them, and `stats_of`
+then needs only the peers still connected at that instant or later (a window, see `stats_of`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from operator import itemgetter
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_MINUTE_US = 60_000_000
+MINUTE_US = 60_000_000
 _SECOND_US = 1_000_000
 
 # (user id, joined, left or None while connected); times in microseconds since the epoch.
@@ -43,6 +49,16 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What a stream's viewers add to its figures before `at` (a minute's start): `peak`, the
+    most connected at once before it, and `watched`, their time before it (microseconds)."""
+
+    at: int
+    peak: int
+    watched: int
+
+
+@dataclass(frozen=True, slots=True)
 class ViewerStats:
     current: int
     peak: int
@@ -50,6 +66,8 @@ class ViewerStats:
     total_watch_seconds: float
     average_watch_seconds: float
     per_minute: list[tuple[datetime, int]]
+    # The figures before the instant `stats_of` was asked to carry them to (None if not asked).
+    checkpoint: Checkpoint | None = None
 
 
 def microseconds(at: datetime) -> int:
@@ -63,8 +81,18 @@ def instant(us: int) -> datetime:
 
 
 def _span(item: Interval) -> Span:
-    left = item.left_at
-    return item.user_id, microseconds(item.joined_at), None if left is None else microseconds(left)
+    joined, left = microseconds(item.joined_at), item.left_at
+    return item.user_id, joined, None if left is None else max(microseconds(left), joined)
+
+
+def _from(spans: Iterable[Span], at: int) -> list[Span]:
+    """The spans' time from `at` on (a leave before its join read as the join): those that end
+    by `at` left out, the others starting at `at` at the earliest."""
+    return [
+        (user_id, max(joined, at), None if left is None else max(left, joined))
+        for user_id, joined, left in spans
+        if left is None or max(left, joined) > at
+    ]
 
 
 def _interval(span: Span) -> Interval:
@@ -151,17 +179,17 @@ def per_minute_peak(
 def _series(
     edges: list[int], levels: list[int], start: int, end: int
 ) -> list[tuple[datetime, int]]:
-    minute = start - start % _MINUTE_US
-    last = end - end % _MINUTE_US
+    minute = start - start % MINUTE_US
+    last = end - end % MINUTE_US
     series = []
     while minute <= last:
         # The level at the minute's first instant already includes every join and leave at that
         # instant: a viewer who left at exactly hh:mm:00.000000 is not there during that minute.
         first = bisect_left(edges, (minute + 1) * 2)
-        after = bisect_left(edges, (minute + _MINUTE_US) * 2, first)
+        after = bisect_left(edges, (minute + MINUTE_US) * 2, first)
         level = levels[first - 1] if first else 0
         series.append((instant(minute), max(level, max(levels[first:after], default=0))))
-        minute += _MINUTE_US
+        minute += MINUTE_US
     return series
 
 
@@ -189,20 +217,64 @@ def viewer_stats(
     )
 
 
-def stats_of(spans: list[Span], *, start: int | None, end: int | None, now: int) -> ViewerStats:
-    """`viewer_stats` on spans."""
-    connected = merged(spans)
+# Before every span: a checkpoint that carries nothing, so every span is in the window.
+_NOTHING_BEFORE = Checkpoint(at=-(2**62), peak=0, watched=0)
+
+
+def stats_of(
+    spans: list[Span],
+    *,
+    start: int | None,
+    end: int | None,
+    now: int,
+    since: Checkpoint | None = None,
+    unique: int | None = None,
+    carry_to: int | None = None,
+) -> ViewerStats:
+    """`viewer_stats` on spans.
+
+    With `since`, the figures before `since.at` come from it: `spans` need only be those still
+    connected at `since.at` or later (a superset does no harm), `unique` must be given (it
+    counts every viewer ever), and the per-minute series starts at `since.at`. Then `now` must
+    not be before `since.at`, nor `end` if given.
+
+    With `carry_to` (a minute's start, from `since.at` to `now`), the result's `checkpoint`
+    carries the figures to it, for the next call's `since`.
+    """
+    before = since or _NOTHING_BEFORE
+    connected = merged(_from(spans, before.at))
     edges = _edges(connected)
     levels = _levels(edges)
-    unique = len({user_id for user_id, _, _ in connected})
-    total = _watched(connected, now) / _SECOND_US
+    if unique is None:
+        unique = len({user_id for user_id, _, _ in connected})
+    total = (before.watched + _watched(connected, now)) / _SECOND_US
+    if start is not None and since is not None:
+        start = max(start, since.at)
     return ViewerStats(
         current=sum(1 for _, _, left in connected if left is None),
-        peak=_peak(levels),
+        peak=max(before.peak, _peak(levels)),
         unique=unique,
         total_watch_seconds=total,
         average_watch_seconds=total / unique if unique else 0.0,
         per_minute=(
             [] if start is None else _series(edges, levels, start, now if end is None else end)
         ),
+        checkpoint=None
+        if carry_to is None
+        else _carried(before, connected, edges, levels, carry_to),
+    )
+
+
+def _carried(
+    before: Checkpoint, connected: list[Span], edges: list[int], levels: list[int], to: int
+) -> Checkpoint:
+    """`before` carried to `to` over the window's spans, edges and levels."""
+    earlier = bisect_left(edges, to * 2)
+    watched = sum(
+        min(to if left is None else left, to) - joined
+        for _, joined, left in connected
+        if joined < to
+    )
+    return Checkpoint(
+        at=to, peak=max(before.peak, _peak(levels[:earlier])), watched=before.watched + watched
     )

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
@@ -11,7 +11,6 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
-    delete,
     func,
     literal,
     or_,
@@ -171,24 +170,43 @@ _INSERT_SAMPLES_PG = text(
     "CAST(:stream_id AS uuid[]), CAST(:minute AS timestamptz[]), CAST(:viewers AS integer[]))"
 )
 _INSERT_SAMPLES_SQLITE = "INSERT INTO viewer_samples (stream_id, minute, viewers) VALUES (?, ?, ?)"
-# A peer's times as exact microseconds since the epoch: PostgreSQL's epoch is a numeric to the
+_DELETE_SAMPLES_PG = text(
+    "DELETE FROM viewer_samples USING unnest(CAST(:stream_id AS uuid[]),"
+    " CAST(:since AS timestamptz[])) AS w (stream_id, since)"
+    " WHERE viewer_samples.stream_id = w.stream_id AND viewer_samples.minute >= w.since"
+)
+_DELETE_SAMPLES_SQLITE = "DELETE FROM viewer_samples WHERE stream_id = ? AND minute >= ?"
+# Each stream's peers connected at its figures' checkpoint or later (tracking.figures.stats_of:
+# open, or left since; a stream without a checkpoint passes the earliest time, so all), as two
+# exact ranges of (stream_id, left_at): with an OR, each stream's every index entry was read.
+# The times as exact microseconds since the epoch: PostgreSQL's epoch is a numeric to the
 # microsecond; SQLite's stored text is "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
-_PEER_SPANS_PG = (
-    "SELECT CAST(stream_id AS text), user_id, is_broadcaster,"
-    " CAST(EXTRACT(epoch FROM joined_at) * 1000000 AS bigint),"
-    " CAST(EXTRACT(epoch FROM left_at) * 1000000 AS bigint)"
-    " FROM stream_peers WHERE stream_id = ANY($1::uuid[])"
+_PEER_SPANS_PG = " UNION ALL ".join(
+    "SELECT CAST(p.stream_id AS text), p.user_id, p.is_broadcaster,"
+    " CAST(EXTRACT(epoch FROM p.joined_at) * 1000000 AS bigint),"
+    " CAST(EXTRACT(epoch FROM p.left_at) * 1000000 AS bigint)"
+    " FROM unnest($1::uuid[], $2::timestamptz[]) AS w (stream_id, since)"
+    f" JOIN stream_peers AS p ON p.stream_id = w.stream_id AND {window}"
+    for window in ("p.left_at IS NULL", "p.left_at >= w.since")
 )
 _SQLITE_US = (
     "CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
     " + CAST(substr({0}, 21, 6) AS INTEGER)"
 )
-_PEER_SPANS_SQLITE = (
-    "SELECT stream_id, user_id, is_broadcaster, "
-    + _SQLITE_US.format("joined_at")
+_PEER_SPANS_SQLITE = "WITH w (stream_id, since) AS (VALUES {}) " + " UNION ALL ".join(
+    "SELECT p.stream_id, p.user_id, p.is_broadcaster, "
+    + _SQLITE_US.format("p.joined_at")
     + ", "
-    + _SQLITE_US.format("left_at")
-    + " FROM stream_peers WHERE stream_id IN ({})"
+    + _SQLITE_US.format("p.left_at")
+    + f" FROM w JOIN stream_peers AS p ON p.stream_id = w.stream_id AND {window}"
+    for window in ("p.left_at IS NULL", "p.left_at >= w.since")
+)
+# Before every peer: "since" for a stream whose every peer is read.
+EVERY_PEER = datetime(1, 1, 1, tzinfo=UTC)
+_UNIQUE_VIEWERS = (
+    select(_PEERS.c.stream_id, func.count(_PEERS.c.user_id.distinct()))
+    .where(_PEERS.c.is_broadcaster.is_(False), _PEERS.c.joined_at.is_not(None))
+    .group_by(_PEERS.c.stream_id)
 )
 
 
@@ -373,15 +391,18 @@ class TrackingRepository:
             ]
             await (await self.session.connection()).exec_driver_sql(_UPSERT_PEERS_SQLITE, stored)
 
-    async def peer_spans_of(self, stream_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[PeerSpan]]:
-        """Who was in each stream when: only the columns the figures need, the times as
-        microseconds since the epoch (figures.Span), read on the driver's connection. A busy
-        stream's peers are read at every recompute: the rows through SQLAlchemy and as
-        datetimes cost about three times as much. Pending changes are flushed first: the rows
-        must say what the session's objects say."""
+    async def peer_spans_of(
+        self, since: dict[uuid.UUID, datetime | None]
+    ) -> dict[uuid.UUID, list[PeerSpan]]:
+        """Who was in each stream when: its peers connected at its `since` or later (every
+        peer for None), only the columns the figures need, the times as microseconds since
+        the epoch (figures.Span), read on the driver's connection. A busy stream's peers are
+        read at every recompute: the rows through SQLAlchemy and as datetimes cost about three
+        times as much. Pending changes are flushed first: the rows must say what the session's
+        objects say."""
         await self.session.flush()
-        spans: dict[uuid.UUID, list[PeerSpan]] = {s: [] for s in stream_ids}
-        if not stream_ids:
+        spans: dict[uuid.UUID, list[PeerSpan]] = {s: [] for s in since}
+        if not since:
             return spans
         driver: Any = (
             await (await self.session.connection()).get_raw_connection()
@@ -390,42 +411,58 @@ class TrackingRepository:
         # a plain string to look up, where the driver's own UUID objects hashed slowly.
         if self._dialect == "postgresql":
             by_key = {str(stream_id): its_spans for stream_id, its_spans in spans.items()}
-            rows = await driver.fetch(_PEER_SPANS_PG, list(stream_ids))
+            times = [at or EVERY_PEER for at in since.values()]
+            rows = await driver.fetch(_PEER_SPANS_PG, list(since), times)
         else:
             by_key = {stream_id.hex: its_spans for stream_id, its_spans in spans.items()}
-            marks = ", ".join("?" * len(stream_ids))
-            rows = await driver.execute_fetchall(
-                _PEER_SPANS_SQLITE.format(marks), [s.hex for s in stream_ids]
-            )
+            windows = [(s.hex, _sqlite_time(at or EVERY_PEER)) for s, at in since.items()]
+            values = ", ".join(["(?, ?)"] * len(windows))
+            flat = [value for window in windows for value in window]
+            rows = await driver.execute_fetchall(_PEER_SPANS_SQLITE.format(values), flat)
         for stream_id, user_id, is_broadcaster, joined, left in rows:
             by_key[stream_id].append((user_id, bool(is_broadcaster), joined, left))
         return spans
 
+    async def unique_viewers_of(self, stream_ids: set[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """How many distinct viewers each stream has had (counted by the database: a stream
+        whose figures are carried reads only its recent peers)."""
+        if not stream_ids:
+            return {}
+        statement = _UNIQUE_VIEWERS.where(_among(_PEERS.c.stream_id, stream_ids, self._dialect))
+        counted: dict[uuid.UUID, int] = {s: n for s, n in await self.session.execute(statement)}
+        return {stream_id: counted.get(stream_id, 0) for stream_id in stream_ids}
+
     async def replace_samples_of(
-        self, samples: dict[uuid.UUID, list[tuple[datetime, int]]]
+        self, samples: dict[uuid.UUID, tuple[datetime | None, list[tuple[datetime, int]]]]
     ) -> None:
-        """Each stream's per-minute series replaced: one delete, one insert (every recompute
-        writes its stream's whole series: SQLAlchemy ran the insert once per minute)."""
+        """Each stream's per-minute series from its `since` on (all for None) replaced by the
+        one given, in one delete and one insert (every recompute writes its stream's series:
+        SQLAlchemy ran the insert once per minute)."""
         if not samples:
             return
-        await self.session.execute(
-            delete(_SAMPLES).where(_among(_SAMPLES.c.stream_id, samples, self._dialect))
-        )
         rows = [
             (stream_id, minute, viewers)
-            for stream_id, series in samples.items()
+            for stream_id, (_, series) in samples.items()
             for minute, viewers in series
         ]
-        if not rows:
-            return
+        connection = await self.session.connection()
         if self._dialect == "postgresql":
-            stream_ids, minutes, viewers = map(list, zip(*rows, strict=True))
-            parameters = {"stream_id": stream_ids, "minute": minutes, "viewers": viewers}
-            await self.session.execute(_INSERT_SAMPLES_PG, parameters)
+            ids = list(samples)
+            times = [since or EVERY_PEER for since, _ in samples.values()]
+            await self.session.execute(_DELETE_SAMPLES_PG, {"stream_id": ids, "since": times})
+            if rows:
+                stream_ids, minutes, viewers = map(list, zip(*rows, strict=True))
+                parameters = {"stream_id": stream_ids, "minute": minutes, "viewers": viewers}
+                await self.session.execute(_INSERT_SAMPLES_PG, parameters)
         else:
-            stored = [(_sqlite_uuid(s), _sqlite_time(m), v) for s, m, v in rows]
-            connection = await self.session.connection()
-            await connection.exec_driver_sql(_INSERT_SAMPLES_SQLITE, stored)
+            windows = [
+                (_sqlite_uuid(s), _sqlite_time(since or EVERY_PEER))
+                for s, (since, _) in samples.items()
+            ]
+            await connection.exec_driver_sql(_DELETE_SAMPLES_SQLITE, windows)
+            if rows:
+                stored = [(_sqlite_uuid(s), _sqlite_time(m), v) for s, m, v in rows]
+                await connection.exec_driver_sql(_INSERT_SAMPLES_SQLITE, stored)
 
     async def stale_stream_ids(self) -> set[uuid.UUID]:
         rows = await self.session.scalars(select(LiveStream.id).where(LiveStream.figures_stale))

@@ -32,6 +32,9 @@ from livestage.tracking.repository import (
 
 log = structlog.get_logger()
 MAX_ATTEMPTS = 5
+# A live stream's figures are carried to the start of the minute this long before its recompute
+# (figures.Checkpoint): later recomputes read only the peers connected since.
+CARRY_BEHIND = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,13 @@ class TrackingService:
         ]
         for stream_id in {s for s in touched if s is not None}:
             finder.streams[stream_id].figures_stale = True
+        carried = {
+            stream.id: stream.figures_carried_to
+            for stream in finder.streams.values()
+            if stream.figures_carried_to is not None
+        }
+        for stream_id in peers.changed_before(carried):
+            finder.streams[stream_id].figures_carried_to = None
         await peers.write()
         await session.flush()
         return list(zip(events, touched, strict=True))
@@ -268,8 +278,16 @@ class TrackingService:
         processes applying events for the same streams cannot deadlock."""
         repository = TrackingRepository(session)
         streams = await repository.lock_streams_unless_locked(stream_ids)
-        spans = await repository.peer_spans_of({s.id for s in streams})
-        samples = {s.id: _refigure(s, spans[s.id], now) for s in streams}
+        since = {s.id: _carried(s, now) for s in streams}
+        spans = await repository.peer_spans_of(
+            {stream_id: None if c is None else c.at for stream_id, c in since.items()}
+        )
+        unique = await repository.unique_viewers_of({s for s, c in since.items() if c})
+        samples = {}
+        for stream in streams:
+            carried = since[stream.id]
+            series = _refigure(stream, spans[stream.id], now, carried, unique.get(stream.id))
+            samples[stream.id] = (None if carried is None else carried.at, series)
         await repository.replace_samples_of(samples)
         return streams
 
@@ -295,30 +313,77 @@ class TrackingService:
         return ended
 
 
+@dataclass(frozen=True, slots=True)
+class _Carried:
+    """A stream's figures carried to `at` (its columns), as the recompute reads them."""
+
+    at: datetime
+    checkpoint: figures.Checkpoint
+
+
+def _carried(stream: LiveStream, now: datetime) -> _Carried | None:
+    """The checkpoint a live stream's figures are carried to, if it can be used now. An ended
+    stream is recomputed from every peer: its end closed its peers and cut its series."""
+    at = stream.figures_carried_to
+    if at is None or stream.status != StreamStatus.live or stream.ended_at or at > now:
+        return None
+    checkpoint = figures.Checkpoint(
+        figures.microseconds(at), stream.carried_peak, stream.carried_watch_us
+    )
+    return _Carried(at, checkpoint)
+
+
 def _refigure(
-    stream: LiveStream, peers: list[PeerSpan], now: datetime
+    stream: LiveStream,
+    peers: list[PeerSpan],
+    now: datetime,
+    since: _Carried | None,
+    unique: int | None,
 ) -> list[tuple[datetime, int]]:
-    """Set the stream's figures from its peers (pure but for the stream); its per-minute series."""
+    """Set the stream's figures from its peers (pure but for the stream): all of them, or,
+    `since` a checkpoint, those connected at it or later and `unique` counted elsewhere. Its
+    per-minute series (from the checkpoint on). A live stream's figures are carried again."""
     stream.figures_stale = False
     viewers: list[figures.Span] = [
         (user_id, joined, left)
         for user_id, is_broadcaster, joined, left in peers
         if not is_broadcaster and joined is not None
     ]
+    live = stream.status == StreamStatus.live and stream.ended_at is None
     stats = figures.stats_of(
         viewers,
         start=_microseconds(stream.started_at),
         end=_microseconds(stream.ended_at),
         now=figures.microseconds(now),
+        since=None if since is None else since.checkpoint,
+        unique=unique,
+        carry_to=_carry_to(now, since) if live else None,
     )
     stream.current_viewers = stats.current if stream.status == StreamStatus.live else 0
     stream.peak_viewers, stream.unique_viewers = stats.peak, stats.unique
     stream.total_watch_seconds = stats.total_watch_seconds
     stream.avg_watch_seconds = stats.average_watch_seconds
-    stream.broadcaster_left_at = _broadcaster_away_since(peers)
+    broadcasters = [
+        left for _, is_broadcaster, joined, left in peers if is_broadcaster and joined is not None
+    ]
+    if since is None or broadcasters:  # else all left before the checkpoint: as it was
+        stream.broadcaster_left_at = _broadcaster_away_since(broadcasters)
     if stream.ended_at is not None:
         stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, stream.ended_at)
+    carried = stats.checkpoint
+    stream.figures_carried_to = None if carried is None else figures.instant(carried.at)
+    if carried is not None:
+        stream.carried_peak, stream.carried_watch_us = carried.peak, carried.watched
     return stats.per_minute
+
+
+def _carry_to(now: datetime, since: _Carried | None) -> int:
+    """The minute's start to carry a live stream's figures to: CARRY_BEHIND before now, so an
+    event that arrives late rarely changes what was carried (one that does makes the next
+    recompute read every peer); never back."""
+    behind = figures.microseconds(now - CARRY_BEHIND)
+    at = behind - behind % figures.MINUTE_US
+    return at if since is None else max(at, since.checkpoint.at)
 
 
 def _microseconds(at: datetime | None) -> int | None:
@@ -346,15 +411,15 @@ def _adopt_session(stream: LiveStream, envelope: Envelope) -> None:
     started = envelope.time("session_started_at")
     if started is not None and (stream.started_at is None or started < stream.started_at):
         stream.started_at = started
+        stream.figures_carried_to = None  # its per-minute series may start earlier
 
 
-def _broadcaster_away_since(peers: list[PeerSpan]) -> datetime | None:
-    broadcasters = [
-        left for _, is_broadcaster, joined, left in peers if is_broadcaster and joined is not None
-    ]
-    if not broadcasters or None in broadcasters:
+def _broadcaster_away_since(lefts: list[int | None]) -> datetime | None:
+    """When the broadcaster's last peer left, from their peers' leaves; None while one is
+    connected, or none has joined."""
+    if not lefts or None in lefts:
         return None
-    return figures.instant(max(left for left in broadcasters if left is not None))
+    return figures.instant(max(left for left in lefts if left is not None))
 
 
 async def _peer(

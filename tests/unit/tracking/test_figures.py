@@ -8,10 +8,14 @@ from hypothesis import strategies as st
 
 from livestage.tracking.figures import (
     Interval,
+    Span,
     concurrent_at,
     connected_spans,
+    instant,
+    microseconds,
     peak_concurrency,
     per_minute_peak,
+    stats_of,
     viewer_stats,
     watch_seconds,
 )
@@ -185,3 +189,79 @@ class TestPerViewerProperties:
             for earlier, later in zip(own, own[1:], strict=False):
                 assert earlier.left_at is not None
                 assert earlier.left_at < later.joined_at
+
+
+# Spans in whole seconds from a minute's start (times in microseconds, as the recompute reads
+# them); a negative length is a leave reported before its join.
+_MINUTE_START = microseconds(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+span_seconds = st.tuples(
+    st.sampled_from("abcd"), st.integers(0, 300), st.integers(-20, 150), st.booleans()
+)
+
+
+def _us(second: int) -> int:
+    return _MINUTE_START + second * 1_000_000
+
+
+def _spans(raw: list[tuple[str, int, int, bool]]) -> list[Span]:
+    return [(v, _us(s), None if open_ else _us(s + d)) for v, s, d, open_ in raw]
+
+
+class TestCarriedFigures:
+    """A live stream's figures carried from a checkpoint over the peers still connected at it
+    equal those recomputed from every peer, whatever arrives after the checkpoint."""
+
+    @settings(max_examples=300)
+    @given(st.lists(span_seconds, max_size=25), st.lists(span_seconds, max_size=10), st.data())
+    def test_a_window_and_its_checkpoint_give_every_figure(
+        self,
+        before: list[tuple[str, int, int, bool]],
+        later: list[tuple[str, int, int, bool]],
+        data: st.DataObject,
+    ) -> None:
+        minute = data.draw(st.integers(0, 5), label="checkpoint minute")
+        checkpoint_at = _us(60 * minute)
+        now = checkpoint_at + data.draw(st.integers(0, 200)) * 1_000_000
+        start = _us(data.draw(st.integers(0, 400)))
+        spans = _spans(before)
+        first = stats_of(spans, start=start, end=None, now=now, carry_to=checkpoint_at)
+        assert first.checkpoint is not None
+        # After the checkpoint: peers that join at or after it, and leaves of open peers at or
+        # after it (nothing before the checkpoint changes, or the recompute would start over).
+        spans += [
+            (v, checkpoint_at + s * 1_000_000, None if o else _us(s + d)) for v, s, d, o in later
+        ]
+        closing = data.draw(st.lists(st.integers(0, 300), max_size=len(spans)), label="leaves")
+        for i, delay in enumerate(closing):
+            user_id, joined, left = spans[i]
+            if left is None:
+                spans[i] = (user_id, joined, checkpoint_at + delay * 1_000_000)
+        later_now = now + data.draw(st.integers(0, 300)) * 1_000_000
+        carry_to = max(checkpoint_at, later_now - later_now % 60_000_000 - 60_000_000)
+        window = [s for s in spans if s[2] is None or s[2] >= checkpoint_at]
+        unique = len({user_id for user_id, _, _ in spans})
+        carried = stats_of(
+            window,
+            start=start,
+            end=None,
+            now=later_now,
+            since=first.checkpoint,
+            unique=unique,
+            carry_to=carry_to,
+        )
+        full = stats_of(spans, start=start, end=None, now=later_now, carry_to=carry_to)
+        assert carried.checkpoint == full.checkpoint
+        assert (carried.current, carried.peak, carried.unique) == (
+            full.current,
+            full.peak,
+            full.unique,
+        )
+        assert carried.total_watch_seconds == full.total_watch_seconds
+        assert carried.average_watch_seconds == full.average_watch_seconds
+        since = instant(checkpoint_at)
+        assert carried.per_minute == [(m, v) for m, v in full.per_minute if m >= since]
+
+    def test_a_leave_before_its_join_is_no_time_connected(self) -> None:
+        spans: list[Span] = [("a", _us(60), _us(30)), ("b", _us(0), _us(100))]
+        stats = stats_of(spans, start=_us(0), end=None, now=_us(200))
+        assert (stats.peak, stats.unique, stats.total_watch_seconds) == (1, 2, 100.0)
