@@ -21,6 +21,11 @@ class StreamPeer(IDMixin, Base):
         # A live stream's recompute reads only its peers connected at its figures' checkpoint
         # or later (open, or left since): without it, that read walked the stream's history.
         Index("ix_stream_peers_stream_left", "stream_id", "left_at"),
+        # Counts a stream's distinct viewers from the index alone (the recompute of a stream
+        # whose figures are carried reads no other peer of its history).
+        Index(
+            "ix_stream_peers_stream_viewers", "stream_id", "user_id", "is_broadcaster", "joined_at"
+        ),
     )
 
     stream_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("live_streams.id", ondelete="CASCADE"))

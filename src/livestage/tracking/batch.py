@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from livestage.kit.db import new_id
 from livestage.models import LiveStream
@@ -115,10 +116,13 @@ class StreamFinder:
 
 # What a peer's figures depend on: (user id, is broadcaster, joined, left).
 PeerFacts = tuple[str, bool, datetime | None, datetime | None]
+# Where they are in PeerRow.values(); the columns a leave changes.
+_FACTS = (2, 5, 6, 7)
+_LEAVE = slice(7, 10)
 
 
-def _facts(peer: PeerRow) -> PeerFacts:
-    return peer.user_id, peer.is_broadcaster, peer.joined_at, peer.left_at
+def _facts(values: tuple[object, ...]) -> PeerFacts:
+    return cast(PeerFacts, tuple(values[i] for i in _FACTS))
 
 
 def changes_carried(stored: PeerFacts | None, now: PeerFacts, carried_to: datetime) -> bool:
@@ -126,6 +130,8 @@ def changes_carried(stored: PeerFacts | None, now: PeerFacts, carried_to: dateti
     figures carried to `carried_to` hold (figures.Checkpoint): its time before that instant,
     or the broadcaster it was (the broadcaster's last leave is read from the window's peers
     alone when it has a broadcaster)."""
+    if stored is None and now[2] is not None and now[2] >= carried_to:
+        return now[3] is not None and now[3] < carried_to  # the common case: a new peer
     if stored is not None and stored[1] and not now[1]:
         return True
     return _before(stored, carried_to) != _before(now, carried_to)
@@ -148,7 +154,7 @@ class PeerBook:
     def __init__(self, repository: TrackingRepository) -> None:
         self.repository = repository
         self._rows: dict[tuple[uuid.UUID, str], PeerRow] = {}
-        self._stored: dict[tuple[uuid.UUID, str], PeerFacts] = {}
+        self._stored: dict[tuple[uuid.UUID, str], tuple[object, ...]] = {}
         self._read: set[tuple[uuid.UUID, str]] = set()
         self._changed: set[tuple[uuid.UUID, str]] = set()
 
@@ -161,17 +167,21 @@ class PeerBook:
             key = (peer.stream_id, peer.peer_id)
             if key not in self._rows:
                 self._rows[key] = peer
-                self._stored[key] = _facts(peer)
+                self._stored[key] = peer.values()
 
     def changed_before(self, carried_to: dict[uuid.UUID, datetime]) -> set[uuid.UUID]:
         """The streams among these (id → the instant their figures are carried to) whose
         peers the batch changed before that instant (`changes_carried`)."""
-        return {
-            stream_id
-            for key in self._changed
-            if (at := carried_to.get(stream_id := key[0])) is not None
-            and changes_carried(self._stored.get(key), _facts(self._rows[key]), at)
-        }
+        changed = set()
+        for key in self._changed:
+            at = carried_to.get(key[0])
+            if at is None or key[0] in changed:
+                continue
+            stored = self._stored.get(key)
+            now = _facts(self._rows[key].values())
+            if changes_carried(None if stored is None else _facts(stored), now, at):
+                changed.add(key[0])
+        return changed
 
     async def get(self, stream_id: uuid.UUID, peer_id: str) -> PeerRow | None:
         """The peer, which the batch will write back (the caller may change it)."""
@@ -209,4 +219,15 @@ class PeerBook:
         return [(key, peer) for key, peer in self._rows.items() if key[0] == stream_id]
 
     async def write(self) -> None:
-        await self.repository.upsert_peers([self._rows[key].values() for key in self._changed])
+        """Write back the peers the batch changed; those whose leave alone changed apart (on
+        SQLite a statement rewrites every index on a column it sets, changed or not)."""
+        rows, leaves = [], []
+        for key in self._changed:
+            row, stored = self._rows[key].values(), self._stored.get(key)
+            if row == stored:
+                continue
+            if stored is not None and row[:7] == stored[:7] and row[10:] == stored[10:]:
+                leaves.append(row)
+            else:
+                rows.append(row)
+        await self.repository.upsert_peers(rows, leaves=leaves)

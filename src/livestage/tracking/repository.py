@@ -142,6 +142,10 @@ _UPSERT_PEERS_SQLITE = (
     f" VALUES ({', '.join('?' for _ in PEER_COLUMNS)})"
     f" ON CONFLICT (stream_id, peer_id) DO UPDATE SET {_PEERS_CHANGED}"
 )
+_UPDATE_LEAVES_SQLITE = (
+    "UPDATE stream_peers SET left_at = ?, left_inferred = ?, leave_reason = ?"
+    " WHERE stream_id = ? AND peer_id = ?"
+)
 _MARK_APPLIED_SQLITE = (
     "UPDATE provider_events SET processed_at = ?, stream_id = ?, error = NULL WHERE id = ?"
 )
@@ -372,12 +376,23 @@ class TrackingRepository:
         rows = await self.session.execute(statement)
         return [tuple(row) for row in rows if (row[0], row[1]) in wanted]
 
-    async def upsert_peers(self, rows: list[tuple[Any, ...]]) -> None:
+    async def upsert_peers(
+        self, rows: list[tuple[Any, ...]], *, leaves: list[tuple[Any, ...]] | None = None
+    ) -> None:
         """Insert or overwrite peer rows (tuples of every column of PEER_COLUMNS), one
-        statement."""
+        statement; `leaves`, stored rows of which only the leave's columns changed, in one
+        more on SQLite (PostgreSQL writes every index entry of a row whose left_at changed
+        anyway)."""
+        leaves = leaves or []
+        if self._dialect == "postgresql":
+            rows = rows + leaves
+        elif leaves:
+            changes = [(_sqlite_time(r[7]), r[8], r[9], _sqlite_uuid(r[0]), r[1]) for r in leaves]
+            connection = await self.session.connection()
+            await connection.exec_driver_sql(_UPDATE_LEAVES_SQLITE, changes)
         if not rows:
             return
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             columns = zip(*rows, strict=True)
             parameters = {
                 name: list(values) for name, values in zip(PEER_COLUMNS, columns, strict=True)
@@ -429,7 +444,7 @@ class TrackingRepository:
         if not stream_ids:
             return {}
         statement = _UNIQUE_VIEWERS.where(_among(_PEERS.c.stream_id, stream_ids, self._dialect))
-        counted: dict[uuid.UUID, int] = {s: n for s, n in await self.session.execute(statement)}
+        counted: dict[uuid.UUID, int] = dict((await self.session.execute(statement)).all())
         return {stream_id: counted.get(stream_id, 0) for stream_id in stream_ids}
 
     async def replace_samples_of(

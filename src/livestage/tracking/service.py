@@ -1,7 +1,8 @@
 """Provider events → stream facts. Ingest stores raw events; processing applies them.
 
-Every figure is recomputed from the stored peer rows (see `analytics`), and every status change
-only moves forward, so duplicates, reordering and replays end in the same state as in order.
+Every figure is recomputed from the stored peer rows (a live stream's from those connected at
+its checkpoint or later, and what it carried), and every status change only moves forward, so
+duplicates, reordering and replays end in the same state as in order.
 """
 
 from __future__ import annotations
@@ -279,15 +280,13 @@ class TrackingService:
         repository = TrackingRepository(session)
         streams = await repository.lock_streams_unless_locked(stream_ids)
         since = {s.id: _carried(s, now) for s in streams}
-        spans = await repository.peer_spans_of(
-            {stream_id: None if c is None else c.at for stream_id, c in since.items()}
-        )
+        times = {s: None if c is None else figures.instant(c.at) for s, c in since.items()}
+        spans = await repository.peer_spans_of(times)
         unique = await repository.unique_viewers_of({s for s, c in since.items() if c})
-        samples = {}
-        for stream in streams:
-            carried = since[stream.id]
-            series = _refigure(stream, spans[stream.id], now, carried, unique.get(stream.id))
-            samples[stream.id] = (None if carried is None else carried.at, series)
+        samples = {
+            s.id: (times[s.id], _refigure(s, spans[s.id], now, since[s.id], unique.get(s.id)))
+            for s in streams
+        }
         await repository.replace_samples_of(samples)
         return streams
 
@@ -313,31 +312,22 @@ class TrackingService:
         return ended
 
 
-@dataclass(frozen=True, slots=True)
-class _Carried:
-    """A stream's figures carried to `at` (its columns), as the recompute reads them."""
-
-    at: datetime
-    checkpoint: figures.Checkpoint
-
-
-def _carried(stream: LiveStream, now: datetime) -> _Carried | None:
+def _carried(stream: LiveStream, now: datetime) -> figures.Checkpoint | None:
     """The checkpoint a live stream's figures are carried to, if it can be used now. An ended
     stream is recomputed from every peer: its end closed its peers and cut its series."""
     at = stream.figures_carried_to
     if at is None or stream.status != StreamStatus.live or stream.ended_at or at > now:
         return None
-    checkpoint = figures.Checkpoint(
+    return figures.Checkpoint(
         figures.microseconds(at), stream.carried_peak, stream.carried_watch_us
     )
-    return _Carried(at, checkpoint)
 
 
 def _refigure(
     stream: LiveStream,
     peers: list[PeerSpan],
     now: datetime,
-    since: _Carried | None,
+    since: figures.Checkpoint | None,
     unique: int | None,
 ) -> list[tuple[datetime, int]]:
     """Set the stream's figures from its peers (pure but for the stream): all of them, or,
@@ -355,7 +345,7 @@ def _refigure(
         start=_microseconds(stream.started_at),
         end=_microseconds(stream.ended_at),
         now=figures.microseconds(now),
-        since=None if since is None else since.checkpoint,
+        since=since,
         unique=unique,
         carry_to=_carry_to(now, since) if live else None,
     )
@@ -377,13 +367,13 @@ def _refigure(
     return stats.per_minute
 
 
-def _carry_to(now: datetime, since: _Carried | None) -> int:
+def _carry_to(now: datetime, since: figures.Checkpoint | None) -> int:
     """The minute's start to carry a live stream's figures to: CARRY_BEHIND before now, so an
     event that arrives late rarely changes what was carried (one that does makes the next
     recompute read every peer); never back."""
     behind = figures.microseconds(now - CARRY_BEHIND)
     at = behind - behind % figures.MINUTE_US
-    return at if since is None else max(at, since.checkpoint.at)
+    return at if since is None else max(at, since.at)
 
 
 def _microseconds(at: datetime | None) -> int | None:

@@ -2,7 +2,8 @@
 
 A live stream's figures are carried to a minute's start (its peak and watch time before it),
 so a recompute reads only the peers connected at that instant or later, found by the new
-(stream_id, left_at) index, where it read every peer the stream ever had.
+(stream_id, left_at) index, where it read every peer the stream ever had; its distinct viewers
+are counted from the (stream_id, user_id, is_broadcaster, joined_at) index alone.
 
 Revision ID: 2f6b9d3e8a41
 Revises: 5d2a8f7c1b93
@@ -38,9 +39,15 @@ def upgrade() -> None:
             )
         )
     op.create_index("ix_stream_peers_stream_left", "stream_peers", ["stream_id", "left_at"])
+    op.create_index(
+        "ix_stream_peers_stream_viewers",
+        "stream_peers",
+        ["stream_id", "user_id", "is_broadcaster", "joined_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_stream_peers_stream_viewers", table_name="stream_peers")
     op.drop_index("ix_stream_peers_stream_left", table_name="stream_peers")
     with op.batch_alter_table("live_streams", schema=None) as batch_op:
         batch_op.drop_column("carried_watch_us")
