@@ -23,21 +23,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE statements, not a batch: on SQLite a batch would copy live_streams into a
+# new table, dropping the trigger that deletes a stream's viewer joins with it.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("live_streams", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "figures_carried_to", livestage.kit.db.UTCDateTime(timezone=True), nullable=True
-            )
-        )
-        batch_op.add_column(
-            sa.Column("carried_peak", sa.Integer(), server_default=sa.text("0"), nullable=False)
-        )
-        batch_op.add_column(
-            sa.Column(
-                "carried_watch_us", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-            )
-        )
+    op.add_column(
+        "live_streams",
+        sa.Column("figures_carried_to", livestage.kit.db.UTCDateTime(timezone=True), nullable=True),
+    )
+    op.add_column(
+        "live_streams",
+        sa.Column("carried_peak", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    )
+    op.add_column(
+        "live_streams",
+        sa.Column("carried_watch_us", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+    )
     op.create_index("ix_stream_peers_stream_left", "stream_peers", ["stream_id", "left_at"])
     op.create_index(
         "ix_stream_peers_stream_viewers",
@@ -49,7 +51,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_stream_peers_stream_viewers", table_name="stream_peers")
     op.drop_index("ix_stream_peers_stream_left", table_name="stream_peers")
-    with op.batch_alter_table("live_streams", schema=None) as batch_op:
-        batch_op.drop_column("carried_watch_us")
-        batch_op.drop_column("carried_peak")
-        batch_op.drop_column("figures_carried_to")
+    for name in ("carried_watch_us", "carried_peak", "figures_carried_to"):
+        op.drop_column("live_streams", name)
