@@ -116,9 +116,8 @@ class StreamFinder:
 
 # What a peer's figures depend on: (user id, is broadcaster, joined, left).
 PeerFacts = tuple[str, bool, datetime | None, datetime | None]
-# Where they are in PeerRow.values(); the columns a leave changes.
+# Where they are in PeerRow.values().
 _FACTS = (2, 5, 6, 7)
-_LEAVE = slice(7, 10)
 
 
 def _facts(values: tuple[object, ...]) -> PeerFacts:
@@ -226,6 +225,7 @@ class PeerBook:
             row, stored = self._rows[key].values(), self._stored.get(key)
             if row == stored:
                 continue
+            # All but the leave's columns (left_at, left_inferred, leave_reason) as stored.
             if stored is not None and row[:7] == stored[:7] and row[10:] == stored[10:]:
                 leaves.append(row)
             else:
