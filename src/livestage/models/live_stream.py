@@ -100,6 +100,14 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     figures_carried_to: Mapped[datetime | None] = mapped_column(default=None)
     carried_peak: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     carried_watch_us: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    # The ids (as the database writes them as text) of the peers connected across that
+    # instant: joined before it, not left by it. With those who joined from it on (by the
+    # (stream_id, joined_at) index) they are the peers a recompute reads. Any other peer
+    # before it that changes clears the checkpoint, so the list holds while it stands. Read by
+    # SQL alone, never loaded: it is as long as the crowd.
+    carried_peers: Mapped[list[str] | None] = mapped_column(
+        JSON(none_as_null=True), default=None, deferred=True, deferred_raiseload=True
+    )
     # When the provider closed `session_id` before the broadcaster's join was applied (events
     # out of order, or viewers alone in the room): that join, if it comes, ends the stream.
     session_closed_at: Mapped[datetime | None] = mapped_column(default=None)

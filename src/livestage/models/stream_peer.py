@@ -18,9 +18,6 @@ class StreamPeer(IDMixin, Base):
         # Keyset pages of a stream's participants, in joining order. With the unique
         # constraint's, it serves every read by stream: no index on stream_id alone.
         Index("ix_stream_peers_stream_joined", "stream_id", "joined_at", "id"),
-        # A live stream's recompute reads only its peers connected at its figures' checkpoint
-        # or later (open, or left since): without it, that read walked the stream's history.
-        Index("ix_stream_peers_stream_left", "stream_id", "left_at"),
         # Counts a stream's distinct viewers from the index alone (the recompute of a stream
         # whose figures are carried reads no other peer of its history).
         Index(

@@ -65,9 +65,9 @@ PEER_COLUMNS = (
 )
 
 
-# A peer as the figures read it: (user id, is broadcaster, joined, left), times in microseconds
-# since the epoch (figures.Span), None when not (yet) known.
-PeerSpan = tuple[str, bool, int | None, int | None]
+# A peer as the figures read it: (user id, is broadcaster, joined, left, its row's id as text),
+# times in microseconds since the epoch (figures.Span), None when not (yet) known.
+PeerSpan = tuple[str, bool, int | None, int | None, str]
 
 
 class NewEvent(NamedTuple):
@@ -180,30 +180,45 @@ _DELETE_SAMPLES_PG = text(
     " WHERE viewer_samples.stream_id = w.stream_id AND viewer_samples.minute >= w.since"
 )
 _DELETE_SAMPLES_SQLITE = "DELETE FROM viewer_samples WHERE stream_id = ? AND minute >= ?"
-# Each stream's peers connected at its figures' checkpoint or later (tracking.figures.stats_of:
-# open, or left since; a stream without a checkpoint passes the earliest time, so all), as two
-# exact ranges of (stream_id, left_at): with an OR, each stream's every index entry was read.
-# The times as exact microseconds since the epoch: PostgreSQL's epoch is a numeric to the
-# microsecond; SQLite's stored text is "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
-_PEER_SPANS_PG = " UNION ALL ".join(
+# Each stream's peers connected at its figures' checkpoint or later (tracking.figures.stats_of):
+# those who joined from it on, by the (stream_id, joined_at, id) index (a stream without a
+# checkpoint passes the earliest time, so all), and those connected across it, by the ids its
+# row keeps (LiveStream.carried_peers). The ids as text; the times as exact microseconds since
+# the epoch: PostgreSQL's epoch is a numeric to the microsecond; SQLite's stored text is
+# "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
+_SPAN_PG = (
     "SELECT CAST(p.stream_id AS text), p.user_id, p.is_broadcaster,"
     " CAST(EXTRACT(epoch FROM p.joined_at) * 1000000 AS bigint),"
-    " CAST(EXTRACT(epoch FROM p.left_at) * 1000000 AS bigint)"
-    " FROM unnest($1::uuid[], $2::timestamptz[]) AS w (stream_id, since)"
-    f" JOIN stream_peers AS p ON p.stream_id = w.stream_id AND {window}"
-    for window in ("p.left_at IS NULL", "p.left_at >= w.since")
+    " CAST(EXTRACT(epoch FROM p.left_at) * 1000000 AS bigint), CAST(p.id AS text)"
+)
+_PEER_SPANS_PG = (
+    f"{_SPAN_PG} FROM unnest($1::uuid[], $2::timestamptz[]) AS w (stream_id, since)"
+    " JOIN stream_peers AS p ON p.stream_id = w.stream_id AND p.joined_at >= w.since"
+    f" UNION ALL {_SPAN_PG} FROM live_streams AS s"
+    " CROSS JOIN LATERAL json_array_elements_text(s.carried_peers) AS c (id)"
+    " JOIN stream_peers AS p ON p.id = CAST(c.id AS uuid) AND p.stream_id = s.id"
+    " WHERE s.id = ANY($3::uuid[])"
 )
 _SQLITE_US = (
     "CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
     " + CAST(substr({0}, 21, 6) AS INTEGER)"
 )
-_PEER_SPANS_SQLITE = "WITH w (stream_id, since) AS (VALUES {}) " + " UNION ALL ".join(
+_SPAN_SQLITE = (
     "SELECT p.stream_id, p.user_id, p.is_broadcaster, "
     + _SQLITE_US.format("p.joined_at")
     + ", "
     + _SQLITE_US.format("p.left_at")
-    + f" FROM w JOIN stream_peers AS p ON p.stream_id = w.stream_id AND {window}"
-    for window in ("p.left_at IS NULL", "p.left_at >= w.since")
+    + ", p.id"
+)
+# CROSS JOIN keeps SQLite's join order: it looked up the ids in each of the stream's peers.
+_PEER_SPANS_SQLITE = (
+    "WITH w (stream_id, since) AS (VALUES {windows}) "
+    f"{_SPAN_SQLITE} FROM w JOIN stream_peers AS p"
+    " ON p.stream_id = w.stream_id AND p.joined_at >= w.since"
+    f" UNION ALL {_SPAN_SQLITE} FROM live_streams AS s"
+    " CROSS JOIN json_each(s.carried_peers) AS c"
+    " CROSS JOIN stream_peers AS p ON p.id = c.value AND p.stream_id = s.id"
+    " WHERE s.id IN ({carried})"
 )
 # Before every peer: "since" for a stream whose every peer is read.
 EVERY_PEER = datetime(1, 1, 1, tzinfo=UTC)
@@ -411,10 +426,10 @@ class TrackingRepository:
     ) -> dict[uuid.UUID, list[PeerSpan]]:
         """Who was in each stream when: its peers connected at its `since` or later (every
         peer for None), only the columns the figures need, the times as microseconds since
-        the epoch (figures.Span), read on the driver's connection. A busy stream's peers are
-        read at every recompute: the rows through SQLAlchemy and as datetimes cost about three
-        times as much. Pending changes are flushed first: the rows must say what the session's
-        objects say."""
+        the epoch, read on the driver's connection. For a `since`, it must be the stream's
+        `figures_carried_to` as stored. A busy stream's peers are read at every recompute: the
+        rows through SQLAlchemy and as datetimes cost about three times as much. Pending
+        changes are flushed first: the rows must say what the session's objects say."""
         await self.session.flush()
         spans: dict[uuid.UUID, list[PeerSpan]] = {s: [] for s in since}
         if not since:
@@ -422,20 +437,24 @@ class TrackingRepository:
         driver: Any = (
             await (await self.session.connection()).get_raw_connection()
         ).driver_connection
+        carried = [stream_id for stream_id, at in since.items() if at is not None]
         # Each row names its stream by its id as text (str() on PostgreSQL, hex on SQLite):
         # a plain string to look up, where the driver's own UUID objects hashed slowly.
         if self._dialect == "postgresql":
             by_key = {str(stream_id): its_spans for stream_id, its_spans in spans.items()}
             times = [at or EVERY_PEER for at in since.values()]
-            rows = await driver.fetch(_PEER_SPANS_PG, list(since), times)
+            rows = await driver.fetch(_PEER_SPANS_PG, list(since), times, carried)
         else:
             by_key = {stream_id.hex: its_spans for stream_id, its_spans in spans.items()}
             windows = [(s.hex, _sqlite_time(at or EVERY_PEER)) for s, at in since.items()]
-            values = ", ".join(["(?, ?)"] * len(windows))
+            statement = _PEER_SPANS_SQLITE.format(
+                windows=", ".join(["(?, ?)"] * len(windows)),
+                carried=", ".join(["?"] * len(carried)),
+            )
             flat = [value for window in windows for value in window]
-            rows = await driver.execute_fetchall(_PEER_SPANS_SQLITE.format(values), flat)
-        for stream_id, user_id, is_broadcaster, joined, left in rows:
-            by_key[stream_id].append((user_id, bool(is_broadcaster), joined, left))
+            rows = await driver.execute_fetchall(statement, flat + [s.hex for s in carried])
+        for stream_id, user_id, is_broadcaster, joined, left, peer in rows:
+            by_key[stream_id].append((user_id, bool(is_broadcaster), joined, left, peer))
         return spans
 
     async def unique_viewers_of(self, stream_ids: set[uuid.UUID]) -> dict[uuid.UUID, int]:

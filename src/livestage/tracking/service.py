@@ -336,7 +336,7 @@ def _refigure(
     stream.figures_stale = False
     viewers: list[figures.Span] = [
         (user_id, joined, left)
-        for user_id, is_broadcaster, joined, left in peers
+        for user_id, is_broadcaster, joined, left, _ in peers
         if not is_broadcaster and joined is not None
     ]
     live = stream.status == StreamStatus.live and stream.ended_at is None
@@ -354,17 +354,32 @@ def _refigure(
     stream.total_watch_seconds = stats.total_watch_seconds
     stream.avg_watch_seconds = stats.average_watch_seconds
     broadcasters = [
-        left for _, is_broadcaster, joined, left in peers if is_broadcaster and joined is not None
+        left
+        for _, is_broadcaster, joined, left, _ in peers
+        if is_broadcaster and joined is not None
     ]
     if since is None or broadcasters:  # else all left before the checkpoint: as it was
         stream.broadcaster_left_at = _broadcaster_away_since(broadcasters)
     if stream.ended_at is not None:
         stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, stream.ended_at)
     carried = stats.checkpoint
-    stream.figures_carried_to = None if carried is None else figures.instant(carried.at)
+    carried_to = None if carried is None else figures.instant(carried.at)
+    if since is None or carried_to != stream.figures_carried_to:
+        stream.carried_peers = None if carried is None else _connected_across(peers, carried.at)
+    stream.figures_carried_to = carried_to
     if carried is not None:
         stream.carried_peak, stream.carried_watch_us = carried.peak, carried.watched
     return stats.per_minute
+
+
+def _connected_across(peers: list[PeerSpan], at: int) -> list[str]:
+    """The ids of the peers connected across the instant `at`: joined before it, not left by
+    it (of those connected at a checkpoint or later, the next checkpoint's)."""
+    return sorted(
+        peer
+        for _, _, joined, left, peer in peers
+        if joined is not None and joined < at and (left is None or left >= at)
+    )
 
 
 def _carry_to(now: datetime, since: figures.Checkpoint | None) -> int:
