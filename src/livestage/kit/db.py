@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from uuid_utils.compat import uuid7
 
@@ -78,3 +79,10 @@ def run_after_commit(session: Any) -> None:
 
 def discard_after_commit(session: Any) -> None:
     session.info.pop("after_commit", None)
+
+
+async def driver_of(session: AsyncSession) -> Any:
+    """The session's connection as the driver's own (asyncpg's or aiosqlite's; neither package
+    has types): for the few hot statements whose rows through SQLAlchemy cost more than the
+    query."""
+    return (await (await session.connection()).get_raw_connection()).driver_connection

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
+from livestage.kit.db import driver_of
 from livestage.kit.time import as_utc
 from livestage.models import ChatRestriction, Influencer, LiveStream, RestrictionKind, ViewerJoin
 from livestage.models.active import is_active
@@ -282,10 +283,7 @@ class ViewerJoinRepository:
         if not rows:
             return
         if self.session.get_bind().dialect.name == "postgresql":
-            # asyncpg's Connection (the package has no types).
-            driver: Any = (
-                await (await self.session.connection()).get_raw_connection()
-            ).driver_connection
+            driver = await driver_of(self.session)
             await driver.copy_records_to_table("viewer_joins", records=rows, columns=_JOINED)
             return
         # In stream order (each stream's joins in request order), consecutive rows land beside

@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import cast
 
 from livestage.kit.db import new_id
@@ -117,11 +118,11 @@ class StreamFinder:
 # What a peer's figures depend on: (user id, is broadcaster, joined, left).
 PeerFacts = tuple[str, bool, datetime | None, datetime | None]
 # Where they are in PeerRow.values().
-_FACTS = (2, 5, 6, 7)
+_facts_of_values = itemgetter(2, 5, 6, 7)
 
 
 def _facts(values: tuple[object, ...]) -> PeerFacts:
-    return cast(PeerFacts, tuple(values[i] for i in _FACTS))
+    return cast(PeerFacts, _facts_of_values(values))
 
 
 def changes_carried(stored: PeerFacts | None, now: PeerFacts, carried_to: datetime) -> bool:
@@ -176,8 +177,8 @@ class PeerBook:
             at = carried_to.get(key[0])
             if at is None or key[0] in changed:
                 continue
-            stored = self._stored.get(key)
-            now = _facts(self._rows[key].values())
+            stored, peer = self._stored.get(key), self._rows[key]
+            now = (peer.user_id, peer.is_broadcaster, peer.joined_at, peer.left_at)
             if changes_carried(None if stored is None else _facts(stored), now, at):
                 changed.add(key[0])
         return changed

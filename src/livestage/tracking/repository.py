@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
-from livestage.kit.db import new_id
+from livestage.kit.db import driver_of, new_id
 from livestage.kit.time import as_utc
 from livestage.models import LiveStream, ProviderEvent, StreamPeer, StreamStatus, ViewerSample
 from livestage.models.active import is_active
@@ -149,6 +149,15 @@ _UPDATE_LEAVES_SQLITE = (
 _MARK_APPLIED_SQLITE = (
     "UPDATE provider_events SET processed_at = ?, stream_id = ?, error = NULL WHERE id = ?"
 )
+# The oldest unapplied events, read on the driver's connection: a batch's rows through
+# SQLAlchemy (its UUID, JSON and time types) cost more than the query. On SQLite as stored:
+# the id as hex, the payload as JSON text, the time as naive UTC text.
+_CLAIM = (
+    "SELECT id, external_id, payload, received_at, attempts FROM provider_events"
+    " WHERE processed_at IS NULL ORDER BY received_at, id LIMIT {}"
+)
+_CLAIM_PG = _CLAIM.format("$1") + " FOR UPDATE SKIP LOCKED"
+_CLAIM_SQLITE = _CLAIM.format("?")
 _PEERS_BY_PEER_ID = select(*(_PEERS.c[name] for name in PEER_COLUMNS))
 # PostgreSQL: the batch's event and stream ids as two arrays, one statement and two parameters.
 _MARK_APPLIED_PG = text(
@@ -253,6 +262,7 @@ def _sqlite_time(value: datetime | None) -> str | None:
 class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._dialect = session.get_bind().dialect.name
 
     async def insert_many_if_absent(self, events: Sequence[NewEvent]) -> set[tuple[str, str]]:
         """Store events in one statement, skipping (source, external_id) pairs already there;
@@ -261,7 +271,7 @@ class EventRepository:
             return set()
         ids = [new_id() for _ in events]
         payloads = [json.dumps(e.payload) for e in events]  # as the JSON column writes them
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             columns = map(list, zip(*events, strict=True))
             parameters = dict(zip(NewEvent._fields, columns, strict=True))
             parameters.update(id=ids, payload=payloads)
@@ -284,15 +294,21 @@ class EventRepository:
     async def claim_unprocessed(self, limit: int) -> list[StoredEvent]:
         """The oldest unapplied events, locked until the transaction ends (another process
         skips them: each is applied once)."""
-        c = _EVENTS.c
-        statement = (
-            select(c.id, c.external_id, c.payload, c.received_at, c.attempts)
-            .where(c.processed_at.is_(None))
-            .order_by(c.received_at, c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [StoredEvent(*row) for row in await self.session.execute(statement)]
+        driver = await driver_of(self.session)
+        if self._dialect == "postgresql":
+            # asyncpg's UUID is a uuid.UUID; SQLAlchemy's codec has decoded the payload.
+            return [StoredEvent(*row) for row in await driver.fetch(_CLAIM_PG, limit)]
+        rows = await driver.execute_fetchall(_CLAIM_SQLITE, (limit,))
+        return [
+            StoredEvent(
+                uuid.UUID(event),
+                external,
+                json.loads(payload),
+                datetime.fromisoformat(at).replace(tzinfo=UTC),
+                n,
+            )
+            for event, external, payload, at, n in rows
+        ]
 
     async def mark_applied(
         self, applied: Sequence[tuple[uuid.UUID, uuid.UUID | None]], now: datetime
@@ -300,7 +316,7 @@ class EventRepository:
         """(event id, the stream it touched) pairs: applied at `now`."""
         if not applied:
             return
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             ids, streams = zip(*applied, strict=True)
             parameters = {"at": now, "ids": list(ids), "streams": list(streams)}
             await self.session.execute(_MARK_APPLIED_PG, parameters)
@@ -434,9 +450,7 @@ class TrackingRepository:
         spans: dict[uuid.UUID, list[PeerSpan]] = {s: [] for s in since}
         if not since:
             return spans
-        driver: Any = (
-            await (await self.session.connection()).get_raw_connection()
-        ).driver_connection
+        driver = await driver_of(self.session)
         carried = [stream_id for stream_id, at in since.items() if at is not None]
         # Each row names its stream by its id as text (str() on PostgreSQL, hex on SQLite):
         # a plain string to look up, where the driver's own UUID objects hashed slowly.
