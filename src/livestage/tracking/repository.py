@@ -149,15 +149,6 @@ _UPDATE_LEAVES_SQLITE = (
 _MARK_APPLIED_SQLITE = (
     "UPDATE provider_events SET processed_at = ?, stream_id = ?, error = NULL WHERE id = ?"
 )
-# The oldest unapplied events, read on the driver's connection: a batch's rows through
-# SQLAlchemy (its UUID, JSON and time types) cost more than the query. On SQLite as stored:
-# the id as hex, the payload as JSON text, the time as naive UTC text.
-_CLAIM = (
-    "SELECT id, external_id, payload, received_at, attempts FROM provider_events"
-    " WHERE processed_at IS NULL ORDER BY received_at, id LIMIT {}"
-)
-_CLAIM_PG = _CLAIM.format("$1") + " FOR UPDATE SKIP LOCKED"
-_CLAIM_SQLITE = _CLAIM.format("?")
 _PEERS_BY_PEER_ID = select(*(_PEERS.c[name] for name in PEER_COLUMNS))
 # PostgreSQL: the batch's event and stream ids as two arrays, one statement and two parameters.
 _MARK_APPLIED_PG = text(
@@ -294,21 +285,15 @@ class EventRepository:
     async def claim_unprocessed(self, limit: int) -> list[StoredEvent]:
         """The oldest unapplied events, locked until the transaction ends (another process
         skips them: each is applied once)."""
-        driver = await driver_of(self.session)
-        if self._dialect == "postgresql":
-            # asyncpg's UUID is a uuid.UUID; SQLAlchemy's codec has decoded the payload.
-            return [StoredEvent(*row) for row in await driver.fetch(_CLAIM_PG, limit)]
-        rows = await driver.execute_fetchall(_CLAIM_SQLITE, (limit,))
-        return [
-            StoredEvent(
-                uuid.UUID(event),
-                external,
-                json.loads(payload),
-                datetime.fromisoformat(at).replace(tzinfo=UTC),
-                n,
-            )
-            for event, external, payload, at, n in rows
-        ]
+        c = _EVENTS.c
+        statement = (
+            select(c.id, c.external_id, c.payload, c.received_at, c.attempts)
+            .where(c.processed_at.is_(None))
+            .order_by(c.received_at, c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [StoredEvent(*row) for row in await self.session.execute(statement)]
 
     async def mark_applied(
         self, applied: Sequence[tuple[uuid.UUID, uuid.UUID | None]], now: datetime
