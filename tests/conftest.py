@@ -16,7 +16,7 @@ from tests.support import network_guard
 os.environ.setdefault("LIVESTAGE_ENV", "test")
 network_guard.install_network_guard()
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.emulator"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.emulator", "tests.support.migrations"]
 
 
 @pytest.fixture(autouse=True)
