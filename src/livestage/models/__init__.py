@@ -2,6 +2,7 @@ from livestage.kit.db import Base
 from livestage.models.audit_log import AuditLog
 from livestage.models.chat_message import ChatMessage, ChatRole
 from livestage.models.chat_restriction import ChatRestriction, RestrictionKind
+from livestage.models.checkpoint_peer import CheckpointPeer
 from livestage.models.influencer import Influencer
 from livestage.models.live_stream import HlsStatus, LiveStream, StreamStatus, StreamStrategy
 from livestage.models.login_throttle import LoginThrottle
@@ -16,6 +17,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "ChatMessage",
+    "CheckpointPeer",
     "ChatRestriction",
     "ChatRole",
     "HlsStatus",

@@ -96,18 +96,11 @@ class LiveStream(IDMixin, TimestampMixin, Base):
     # A live stream's figures carried to a minute's start (tracking.figures.Checkpoint): the
     # most viewers at once before it, and their watch time before it in microseconds. A
     # recompute then reads only the peers connected at that instant or later, not its whole
-    # history. None: the next recompute reads every peer (a change before it, or not live).
+    # history (and the peers connected across it: CheckpointPeer). None: the next recompute
+    # reads every peer (a change before it, or not live).
     figures_carried_to: Mapped[datetime | None] = mapped_column(default=None)
     carried_peak: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     carried_watch_us: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    # The ids (as the database writes them as text) of the peers connected across that
-    # instant: joined before it, not left by it. With those who joined from it on (by the
-    # (stream_id, joined_at) index) they are the peers a recompute reads. Any other peer
-    # before it that changes clears the checkpoint, so the list holds while it stands. Read by
-    # SQL alone, never loaded: it is as long as the crowd.
-    carried_peers: Mapped[list[str] | None] = mapped_column(
-        JSON(none_as_null=True), default=None, deferred=True, deferred_raiseload=True
-    )
     # When the provider closed `session_id` before the broadcaster's join was applied (events
     # out of order, or viewers alone in the room): that join, if it comes, ends the stream.
     session_closed_at: Mapped[datetime | None] = mapped_column(default=None)

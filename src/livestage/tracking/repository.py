@@ -182,10 +182,9 @@ _DELETE_SAMPLES_PG = text(
 _DELETE_SAMPLES_SQLITE = "DELETE FROM viewer_samples WHERE stream_id = ? AND minute >= ?"
 # Each stream's peers connected at its figures' checkpoint or later (tracking.figures.stats_of):
 # those who joined from it on, by the (stream_id, joined_at, id) index (a stream without a
-# checkpoint passes the earliest time, so all), and those connected across it, by the ids its
-# row keeps (LiveStream.carried_peers). The ids as text; the times as exact microseconds since
-# the epoch: PostgreSQL's epoch is a numeric to the microsecond; SQLite's stored text is
-# "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
+# checkpoint passes the earliest time, so all), and those connected across it (CheckpointPeer).
+# The ids as text; the times as exact microseconds since the epoch: PostgreSQL's epoch is a
+# numeric to the microsecond; SQLite's stored text is "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
 _SPAN_PG = (
     "SELECT CAST(p.stream_id AS text), p.user_id, p.is_broadcaster,"
     " CAST(EXTRACT(epoch FROM p.joined_at) * 1000000 AS bigint),"
@@ -194,10 +193,8 @@ _SPAN_PG = (
 _PEER_SPANS_PG = (
     f"{_SPAN_PG} FROM unnest($1::uuid[], $2::timestamptz[]) AS w (stream_id, since)"
     " JOIN stream_peers AS p ON p.stream_id = w.stream_id AND p.joined_at >= w.since"
-    f" UNION ALL {_SPAN_PG} FROM live_streams AS s"
-    " CROSS JOIN LATERAL json_array_elements_text(s.carried_peers) AS c (id)"
-    " JOIN stream_peers AS p ON p.id = CAST(c.id AS uuid) AND p.stream_id = s.id"
-    " WHERE s.id = ANY($3::uuid[])"
+    f" UNION ALL {_SPAN_PG} FROM checkpoint_peers AS c JOIN stream_peers AS p ON p.id = c.peer_id"
+    " WHERE c.stream_id = ANY($3::uuid[])"
 )
 _SQLITE_US = (
     "CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
@@ -210,16 +207,23 @@ _SPAN_SQLITE = (
     + _SQLITE_US.format("p.left_at")
     + ", p.id"
 )
-# CROSS JOIN keeps SQLite's join order: it looked up the ids in each of the stream's peers.
+# CROSS JOIN keeps SQLite's join order (each id looked up, not each of the stream's peers).
 _PEER_SPANS_SQLITE = (
     "WITH w (stream_id, since) AS (VALUES {windows}) "
     f"{_SPAN_SQLITE} FROM w JOIN stream_peers AS p"
     " ON p.stream_id = w.stream_id AND p.joined_at >= w.since"
-    f" UNION ALL {_SPAN_SQLITE} FROM live_streams AS s"
-    " CROSS JOIN json_each(s.carried_peers) AS c"
-    " CROSS JOIN stream_peers AS p ON p.id = c.value AND p.stream_id = s.id"
-    " WHERE s.id IN ({carried})"
+    f" UNION ALL {_SPAN_SQLITE} FROM checkpoint_peers AS c"
+    " CROSS JOIN stream_peers AS p ON p.id = c.peer_id WHERE c.stream_id IN ({carried})"
 )
+_DELETE_CHECKPOINT_PEERS_PG = text(
+    "DELETE FROM checkpoint_peers WHERE stream_id = ANY(CAST(:streams AS uuid[]))"
+)
+_INSERT_CHECKPOINT_PEERS_PG = text(
+    "INSERT INTO checkpoint_peers (stream_id, peer_id)"
+    " SELECT * FROM unnest(CAST(:stream_id AS uuid[]), CAST(:peer_id AS uuid[]))"
+)
+_DELETE_CHECKPOINT_PEERS_SQLITE = "DELETE FROM checkpoint_peers WHERE stream_id = ?"
+_INSERT_CHECKPOINT_PEERS_SQLITE = "INSERT INTO checkpoint_peers (stream_id, peer_id) VALUES (?, ?)"
 # Before every peer: "since" for a stream whose every peer is read.
 EVERY_PEER = datetime(1, 1, 1, tzinfo=UTC)
 _UNIQUE_VIEWERS = (
@@ -427,10 +431,11 @@ class TrackingRepository:
     ) -> dict[uuid.UUID, list[PeerSpan]]:
         """Who was in each stream when: its peers connected at its `since` or later (every
         peer for None), only the columns the figures need, the times as microseconds since
-        the epoch, read on the driver's connection. For a `since`, it must be the stream's
-        `figures_carried_to` as stored. A busy stream's peers are read at every recompute: the
-        rows through SQLAlchemy and as datetimes cost about three times as much. Pending
-        changes are flushed first: the rows must say what the session's objects say."""
+        the epoch, read on the driver's connection. A `since` must be the stream's
+        `figures_carried_to` as stored (its CheckpointPeer rows are read). A busy stream's
+        peers are read at every recompute: the rows through SQLAlchemy and as datetimes cost
+        about three times as much. Pending changes are flushed first: the rows must say what
+        the session's objects say."""
         await self.session.flush()
         spans: dict[uuid.UUID, list[PeerSpan]] = {s: [] for s in since}
         if not since:
@@ -455,6 +460,26 @@ class TrackingRepository:
         for stream_id, user_id, is_broadcaster, joined, left, peer in rows:
             by_key[stream_id].append((user_id, bool(is_broadcaster), joined, left, peer))
         return spans
+
+    async def replace_checkpoint_peers(self, peers: dict[uuid.UUID, list[str]]) -> None:
+        """Each stream's peers connected across its checkpoint replaced by these (their ids as
+        `peer_spans_of` gives them), in one delete and one insert."""
+        if not peers:
+            return
+        rows = [(stream_id, peer) for stream_id, its_peers in peers.items() for peer in its_peers]
+        if self._dialect == "postgresql":
+            await self.session.execute(_DELETE_CHECKPOINT_PEERS_PG, {"streams": list(peers)})
+            if rows:
+                stream_ids, peer_ids = map(list, zip(*rows, strict=True))
+                parameters = {"stream_id": stream_ids, "peer_id": peer_ids}
+                await self.session.execute(_INSERT_CHECKPOINT_PEERS_PG, parameters)
+            return
+        connection = await self.session.connection()
+        streams = [(stream_id.hex,) for stream_id in peers]
+        await connection.exec_driver_sql(_DELETE_CHECKPOINT_PEERS_SQLITE, streams)
+        if rows:
+            stored = [(stream_id.hex, peer) for stream_id, peer in rows]
+            await connection.exec_driver_sql(_INSERT_CHECKPOINT_PEERS_SQLITE, stored)
 
     async def unique_viewers_of(self, stream_ids: set[uuid.UUID]) -> dict[uuid.UUID, int]:
         """How many distinct viewers each stream has had (counted by the database: a stream

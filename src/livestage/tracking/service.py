@@ -287,7 +287,14 @@ class TrackingService:
             s.id: (times[s.id], _refigure(s, spans[s.id], now, since[s.id], unique.get(s.id)))
             for s in streams
         }
+        # The peers connected across a checkpoint hold while it stands: replaced when it moves.
+        crossing = {
+            s.id: _connected_across(spans[s.id], s.figures_carried_to)
+            for s in streams
+            if times[s.id] is None or s.figures_carried_to != times[s.id]
+        }
         await repository.replace_samples_of(samples)
+        await repository.replace_checkpoint_peers(crossing)
         return streams
 
     async def end_after_grace(
@@ -363,23 +370,24 @@ def _refigure(
     if stream.ended_at is not None:
         stream.duration_seconds = lifecycle.duration_seconds(stream.started_at, stream.ended_at)
     carried = stats.checkpoint
-    carried_to = None if carried is None else figures.instant(carried.at)
-    if since is None or carried_to != stream.figures_carried_to:
-        stream.carried_peers = None if carried is None else _connected_across(peers, carried.at)
-    stream.figures_carried_to = carried_to
+    stream.figures_carried_to = None if carried is None else figures.instant(carried.at)
     if carried is not None:
         stream.carried_peak, stream.carried_watch_us = carried.peak, carried.watched
     return stats.per_minute
 
 
-def _connected_across(peers: list[PeerSpan], at: int) -> list[str]:
-    """The ids of the peers connected across the instant `at`: joined before it, not left by
-    it (of those connected at a checkpoint or later, the next checkpoint's)."""
-    return sorted(
+def _connected_across(peers: list[PeerSpan], at: datetime | None) -> list[str]:
+    """The ids of the peers connected across the instant `at` (none without one): joined
+    before it, not left by it (of those connected at a checkpoint or later, the next
+    checkpoint's)."""
+    if at is None:
+        return []
+    to = figures.microseconds(at)
+    return [
         peer
         for _, _, joined, left, peer in peers
-        if joined is not None and joined < at and (left is None or left >= at)
-    )
+        if joined is not None and joined < to and (left is None or left >= to)
+    ]
 
 
 def _carry_to(now: datetime, since: figures.Checkpoint | None) -> int:

@@ -1,7 +1,7 @@
-"""live_streams: the peers connected across a checkpoint; no (stream_id, left_at) index
+"""checkpoint_peers: the peers connected across a checkpoint; no (stream_id, left_at) index
 
 A recompute of a stream whose figures are carried reads the peers connected across its
-checkpoint by their ids, kept on the stream row, and those who joined from it on by the
+checkpoint by their ids, kept in checkpoint_peers, and those who joined from it on by the
 (stream_id, joined_at, id) index: the (stream_id, left_at) index, written at every join and
 leave (and on PostgreSQL keeping a leave from being a HOT update), is dropped. Checkpoints
 carried before have no ids, so they are cleared: the next recompute reads every peer.
@@ -22,16 +22,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-# Plain ALTER TABLE statements, not a batch: on SQLite a batch would copy live_streams into a
-# new table, dropping the trigger that deletes a stream's viewer joins with it.
-
-
 def upgrade() -> None:
-    op.add_column("live_streams", sa.Column("carried_peers", sa.JSON(), nullable=True))
+    op.create_table(
+        "checkpoint_peers",
+        sa.Column("stream_id", sa.Uuid(), nullable=False),
+        sa.Column("peer_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["stream_id"],
+            ["live_streams.id"],
+            name=op.f("fk_checkpoint_peers_stream_id_live_streams"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("stream_id", "peer_id", name=op.f("pk_checkpoint_peers")),
+    )
     op.execute("UPDATE live_streams SET figures_carried_to = NULL")
     op.drop_index("ix_stream_peers_stream_left", table_name="stream_peers")
 
 
 def downgrade() -> None:
     op.create_index("ix_stream_peers_stream_left", "stream_peers", ["stream_id", "left_at"])
-    op.drop_column("live_streams", "carried_peers")
+    op.drop_table("checkpoint_peers")
