@@ -147,9 +147,9 @@ class _RecordedCheckpoints(WalCheckpoints):
 async def test_background_checkpoints_restart_the_log_under_a_writer_that_never_pauses(
     tmp_path: Path, restart_pages: int
 ) -> None:
-    """A writer that begins its next transaction as soon as one commits never leaves SQLite the
-    moment to start the log over: with PASSIVE passes alone (a limit never reached) the log
-    only grows, by all that was written. Once it holds `restart_pages` (here 4 MB), the pass
+    """A writer that begins its next transaction as soon as one commits (almost) never leaves
+    SQLite the moment to start the log over: with PASSIVE passes alone (a limit never reached)
+    the log grows by what was written. Once it holds `restart_pages` (here 4 MB), the pass
     under the write gate lets the next writer start it over: 80 MB written, a log file of
     12-14 MB on a quiet machine (23-49 MB under heavy load: how much is written between two
     checkpoints)."""
@@ -168,8 +168,11 @@ async def test_background_checkpoints_restart_the_log_under_a_writer_that_never_
         seen = checkpoints.logged
         restarts = sum(1 for before, after in zip(seen, seen[1:], strict=False) if after < before)
         if restart_pages > 10**6:
-            assert restarts == 0
-            assert largest > 75  # nothing written was ever overwritten
+            # A PASSIVE pass that happens to catch up between two writes lets SQLite start the
+            # log over by itself: rare (once in some runs on a loaded machine), and never often
+            # enough to bound it. One such restart leaves at least half the writes in one log.
+            assert restarts <= 1
+            assert largest > 38
         else:
             assert restarts >= 1
             assert largest < 75
