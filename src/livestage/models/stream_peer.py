@@ -14,6 +14,7 @@ class StreamPeer(IDMixin, Base):
 
     __tablename__ = "stream_peers"
     __table_args__ = (
+        # Also how applying a batch of events finds its peers (by their 100ms peer ids).
         UniqueConstraint("stream_id", "peer_id"),
         # Keyset pages of a stream's participants, in joining order. With the unique
         # constraint's, it serves every read by stream: no index on stream_id alone.
@@ -26,8 +27,7 @@ class StreamPeer(IDMixin, Base):
     )
 
     stream_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("live_streams.id", ondelete="CASCADE"))
-    # Indexed alone too: applying a batch of events reads its peers by 100ms's peer ids.
-    peer_id: Mapped[str] = mapped_column(String(64), index=True)
+    peer_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(64))

@@ -149,12 +149,34 @@ _UPDATE_LEAVES_SQLITE = (
 _MARK_APPLIED_SQLITE = (
     "UPDATE provider_events SET processed_at = ?, stream_id = ?, error = NULL WHERE id = ?"
 )
-_PEERS_BY_PEER_ID = select(*(_PEERS.c[name] for name in PEER_COLUMNS))
+# PostgreSQL joins a batch's arrays to a table the way its estimates say is cheapest, and with
+# thousands of keys that was a hash join over a scan of the whole table: every mark of a batch
+# read every event ever stored, and each recompute every peer. So each key is looked up in an
+# index, in a LATERAL subquery per key (OFFSET 0 keeps it one).
+#
+# A batch's stored peers by their keys, each looked up in the unique (stream_id, peer_id) index:
+# PostgreSQL, the keys as two arrays unnested; SQLite, as a VALUES list it walks first (CROSS
+# JOIN keeps that order), the rows as stored (`_sqlite_peer`).
+_PEERS_BY_KEY_PG = text(
+    f"SELECT {', '.join('p.' + name for name in PEER_COLUMNS)} FROM unnest("
+    "CAST(:streams AS uuid[]), CAST(:peers AS varchar[])) AS w (stream_id, peer_id)"
+    " CROSS JOIN LATERAL (SELECT * FROM stream_peers AS s"
+    " WHERE s.stream_id = w.stream_id AND s.peer_id = w.peer_id OFFSET 0) AS p"
+).columns(*(_PEERS.c[name] for name in PEER_COLUMNS))
+_PEERS_BY_KEY_SQLITE = (
+    "WITH w (stream_id, peer_id) AS (VALUES {keys}) "
+    f"SELECT {', '.join('p.' + name for name in PEER_COLUMNS)} FROM w CROSS JOIN stream_peers"
+    " AS p ON p.stream_id = w.stream_id AND p.peer_id = w.peer_id"
+)
 # PostgreSQL: the batch's event and stream ids as two arrays, one statement and two parameters.
+# Each event found by its key, then updated where that found it (its rows are this transaction's
+# since the claim locked them, so none moves meanwhile).
 _MARK_APPLIED_PG = text(
     "UPDATE provider_events SET processed_at = :at, stream_id = marks.stream_id, error = NULL"
-    " FROM unnest(CAST(:ids AS uuid[]), CAST(:streams AS uuid[])) AS marks (id, stream_id)"
-    " WHERE provider_events.id = marks.id"
+    " FROM (SELECT e.ctid AS row, m.stream_id FROM unnest(CAST(:ids AS uuid[]),"
+    " CAST(:streams AS uuid[])) AS m (id, stream_id) CROSS JOIN LATERAL"
+    " (SELECT ctid FROM provider_events WHERE id = m.id OFFSET 0) AS e) AS marks"
+    " WHERE provider_events.ctid = marks.row"
 )
 _MARK_FAILED = (
     update(_EVENTS)
@@ -174,10 +196,13 @@ _INSERT_SAMPLES_PG = text(
     "CAST(:stream_id AS uuid[]), CAST(:minute AS timestamptz[]), CAST(:viewers AS integer[]))"
 )
 _INSERT_SAMPLES_SQLITE = "INSERT INTO viewer_samples (stream_id, minute, viewers) VALUES (?, ?, ?)"
+# The rows found by their streams' key ranges first, then deleted where those found them (only
+# a recompute writes a stream's samples, holding its stream's lock).
 _DELETE_SAMPLES_PG = text(
-    "DELETE FROM viewer_samples USING unnest(CAST(:stream_id AS uuid[]),"
-    " CAST(:since AS timestamptz[])) AS w (stream_id, since)"
-    " WHERE viewer_samples.stream_id = w.stream_id AND viewer_samples.minute >= w.since"
+    "DELETE FROM viewer_samples WHERE ctid = ANY(ARRAY(SELECT s.ctid FROM unnest("
+    "CAST(:stream_id AS uuid[]), CAST(:since AS timestamptz[])) AS w (stream_id, since)"
+    " CROSS JOIN LATERAL (SELECT ctid FROM viewer_samples"
+    " WHERE stream_id = w.stream_id AND minute >= w.since OFFSET 0) AS s))"
 )
 _DELETE_SAMPLES_SQLITE = "DELETE FROM viewer_samples WHERE stream_id = ? AND minute >= ?"
 # Each stream's peers connected at its figures' checkpoint or later (tracking.figures.stats_of):
@@ -192,8 +217,10 @@ _SPAN_PG = (
 )
 _PEER_SPANS_PG = (
     f"{_SPAN_PG} FROM unnest($1::uuid[], $2::timestamptz[]) AS w (stream_id, since)"
-    " JOIN stream_peers AS p ON p.stream_id = w.stream_id AND p.joined_at >= w.since"
-    f" UNION ALL {_SPAN_PG} FROM checkpoint_peers AS c JOIN stream_peers AS p ON p.id = c.peer_id"
+    " CROSS JOIN LATERAL (SELECT * FROM stream_peers AS s"
+    " WHERE s.stream_id = w.stream_id AND s.joined_at >= w.since OFFSET 0) AS p"
+    f" UNION ALL {_SPAN_PG} FROM checkpoint_peers AS c"
+    " CROSS JOIN LATERAL (SELECT * FROM stream_peers AS s WHERE s.id = c.peer_id OFFSET 0) AS p"
     " WHERE c.stream_id = ANY($3::uuid[])"
 )
 _SQLITE_US = (
@@ -252,6 +279,29 @@ def _sqlite_time(value: datetime | None) -> str | None:
     return (
         None if value is None else as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
     )
+
+
+def _sqlite_peer(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A stream_peers row as SQLite stores it (`_sqlite_uuid`, `_sqlite_time`, booleans as
+    integers), in Python's types, as the column types read it."""
+    stream_id, peer_id, user_id, name, role, broadcaster, joined, left, inferred, reason, key = row
+    return (
+        uuid.UUID(stream_id),
+        peer_id,
+        user_id,
+        name,
+        role,
+        bool(broadcaster),
+        _from_sqlite_time(joined),
+        _from_sqlite_time(left),
+        bool(inferred),
+        reason,
+        uuid.UUID(key),
+    )
+
+
+def _from_sqlite_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 class EventRepository:
@@ -387,22 +437,29 @@ class TrackingRepository:
         return list(await self.session.scalars(statement))
 
     async def peer_rows(self, wanted: set[tuple[uuid.UUID, str]]) -> list[tuple[Any, ...]]:
-        """The stored peers among these (stream id, peer id) pairs, as tuples of PEER_COLUMNS:
-        one cached statement by peer id (100ms's are unique), the pairs kept."""
+        """The stored peers among these (stream id, peer id) pairs, as tuples of PEER_COLUMNS,
+        in one statement."""
         if not wanted:
             return []
-        peer_ids = sorted({peer_id for _, peer_id in wanted})
-        statement = _PEERS_BY_PEER_ID.where(_among(_PEERS.c.peer_id, peer_ids, self._dialect))
-        rows = await self.session.execute(statement)
-        return [tuple(row) for row in rows if (row[0], row[1]) in wanted]
+        if self._dialect == "postgresql":
+            streams, peers = map(list, zip(*wanted, strict=True))
+            rows = await self.session.execute(
+                _PEERS_BY_KEY_PG, {"streams": streams, "peers": peers}
+            )
+            return [tuple(row) for row in rows]
+        keys = [value for stream_id, peer_id in wanted for value in (stream_id.hex, peer_id)]
+        statement = _PEERS_BY_KEY_SQLITE.format(keys=", ".join(["(?, ?)"] * len(wanted)))
+        connection = await self.session.connection()
+        rows = await connection.exec_driver_sql(statement, tuple(keys))
+        return [_sqlite_peer(row) for row in rows]
 
     async def upsert_peers(
         self, rows: list[tuple[Any, ...]], *, leaves: list[tuple[Any, ...]] | None = None
     ) -> None:
         """Insert or overwrite peer rows (tuples of every column of PEER_COLUMNS), one
         statement; `leaves`, stored rows of which only the leave's columns changed, in one
-        more on SQLite (PostgreSQL writes every index entry of a row whose left_at changed
-        anyway)."""
+        more on SQLite (on PostgreSQL an UPDATE joined to the batch's keys was no faster, and
+        its plan was left to the estimates, where the upsert looks up each key)."""
         leaves = leaves or []
         if self._dialect == "postgresql":
             rows = rows + leaves
