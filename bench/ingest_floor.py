@@ -55,6 +55,7 @@ def _rows(run: str, start: int, count: int, now: datetime) -> list[dict[str, Any
                 "occurred_at": now,
                 "received_at": now,
                 "processed_at": now,
+                "room_id": data["room_id"],
                 "attempts": 0,
             }
         )
@@ -70,6 +71,7 @@ _COLUMNS = {
     "occurred_at": "timestamptz",
     "received_at": "timestamptz",
     "processed_at": "timestamptz",
+    "room_id": "varchar",
     "attempts": "integer",
 }
 _UNNESTED = text(

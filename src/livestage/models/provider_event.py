@@ -35,3 +35,6 @@ class ProviderEvent(IDMixin, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     stream_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # The event's room (`data.room_id`, none if longer than a stream's): which of the worker's
+    # lanes applies it (tracking.repository.Lane).
+    room_id: Mapped[str | None] = mapped_column(String(64), default=None)

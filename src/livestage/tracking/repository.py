@@ -40,6 +40,22 @@ class StoredEvent(NamedTuple):
     attempts: int
 
 
+class Lane(NamedTuple):
+    """One of `count` shares of the inbox, by the hash of each event's room: the worker applies
+    the shares at once, on connections of their own, and no two share a stream (PostgreSQL);
+    lane `number` of `lanes`."""
+
+    number: int
+    lanes: int
+
+
+# An event's lane: its room's id hashed (an event with none, and one stored before the column,
+# in the lane of the empty id).
+_IN_LANE = (
+    "(hashtext(coalesce(provider_events.room_id, '')) % {count} + {count}) % {count} = {index}"
+)
+
+
 class StreamKey(NamedTuple):
     """What finding an event's stream compares (see `batch.StreamFinder.pick`)."""
 
@@ -79,9 +95,12 @@ class NewEvent(NamedTuple):
     payload: Any
     occurred_at: datetime | None
     received_at: datetime
+    room_id: str | None
 
 
-_EVENT_COLUMNS = "id, source, external_id, type, payload, occurred_at, received_at, attempts"
+_EVENT_COLUMNS = (
+    "id, source, external_id, type, payload, occurred_at, received_at, room_id, attempts"
+)
 # PostgreSQL: the batch as one array per column, unnested by the server: one statement with
 # seven parameters whatever the batch (asyncpg encodes the arrays in C), where SQLAlchemy's
 # multi-row VALUES bound and processed seven parameters per row in Python.
@@ -89,14 +108,14 @@ _INSERT_EVENTS_PG = text(
     f"INSERT INTO provider_events ({_EVENT_COLUMNS}) SELECT e.*, 0 FROM unnest("
     "CAST(:id AS uuid[]), CAST(:source AS varchar[]), CAST(:external_id AS varchar[]),"
     " CAST(:type AS varchar[]), CAST(:payload AS json[]), CAST(:occurred_at AS timestamptz[]),"
-    " CAST(:received_at AS timestamptz[])) AS e"
+    " CAST(:received_at AS timestamptz[]), CAST(:room_id AS varchar[])) AS e"
     " ON CONFLICT (source, external_id) DO NOTHING RETURNING source, external_id"
 )
 
 
 def _insert_events_sqlite(count: int) -> str:
     """SQLite: the rows' values as the column types store them, sent to the driver directly."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, 0)"] * count)
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, 0)"] * count)
     return (
         f"INSERT INTO provider_events ({_EVENT_COLUMNS}) VALUES {values}"
         " ON CONFLICT (source, external_id) DO NOTHING RETURNING source, external_id"
@@ -326,7 +345,11 @@ class EventRepository:
             flat: list[object] = []
             for event_id, event, payload in zip(ids, events, payloads, strict=True):
                 flat += (event_id.hex, event.source, event.external_id, event.type, payload)
-                flat += (_sqlite_time(event.occurred_at), received[event.received_at])
+                flat += (
+                    _sqlite_time(event.occurred_at),
+                    received[event.received_at],
+                    event.room_id,
+                )
             connection = await self.session.connection()
             rows = await connection.exec_driver_sql(_insert_events_sqlite(len(events)), tuple(flat))
         return {(source, external_id) for source, external_id in rows}
@@ -336,9 +359,9 @@ class EventRepository:
         statement = select(ProviderEvent.id).where(ProviderEvent.processed_at.is_(None)).limit(1)
         return (await self.session.scalar(statement)) is not None
 
-    async def claim_unprocessed(self, limit: int) -> list[StoredEvent]:
+    async def claim_unprocessed(self, limit: int, *, lane: Lane | None = None) -> list[StoredEvent]:
         """The oldest unapplied events, locked until the transaction ends (another process
-        skips them: each is applied once)."""
+        skips them: each is applied once); with `lane`, only those of its rooms (`Lane`)."""
         c = _EVENTS.c
         statement = (
             select(c.id, c.external_id, c.payload, c.received_at, c.attempts)
@@ -347,6 +370,8 @@ class EventRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if lane is not None:
+            statement = statement.where(text(_IN_LANE.format(count=lane.lanes, index=lane.number)))
         return [StoredEvent(*row) for row in await self.session.execute(statement)]
 
     async def mark_applied(

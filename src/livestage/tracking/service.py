@@ -25,6 +25,7 @@ from livestage.tracking.batch import Lookup, PeerBook, PeerRow, StreamFinder
 from livestage.tracking.events import RECORDING_KINDS, Envelope, Kind, parse_envelope
 from livestage.tracking.repository import (
     EventRepository,
+    Lane,
     NewEvent,
     PeerSpan,
     StoredEvent,
@@ -33,6 +34,8 @@ from livestage.tracking.repository import (
 
 log = structlog.get_logger()
 MAX_ATTEMPTS = 5
+# As long as a stream's room id can be: an event naming a longer one belongs to no stream.
+ROOM_ID_MAX = 64
 # A live stream's figures are carried to the start of the minute this long before its recompute
 # (figures.Checkpoint): later recomputes read only the peers connected since.
 CARRY_BEHIND = timedelta(minutes=2)
@@ -97,7 +100,8 @@ class BatchResult:
 
 def _new_event(source: str, payload: dict[str, Any], now: datetime) -> NewEvent:
     envelope = parse_envelope(payload)
-    return NewEvent(source, envelope.id, envelope.type, payload, envelope.timestamp, now)
+    room = envelope.room_id if envelope.room_id and len(envelope.room_id) <= ROOM_ID_MAX else None
+    return NewEvent(source, envelope.id, envelope.type, payload, envelope.timestamp, now, room)
 
 
 class TrackingService:
@@ -130,11 +134,12 @@ class TrackingService:
         now: datetime,
         limit: int = 200,
         recompute: bool = True,
+        lane: Lane | None = None,
     ) -> BatchResult:
-        """Apply a batch of stored events, then (unless told not to: the caller will) recompute
-        the streams they touched."""
+        """Apply a batch of stored events (of one lane's rooms, if given), then (unless told
+        not to: the caller will) recompute the streams they touched."""
         repository = EventRepository(session)
-        events = await repository.claim_unprocessed(limit)
+        events = await repository.claim_unprocessed(limit, lane=lane)
         result = await self._apply_all(session, events, config, now=now)
         if result is None:
             result = await self._apply_each(session, events, config, now=now)
