@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livestage.db import transaction
-from livestage.models import LiveStream, ProviderEvent, StreamStatus
+from livestage.models import ProviderEvent, StreamStatus
 from livestage.tracking import worker as worker_module
 from livestage.tracking.repository import EventRepository, Lane
 from livestage.tracking.service import ROOM_ID_MAX
@@ -20,7 +20,7 @@ from livestage.tracking.service import tracking as tracking_service
 from tests.integration.test_tracking_batch import (
     NOW,
     Database,
-    _assert_exact_figures,
+    _assert_streams_exact,
     _crowd,
     _store,
     _streams,
@@ -89,11 +89,7 @@ async def test_the_lanes_apply_at_once_and_each_stream_comes_out_exact(
     assert await _worker(db).drain() == len(events)
 
     assert most > 1 and set(lanes) == {Lane(i, LANES) for i in range(LANES)}
-    async with db.sessionmaker() as session:
-        for i, seeded in enumerate(streams):
-            stream = await session.get(LiveStream, seeded.id)
-            assert stream is not None and stream.figures_stale is False
-            _assert_exact_figures(stream, i)
+    await _assert_streams_exact(db, streams)
 
 
 @postgres_only
@@ -108,11 +104,7 @@ async def test_events_stored_before_rooms_were_kept_are_applied_in_one_lane(
 
     assert await _worker(db).drain() == len(events)
 
-    async with db.sessionmaker() as session:
-        for i, seeded in enumerate(streams):
-            stream = await session.get(LiveStream, seeded.id)
-            assert stream is not None
-            _assert_exact_figures(stream, i)
+    await _assert_streams_exact(db, streams)
 
 
 async def test_each_event_is_stored_with_its_room_unless_no_stream_could_have_it(
