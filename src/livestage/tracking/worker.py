@@ -47,7 +47,8 @@ SQLITE_HOLD_SECONDS = 0.3
 # PostgreSQL has no one writer to share, so its batches are larger: a batch's fixed costs (its
 # streams read and locked, a share of recomputes to keep live counts fresh, a commit) were a
 # third of a drain's time at 1,000, and still 8 % at 3,000. A batch of 6,000 holds its
-# streams' rows locked (an End Stream on one of them waits) for about half a second.
+# streams' rows locked (an End Stream on one of them waits) for about half a second alone, up
+# to ~1.5 s beside three other lanes (each lane's streams are its own).
 BATCH_POSTGRESQL = 6000
 # And it applies a backlog in lanes at once, each the events of a share of the rooms
 # (repository.Lane), on a connection of its own: no two lanes hold the same stream, and while
