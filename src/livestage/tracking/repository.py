@@ -41,9 +41,9 @@ class StoredEvent(NamedTuple):
 
 
 class Lane(NamedTuple):
-    """One of `count` shares of the inbox, by the hash of each event's room: the worker applies
-    the shares at once, on connections of their own, and no two share a stream (PostgreSQL);
-    lane `number` of `lanes`."""
+    """Share `number` of `lanes` of the inbox, by the hash of each event's room: the worker
+    applies the shares at once, on connections of their own, and no two share a stream
+    (PostgreSQL)."""
 
     number: int
     lanes: int
