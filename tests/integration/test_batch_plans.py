@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livestage.config import Settings
 from livestage.db import create_engine
 from livestage.tracking import repository
-from tests.support.fixtures import _psql
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.postgres,
+    pytest.mark.parametrize("database_url", ["postgres"], indirect=True),
+]
 HISTORY = 200_000
 BATCH = 3_000
 # The history spread over these (less one, the batch's), as a server's is over its streams.
@@ -32,20 +35,16 @@ SCANNED = {"provider_events", "stream_peers", "viewer_samples"}
 
 
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A PostgreSQL database only: SQLite's statements walk the batch first by construction."""
-    server = request.getfixturevalue("postgres_server")
-    template = request.getfixturevalue("postgres_template")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    _psql(server, f"CREATE DATABASE {name} TEMPLATE {template}")
-    seed_live_streams(server.url(name), STREAMS, prefix="plans")
-    yield server.url(name)
-    _psql(server, f"DROP DATABASE {name} WITH (FORCE)")
+def seeded(database_url: str) -> str:
+    """The database with STREAMS live streams (SQLite's statements walk the batch first by
+    construction: PostgreSQL only)."""
+    seed_live_streams(database_url, STREAMS, prefix="plans")
+    return database_url
 
 
 @pytest_asyncio.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(Settings(_env_file=None, database_url=database_url))  # type: ignore[call-arg]
+async def engine(seeded: str) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(Settings(_env_file=None, database_url=seeded))  # type: ignore[call-arg]
     try:
         yield made
     finally:
