@@ -4,6 +4,8 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
@@ -270,6 +272,7 @@ _INSERT_CHECKPOINT_PEERS_PG = text(
 )
 _DELETE_CHECKPOINT_PEERS_SQLITE = "DELETE FROM checkpoint_peers WHERE stream_id = ?"
 _INSERT_CHECKPOINT_PEERS_SQLITE = "INSERT INTO checkpoint_peers (stream_id, peer_id) VALUES (?, ?)"
+_STREAM_OF_ROW, _SPAN_OF_ROW = itemgetter(0), itemgetter(1, 2, 3, 4, 5)
 # Before every peer: "since" for a stream whose every peer is read.
 EVERY_PEER = datetime(1, 1, 1, tzinfo=UTC)
 _UNIQUE_VIEWERS = (
@@ -539,6 +542,13 @@ class TrackingRepository:
             )
             flat = [value for window in windows for value in window]
             rows = await driver.execute_fetchall(statement, flat + [s.hex for s in carried])
+        if self._dialect == "postgresql":
+            # Grouped as they come (each stream's, then those across the checkpoints), each
+            # span cut from its row in C: a Python loop over the rows was ~2 µs a row, a third
+            # of a storm's recompute of 200 streams with 400 recent peers each.
+            for stream_id, its_rows in groupby(rows, _STREAM_OF_ROW):
+                by_key[stream_id].extend(map(_SPAN_OF_ROW, its_rows))
+            return spans
         for stream_id, user_id, is_broadcaster, joined, left, peer in rows:
             by_key[stream_id].append((user_id, bool(is_broadcaster), joined, left, peer))
         return spans
