@@ -192,6 +192,7 @@ async def test_one_batch_over_many_streams_gives_each_stream_its_exact_figures(
 def _worker_in_batches_of_seven(db: Database, monkeypatch: pytest.MonkeyPatch) -> TrackingWorker:
     monkeypatch.setattr(worker_module, "SQLITE_LARGEST_BATCH", 7)
     monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 7)
+    monkeypatch.setattr(worker_module, "FIRST_BATCH_POSTGRESQL", 7)
     return _worker(db)
 
 
@@ -240,13 +241,14 @@ async def test_sqlite_batches_grow_to_hold_the_writer_as_long_as_allowed_postgre
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite: the first batch is SQLITE_FIRST_BATCH, the next sized from its cost (far under
-    the hold here, however loaded the machine), up to SQLITE_LARGEST_BATCH. PostgreSQL: every
-    batch is BATCH_POSTGRESQL."""
+    the hold here, however loaded the machine), up to SQLITE_LARGEST_BATCH. PostgreSQL: the
+    first is FIRST_BATCH_POSTGRESQL, every later one BATCH_POSTGRESQL."""
     monkeypatch.setattr(worker_module, "SQLITE_HOLD_SECONDS", 30.0)
     monkeypatch.setattr(worker_module, "SQLITE_FIRST_BATCH", 5)
     monkeypatch.setattr(worker_module, "SQLITE_SMALLEST_BATCH", 5)
     monkeypatch.setattr(worker_module, "SQLITE_LARGEST_BATCH", 12)
     monkeypatch.setattr(worker_module, "BATCH_POSTGRESQL", 9)
+    monkeypatch.setattr(worker_module, "FIRST_BATCH_POSTGRESQL", 3)
     limits: list[int] = []
     process_pending = tracking_service.process_pending
 
@@ -265,7 +267,7 @@ async def test_sqlite_batches_grow_to_hold_the_writer_as_long_as_allowed_postgre
         assert limits[0] == 5 and len(limits) > 2
         assert all(5 < limit <= 12 for limit in limits[1:]), limits
     else:
-        assert set(limits) == {9} and len(limits) > 2
+        assert limits[0] == 3 and set(limits[1:]) == {9} and len(limits) > 2
     await _assert_streams_exact(db, streams)
 
 

@@ -56,6 +56,11 @@ BATCH_POSTGRESQL = 6000
 # each sat idle while the other worked: 2 lanes applied a 20,000-event backlog ~1.3× as fast,
 # 4 lanes ~1.5×; smaller batches (more transactions) did worse (bench/results/NOTES.md, s15).
 LANES_POSTGRESQL = 4
+# But a burst is applied in one transaction first, up to this many events: the lanes' fixed
+# costs (four claims, lookups, locks and commits for a few events each, on one core) took a
+# burst of 200 webhooks, one per stream, ~150 ms to apply, where one transaction took ~60.
+# Only what is left after it (a backlog) goes to the lanes.
+FIRST_BATCH_POSTGRESQL = 1000
 # After a wake-up, wait this long so a burst of events is applied (and its streams recomputed
 # and announced) once, not once per event.
 COALESCE_SECONDS = 0.02
@@ -67,9 +72,14 @@ RECOMPUTE_SECONDS = 0.25
 # far live counts may lag a burst). Applying costs several times what storing does.
 INGEST_QUIET_SECONDS = 0.02
 INGEST_FIRST_SECONDS = 0.5
-# Recomputing a stream reads all its peers: with hundreds of streams in a burst, recomputing
-# every one in the same transaction held the writer for seconds.
-RECOMPUTE_PER_TRANSACTION = 16
+# Recomputing a stream reads its recent peers: with hundreds of streams in a burst, recomputing
+# every one in the same transaction held SQLite's writer for seconds. PostgreSQL has no one
+# writer, and each transaction's fixed costs (the streams locked, the commit) add up: after a
+# burst of 200 joins, one to each of 200 streams with ~400 recent peers each, the last page
+# had its update after ~1.1-1.4 s in shares of 16, ~0.8-1.0 s in shares of 64; shares of 128
+# and 200 were no faster, and held more in memory at once (bench/results/NOTES.md, s16).
+RECOMPUTE_PER_TRANSACTION_SQLITE = 16
+RECOMPUTE_PER_TRANSACTION_POSTGRESQL = 64
 # And a stream's recompute costs more the larger its crowd has grown. Under a flood, a stream
 # is recomputed again only after its last recompute's cost ÷ RECOMPUTE_SHARE: a stream's
 # recomputes take at most this share of the worker's time, whatever its history.
@@ -107,6 +117,7 @@ class TrackingWorker:
         self._dirty: set[Any] = set()
         self._recomputed_at: dict[Any, float] = {}
         self._recompute_cost: dict[Any, float] = {}
+        self._recompute_began: dict[Any, float] = {}
         self._sqlite_batch = min(SQLITE_FIRST_BATCH, SQLITE_LARGEST_BATCH)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -149,11 +160,13 @@ class TrackingWorker:
             if self._sqlite():
                 total = await self._drain_lane(None, settle=settle)
             else:
-                lanes = [Lane(i, LANES_POSTGRESQL) for i in range(LANES_POSTGRESQL)]
-                drained = await asyncio.gather(
-                    *(self._drain_lane(lane, settle=settle) for lane in lanes)
-                )
-                total = sum(drained)
+                total, last = await self._apply_batch(None, FIRST_BATCH_POSTGRESQL, settle=settle)
+                if not last:
+                    lanes = [Lane(i, LANES_POSTGRESQL) for i in range(LANES_POSTGRESQL)]
+                    drained = await asyncio.gather(
+                        *(self._drain_lane(lane, settle=settle) for lane in lanes)
+                    )
+                    total += sum(drained)
             if settle and self._dirty:  # those a lane held while another recomputed
                 async with transaction(self.sessionmaker) as session:
                     done = await self._recompute(session, set(self._dirty))
@@ -169,27 +182,36 @@ class TrackingWorker:
     async def _drain_lane(self, lane: Lane | None, *, settle: bool) -> int:
         total = 0
         while True:
-            if not settle:
-                await self._let_ingestion_go_first()
-            began = asyncio.get_running_loop().time()
-            async with transaction(self.sessionmaker) as session:
-                now, sqlite = self.clock(), self._sqlite()
-                limit = self._sqlite_batch if sqlite else BATCH_POSTGRESQL
-                result = await tracking_service.process_pending(
-                    session, self.config, now=now, limit=limit, recompute=False, lane=lane
-                )
-                self._dirty |= result.touched
-                last = result.processed + result.failed < limit
-                due = self._due(settle=settle and last)
-                done = await self._recompute(session, due)
-                await self._publish(session, done)
-            self._recomputed(done)
-            if sqlite and not last:
-                held = asyncio.get_running_loop().time() - began
-                self._sqlite_batch = sqlite_batch_after(self._sqlite_batch, limit, held)
-            total += result.processed
+            limit = self._sqlite_batch if self._sqlite() else BATCH_POSTGRESQL
+            processed, last = await self._apply_batch(lane, limit, settle=settle)
+            total += processed
             if last:
                 return total
+
+    async def _apply_batch(
+        self, lane: Lane | None, limit: int, *, settle: bool
+    ) -> tuple[int, bool]:
+        """One transaction: up to `limit` events (of `lane`'s rooms) applied, and a share of
+        the streams owed a recompute among those it holds. How many were applied, and
+        whether that was the last of them."""
+        if not settle:
+            await self._let_ingestion_go_first()
+        began = asyncio.get_running_loop().time()
+        async with transaction(self.sessionmaker) as session:
+            result = await tracking_service.process_pending(
+                session, self.config, now=self.clock(), limit=limit, recompute=False, lane=lane
+            )
+            self._dirty |= result.touched
+            last = result.processed + result.failed < limit
+            # A lane recomputes the streams it holds: another lane holds the rest.
+            among = None if lane is None else result.touched
+            done = await self._recompute(session, self._due(settle=settle and last, among=among))
+            await self._publish(session, done)
+        self._recomputed(done)
+        if self._sqlite() and not last:
+            held = asyncio.get_running_loop().time() - began
+            self._sqlite_batch = sqlite_batch_after(self._sqlite_batch, limit, held)
+        return result.processed, last
 
     async def _recompute_due(self) -> None:
         """The due streams beyond one transaction's share, in more short transactions now (each
@@ -226,7 +248,9 @@ class TrackingWorker:
             session, streams, self.config, now=self.clock()
         )
         self._note_costs(done, loop.time() - began)
-        return {stream.id for stream in done}
+        ids = {stream.id for stream in done}
+        self._recompute_began.update(dict.fromkeys(ids, began))
+        return ids
 
     def _note_costs(self, streams: list[LiveStream], seconds: float) -> None:
         """Each stream's share of one recompute's time, by its number of viewers: what a
@@ -239,26 +263,47 @@ class TrackingWorker:
     def _pause_after_recompute(self, stream_id: Any) -> float:
         return max(RECOMPUTE_SECONDS, self._recompute_cost.get(stream_id, 0.0) / RECOMPUTE_SHARE)
 
-    def _due(self, *, settle: bool) -> set[Any]:
-        """The dirty streams to recompute now: all when settling, else at most
-        RECOMPUTE_PER_TRANSACTION of those whose pause after their last recompute is over
-        (RECOMPUTE_SECONDS, longer for a costly one), the longest-waiting first (the others
-        are due in the next transaction)."""
+    def _due(self, *, settle: bool, among: set[Any] | None = None) -> set[Any]:
+        """The dirty streams (`among` these, if given) to recompute now: all when settling,
+        else at most one transaction's share of those whose pause after their last recompute
+        is over (RECOMPUTE_SECONDS, longer for a costly one), the longest-waiting first (the
+        others are due in the next transaction)."""
         at = asyncio.get_running_loop().time()
+        dirty = self._dirty if among is None else self._dirty & among
         if settle:
-            return set(self._dirty)
+            return set(dirty)
         last = self._recomputed_at
-        waited = {s: at - last.get(s, -math.inf) for s in self._dirty}
+        waited = {s: at - last.get(s, -math.inf) for s in dirty}
         due = [s for s, seconds in waited.items() if seconds >= self._pause_after_recompute(s)]
         due.sort(key=waited.__getitem__, reverse=True)
-        return set(due[:RECOMPUTE_PER_TRANSACTION])
+        return set(due[: self._recompute_share()])
+
+    def _until_next_due(self) -> float:
+        """Seconds until the first owed stream's pause is over: its recompute waits that long,
+        not for the loop's next turn. At least COALESCE_SECONDS (a stream another process holds
+        stays owed, and is not asked for again at once), at most RECOMPUTE_SECONDS."""
+        at = asyncio.get_running_loop().time()
+        last = self._recomputed_at
+        left = min(
+            (self._pause_after_recompute(s) - (at - last.get(s, -math.inf)) for s in self._dirty),
+            default=RECOMPUTE_SECONDS,
+        )
+        return min(max(left, COALESCE_SECONDS), RECOMPUTE_SECONDS, self.poll_seconds)
+
+    def _recompute_share(self) -> int:
+        if self._sqlite():
+            return RECOMPUTE_PER_TRANSACTION_SQLITE
+        return RECOMPUTE_PER_TRANSACTION_POSTGRESQL
 
     def _recomputed(self, streams: set[Any]) -> None:
-        """After the commit: only then are these streams' figures really up to date."""
+        """After the commit: only then are these streams' figures really up to date. Their
+        pauses count from when their recompute began: the commit's updates are delivered
+        before this runs (to 5,000 pages of one stream, ~150 ms), and counted from after them,
+        a change the pages' viewers made in reply waited for the loop's next turn."""
         at = asyncio.get_running_loop().time()
         self._dirty -= streams
         for stream_id in streams:
-            self._recomputed_at[stream_id] = at
+            self._recomputed_at[stream_id] = self._recompute_began.pop(stream_id, at)
         if len(self._recomputed_at) > 10_000:
             pausing = {
                 k: v
@@ -311,7 +356,7 @@ class TrackingWorker:
         if self.leadership.held:
             await _logged(self._pick_up_owed_recomputes)
         while True:
-            wait = min(self.poll_seconds, RECOMPUTE_SECONDS) if self._dirty else self.poll_seconds
+            wait = self._until_next_due() if self._dirty else self.poll_seconds
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()

@@ -31,8 +31,9 @@ class Inbox:
 
 
 def make_worker(inbox: Inbox) -> TrackingWorker:
+    sqlite = SimpleNamespace(kw={"bind": SimpleNamespace(dialect=SimpleNamespace(name="sqlite"))})
     return TrackingWorker(
-        cast(Any, None),
+        cast(Any, sqlite),  # no database: what the worker asks of its sessionmaker is its dialect
         TrackingConfig(broadcaster_role="broadcaster", reconnect_grace=timedelta(seconds=60)),
         clock=cast(Any, None),
         broker=LiveBroker(),
@@ -87,10 +88,11 @@ async def test_a_burst_over_many_streams_is_recomputed_in_one_pass(
 
     monkeypatch.setattr(worker, "_recompute", recompute)
     monkeypatch.setattr(worker, "_publish", publish)
-    worker._dirty = set(range(3 * worker_module.RECOMPUTE_PER_TRANSACTION + 1))
+    share = worker_module.RECOMPUTE_PER_TRANSACTION_SQLITE
+    worker._dirty = set(range(3 * share + 1))
     await asyncio.wait_for(worker._recompute_due(), 5)
     assert worker._dirty == set()
-    assert max(shares) == worker_module.RECOMPUTE_PER_TRANSACTION and len(shares) == 4
+    assert max(shares) == share and len(shares) == 4
 
 
 async def test_streams_another_process_holds_stay_owed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,3 +140,46 @@ class _NoTransaction:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+async def test_a_streams_pause_counts_from_when_its_recompute_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Delivering the commit's updates (here 0.1 s) is not part of the pause: a stream changed
+    again RECOMPUTE_SECONDS after its recompute began is due, however long the delivery."""
+    monkeypatch.setattr(worker_module, "transaction", lambda _maker: _NoTransaction())
+    worker = make_worker(Inbox(busy_checks=0))
+    stream = SimpleNamespace(id="s", unique_viewers=0)
+
+    async def recompute_many(*_args: Any, **_kwargs: Any) -> list[Any]:
+        return [stream]
+
+    monkeypatch.setattr(worker_module.tracking_service, "recompute_many", recompute_many)
+    monkeypatch.setattr(worker, "clock", lambda: None)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    done = await worker._recompute(cast(Any, None), {"s"})
+    await asyncio.sleep(0.1)  # the updates delivered after the commit
+    worker._recomputed(done)
+
+    assert worker._recomputed_at["s"] - began < 0.05
+    worker._dirty = {"s"}
+    await asyncio.sleep(worker_module.RECOMPUTE_SECONDS - 0.1 + 0.01)
+    assert worker._due(settle=False) == {"s"}
+
+
+async def test_the_loop_waits_until_the_first_owed_stream_is_due() -> None:
+    """Not for a whole RECOMPUTE_SECONDS: a stream recomputed 0.2 s ago is due in 0.05 s. Never
+    less than COALESCE_SECONDS (a stream another process holds is not asked for in a spin)."""
+    worker = make_worker(Inbox(busy_checks=0))
+    now = asyncio.get_running_loop().time()
+    worker._dirty = {"recent"}
+    worker._recomputed_at = {"recent": now - 0.2}
+    assert worker._until_next_due() == pytest.approx(
+        worker_module.RECOMPUTE_SECONDS - 0.2, abs=0.02
+    )
+    worker._dirty = {"recent", "never"}
+    assert worker._until_next_due() == worker_module.COALESCE_SECONDS
+    worker._dirty = {"just now"}
+    worker._recomputed_at = {"just now": now}
+    assert worker._until_next_due() == pytest.approx(worker_module.RECOMPUTE_SECONDS, abs=0.02)
