@@ -73,13 +73,17 @@ RECOMPUTE_SECONDS = 0.25
 INGEST_QUIET_SECONDS = 0.02
 INGEST_FIRST_SECONDS = 0.5
 # Recomputing a stream reads its recent peers: with hundreds of streams in a burst, recomputing
-# every one in the same transaction held SQLite's writer for seconds. PostgreSQL has no one
-# writer, and each transaction's fixed costs (the streams locked, the commit) add up: after a
-# burst of 200 joins, one to each of 200 streams with ~400 recent peers each, the last page
-# had its update after ~1.1-1.4 s in shares of 16, ~0.8-1.0 s in shares of 64; shares of 128
-# and 200 were no faster, and held more in memory at once (bench/results/NOTES.md, s16).
-RECOMPUTE_PER_TRANSACTION_SQLITE = 16
-RECOMPUTE_PER_TRANSACTION_POSTGRESQL = 64
+# every one in the same transaction held SQLite's writer for seconds. So a transaction that
+# applies events recomputes at most RECOMPUTE_PER_TRANSACTION of their streams (lanes share
+# it): while events flood in, applying them comes first.
+RECOMPUTE_PER_TRANSACTION = 16
+# Once they are applied, the streams still owed are recomputed in transactions of their own.
+# On PostgreSQL, once webhooks stop arriving, these are larger: it has no one writer, and each
+# transaction's fixed costs (the streams locked, the commit) add up. After a burst of 200
+# joins, one to each of 200 streams with ~400 recent peers each, the last page had its update
+# after ~1.1-1.4 s in shares of 16, ~0.8-1.0 s in shares of 64; shares of 128 and 200 were
+# no faster, and held more in memory at once (bench/results/NOTES.md, s16).
+RECOMPUTE_ONLY_PER_TRANSACTION_POSTGRESQL = 64
 # And a stream's recompute costs more the larger its crowd has grown. Under a flood, a stream
 # is recomputed again only after its last recompute's cost ÷ RECOMPUTE_SHARE: a stream's
 # recomputes take at most this share of the worker's time, whatever its history.
@@ -155,7 +159,11 @@ class TrackingWorker:
 
     async def _drain(self, *, settle: bool) -> int:
         async with self._lock:
-            if not settle and not self._due(settle=False) and not await self._events_waiting():
+            if (
+                not settle
+                and not self._due(settle=False, share=1)
+                and not await self._events_waiting()
+            ):
                 return 0
             if self._sqlite():
                 total = await self._drain_lane(None, settle=settle)
@@ -203,9 +211,13 @@ class TrackingWorker:
             )
             self._dirty |= result.touched
             last = result.processed + result.failed < limit
-            # A lane recomputes the streams it holds: another lane holds the rest.
-            among = None if lane is None else result.touched
-            done = await self._recompute(session, self._due(settle=settle and last, among=among))
+            # A lane recomputes its share among the streams it holds: another holds the rest.
+            if lane is None:
+                due = self._due(settle=settle and last, share=RECOMPUTE_PER_TRANSACTION)
+            else:
+                share = max(1, RECOMPUTE_PER_TRANSACTION // lane.lanes)
+                due = self._due(settle=settle and last, share=share, among=result.touched)
+            done = await self._recompute(session, due)
             await self._publish(session, done)
         self._recomputed(done)
         if self._sqlite() and not last:
@@ -216,9 +228,17 @@ class TrackingWorker:
     async def _recompute_due(self) -> None:
         """The due streams beyond one transaction's share, in more short transactions now (each
         after ingestion), not one share per wake-up of the loop: the 200 streams of one burst
-        waited 13 wake-ups of RECOMPUTE_SECONDS for their update."""
-        while due := self._due(settle=False):
-            await self._let_ingestion_go_first()
+        waited 13 wake-ups of RECOMPUTE_SECONDS for their update. Larger shares on PostgreSQL,
+        but only once webhooks have stopped arriving: while they flood in, each share waits
+        for them, so a share's size set how much of the time went to recomputing (64 took
+        webhooks ÷ floor from 0.37 to 0.27-0.31)."""
+        while self._dirty:
+            quiet = await self._let_ingestion_go_first()
+            share = RECOMPUTE_PER_TRANSACTION
+            if quiet and not self._sqlite():
+                share = RECOMPUTE_ONLY_PER_TRANSACTION_POSTGRESQL
+            if not (due := self._due(settle=False, share=share)):
+                return
             async with transaction(self.sessionmaker) as session:
                 done = await self._recompute(session, due)
                 await self._publish(session, done)
@@ -230,13 +250,17 @@ class TrackingWorker:
         async with self.reads() as session:
             return await tracking_service.has_unprocessed(session)
 
-    async def _let_ingestion_go_first(self) -> None:
+    async def _let_ingestion_go_first(self) -> bool:
+        """Wait while webhooks arrive, up to INGEST_FIRST_SECONDS; whether they stopped."""
         if self.inbox is None:
-            return
+            return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + INGEST_FIRST_SECONDS
-        while self.inbox.busy(quiet=INGEST_QUIET_SECONDS) and loop.time() < deadline:
+        while self.inbox.busy(quiet=INGEST_QUIET_SECONDS):
+            if loop.time() >= deadline:
+                return False
             await asyncio.sleep(INGEST_QUIET_SECONDS)
+        return True
 
     async def _recompute(self, session: AsyncSession, streams: set[Any]) -> set[Any]:
         """Recompute what it can; a stream another process holds stays owed."""
@@ -263,9 +287,9 @@ class TrackingWorker:
     def _pause_after_recompute(self, stream_id: Any) -> float:
         return max(RECOMPUTE_SECONDS, self._recompute_cost.get(stream_id, 0.0) / RECOMPUTE_SHARE)
 
-    def _due(self, *, settle: bool, among: set[Any] | None = None) -> set[Any]:
+    def _due(self, *, settle: bool, share: int, among: set[Any] | None = None) -> set[Any]:
         """The dirty streams (`among` these, if given) to recompute now: all when settling,
-        else at most one transaction's share of those whose pause after their last recompute
+        else at most `share` of those whose pause after their last recompute
         is over (RECOMPUTE_SECONDS, longer for a costly one), the longest-waiting first (the
         others are due in the next transaction)."""
         at = asyncio.get_running_loop().time()
@@ -276,7 +300,7 @@ class TrackingWorker:
         waited = {s: at - last.get(s, -math.inf) for s in dirty}
         due = [s for s, seconds in waited.items() if seconds >= self._pause_after_recompute(s)]
         due.sort(key=waited.__getitem__, reverse=True)
-        return set(due[: self._recompute_share()])
+        return set(due[:share])
 
     def _until_next_due(self) -> float:
         """Seconds until the first owed stream's pause is over: its recompute waits that long,
@@ -289,11 +313,6 @@ class TrackingWorker:
             default=RECOMPUTE_SECONDS,
         )
         return min(max(left, COALESCE_SECONDS), RECOMPUTE_SECONDS, self.poll_seconds)
-
-    def _recompute_share(self) -> int:
-        if self._sqlite():
-            return RECOMPUTE_PER_TRANSACTION_SQLITE
-        return RECOMPUTE_PER_TRANSACTION_POSTGRESQL
 
     def _recomputed(self, streams: set[Any]) -> None:
         """After the commit: only then are these streams' figures really up to date. Their

@@ -88,7 +88,7 @@ async def test_a_burst_over_many_streams_is_recomputed_in_one_pass(
 
     monkeypatch.setattr(worker, "_recompute", recompute)
     monkeypatch.setattr(worker, "_publish", publish)
-    share = worker_module.RECOMPUTE_PER_TRANSACTION_SQLITE
+    share = worker_module.RECOMPUTE_PER_TRANSACTION
     worker._dirty = set(range(3 * share + 1))
     await asyncio.wait_for(worker._recompute_due(), 5)
     assert worker._dirty == set()
@@ -128,10 +128,10 @@ async def test_a_costly_stream_waits_longer_for_its_next_recompute() -> None:
     now = asyncio.get_running_loop().time()
     worker._dirty = {"crowd", "small"}
     worker._recomputed_at = {"crowd": now - 0.3, "small": now - 0.3}
-    assert worker._due(settle=False) == {"small"}
-    assert worker._due(settle=True) == {"crowd", "small"}
+    assert worker._due(settle=False, share=16) == {"small"}
+    assert worker._due(settle=True, share=16) == {"crowd", "small"}
     worker._recomputed_at["crowd"] = now - pause - 0.01
-    assert worker._due(settle=False) == {"crowd", "small"}
+    assert worker._due(settle=False, share=16) == {"crowd", "small"}
 
 
 class _NoTransaction:
@@ -165,7 +165,7 @@ async def test_a_streams_pause_counts_from_when_its_recompute_began(
     assert worker._recomputed_at["s"] - began < 0.05
     worker._dirty = {"s"}
     await asyncio.sleep(worker_module.RECOMPUTE_SECONDS - 0.1 + 0.01)
-    assert worker._due(settle=False) == {"s"}
+    assert worker._due(settle=False, share=16) == {"s"}
 
 
 async def test_the_loop_waits_until_the_first_owed_stream_is_due() -> None:
@@ -183,3 +183,12 @@ async def test_the_loop_waits_until_the_first_owed_stream_is_due() -> None:
     worker._dirty = {"just now"}
     worker._recomputed_at = {"just now": now}
     assert worker._until_next_due() == pytest.approx(worker_module.RECOMPUTE_SECONDS, abs=0.02)
+
+
+async def test_a_lane_recomputes_its_share_among_the_streams_it_holds() -> None:
+    worker = make_worker(Inbox(busy_checks=0))
+    worker._dirty = set(range(40))
+    held = set(range(0, 40, 2))
+    due = worker._due(settle=False, share=4, among=held)
+    assert len(due) == 4 and due <= held
+    assert worker._due(settle=True, share=4, among=held) == held
