@@ -7,16 +7,13 @@ from __future__ import annotations
 import random
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livestage.config import Settings
-from livestage.db import create_engine, create_sessionmaker, transaction
+from livestage.db import transaction
 from livestage.models import Influencer, LiveStream, StreamStatus, StreamStrategy, User, UserRole
 from livestage.tracking.figures import Interval, viewer_stats
 from livestage.tracking.repository import PeerSpan, TrackingRepository
@@ -28,15 +25,6 @@ pytestmark = pytest.mark.asyncio
 CONFIG = TrackingConfig("broadcaster", timedelta(minutes=10))
 T0 = datetime(2026, 12, 3, 12, 0, 20, tzinfo=UTC)
 MINUTES = 24
-
-
-@pytest_asyncio.fixture
-async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(Settings(_env_file=None, database_url=database_url))  # type: ignore[call-arg]
-    try:
-        yield create_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _live_stream(sessionmaker: async_sessionmaker[AsyncSession]) -> LiveStream:

@@ -5,16 +5,13 @@ stream's joins in the order they were requested."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livestage.config import Settings
-from livestage.db import create_engine, create_sessionmaker, transaction
+from livestage.db import transaction
 from livestage.models import ViewerJoin
 from livestage.streams import repository as repository_module
 from livestage.streams.repository import ViewerJoinRepository
@@ -23,17 +20,8 @@ pytestmark = pytest.mark.asyncio
 AT = datetime(2026, 12, 4, 9, 30, 15, 123456, tzinfo=UTC)
 
 
-@pytest_asyncio.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(Settings(_env_file=None, database_url=database_url))  # type: ignore[call-arg]
-    try:
-        yield create_sessionmaker(engine)
-    finally:
-        await engine.dispose()
-
-
 async def test_every_intent_is_stored_as_given_each_streams_in_request_order(
-    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+    sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(repository_module, "_SQLITE_SLICE", 4)  # several slices
     streams = [uuid.uuid4() for _ in range(3)]
@@ -42,10 +30,10 @@ async def test_every_intent_is_stored_as_given_each_streams_in_request_order(
         (streams[i % 3], f"{names[i % len(names)]}-{i}", AT + timedelta(microseconds=i * 1_000_001))
         for i in range(11)
     ]
-    async with transaction(sessions) as session:
+    async with transaction(sessionmaker) as session:
         await ViewerJoinRepository(session).add_many(rows)
 
-    async with sessions() as session:
+    async with sessionmaker() as session:
         stored = (await session.scalars(select(ViewerJoin).order_by(ViewerJoin.id))).all()
     got = [(j.stream_id, j.viewer_id, j.requested_at) for j in stored]
     assert sorted(got, key=lambda r: (r[0].int, r[2])) == sorted(
@@ -55,5 +43,5 @@ async def test_every_intent_is_stored_as_given_each_streams_in_request_order(
         times = [at for s, _, at in got if s == stream]
         assert times == sorted(times)  # ids in request order within a stream
     for stream in streams:
-        async with sessions() as session:
+        async with sessionmaker() as session:
             assert await ViewerJoinRepository(session).count(stream) in (3, 4)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livestage import migrate
 from livestage.accounts import totp
@@ -24,7 +25,7 @@ from livestage.accounts.service import account as account_service
 from livestage.app import AppState, create_app
 from livestage.audit.service import Actor
 from livestage.config import Settings
-from livestage.db import transaction
+from livestage.db import create_engine, create_sessionmaker, transaction
 from livestage.influencers.service import influencer as influencer_service
 from livestage.models import Influencer
 from tests.support.postgres import PostgresServer, start_postgres
@@ -127,6 +128,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield server.url(name)
     # Kept, the databases of a full run fill gigabytes of the disk CI runs on.
     _psql(server, f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest_asyncio.fixture
+async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on `database_url`, as the app makes them, without the app."""
+    engine = create_engine(Settings(_env_file=None, database_url=database_url))
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
