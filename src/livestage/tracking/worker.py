@@ -58,7 +58,7 @@ BATCH_POSTGRESQL = 6000
 LANES_POSTGRESQL = 4
 # But a burst is applied in one transaction first, up to this many events: the lanes' fixed
 # costs (four claims, lookups, locks and commits for a few events each, on one core) took a
-# burst of 200 webhooks, one per stream, ~150 ms to apply, where one transaction took ~60.
+# burst of 200 webhooks, one per stream, ~150 ms to apply, where one transaction took ~65.
 # Only what is left after it (a backlog) goes to the lanes.
 FIRST_BATCH_POSTGRESQL = 1000
 # After a wake-up, wait this long so a burst of events is applied (and its streams recomputed
@@ -274,6 +274,10 @@ class TrackingWorker:
         self._note_costs(done, loop.time() - began)
         ids = {stream.id for stream in done}
         self._recompute_began.update(dict.fromkeys(ids, began))
+        # One it could not have (another process holds it, or it is gone) is tried again after
+        # a pause, as if recomputed now: the loop waits for the next owed stream, and would
+        # otherwise come back for this one every COALESCE_SECONDS.
+        self._recomputed_at.update(dict.fromkeys(streams - ids, began))
         return ids
 
     def _note_costs(self, streams: list[LiveStream], seconds: float) -> None:
@@ -289,9 +293,9 @@ class TrackingWorker:
 
     def _due(self, *, settle: bool, share: int, among: set[Any] | None = None) -> set[Any]:
         """The dirty streams (`among` these, if given) to recompute now: all when settling,
-        else at most `share` of those whose pause after their last recompute
-        is over (RECOMPUTE_SECONDS, longer for a costly one), the longest-waiting first (the
-        others are due in the next transaction)."""
+        else at most `share` of those whose pause after their last recompute is over
+        (RECOMPUTE_SECONDS, longer for a costly one), the longest-waiting first (the others
+        are due in the next transaction)."""
         at = asyncio.get_running_loop().time()
         dirty = self._dirty if among is None else self._dirty & among
         if settle:

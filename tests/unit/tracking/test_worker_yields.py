@@ -192,3 +192,21 @@ async def test_a_lane_recomputes_its_share_among_the_streams_it_holds() -> None:
     due = worker._due(settle=False, share=4, among=held)
     assert len(due) == 4 and due <= held
     assert worker._due(settle=True, share=4, among=held) == held
+
+
+async def test_a_stream_it_could_not_recompute_is_tried_again_after_a_pause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process holds it, or it was deleted: the loop does not come back for it every
+    COALESCE_SECONDS, only after RECOMPUTE_SECONDS."""
+    worker = make_worker(Inbox(busy_checks=0))
+
+    async def recompute_many(*_args: Any, **_kwargs: Any) -> list[Any]:
+        return []
+
+    monkeypatch.setattr(worker_module.tracking_service, "recompute_many", recompute_many)
+    monkeypatch.setattr(worker, "clock", lambda: None)
+    worker._dirty = {"held"}
+    assert await worker._recompute(cast(Any, None), {"held"}) == set()
+    assert worker._dirty == {"held"}
+    assert worker._until_next_due() == pytest.approx(worker_module.RECOMPUTE_SECONDS, abs=0.02)
