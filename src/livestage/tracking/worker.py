@@ -121,7 +121,6 @@ class TrackingWorker:
         self._dirty: set[Any] = set()
         self._recomputed_at: dict[Any, float] = {}
         self._recompute_cost: dict[Any, float] = {}
-        self._recompute_began: dict[Any, float] = {}
         self._sqlite_batch = min(SQLITE_FIRST_BATCH, SQLITE_LARGEST_BATCH)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -272,13 +271,14 @@ class TrackingWorker:
             session, streams, self.config, now=self.clock()
         )
         self._note_costs(done, loop.time() - began)
-        ids = {stream.id for stream in done}
-        self._recompute_began.update(dict.fromkeys(ids, began))
-        # One it could not have (another process holds it, or it is gone) is tried again after
-        # a pause, as if recomputed now: the loop waits for the next owed stream, and would
-        # otherwise come back for this one every COALESCE_SECONDS.
-        self._recomputed_at.update(dict.fromkeys(streams - ids, began))
-        return ids
+        # Each stream's pause counts from when its recompute began: the commit's updates are
+        # delivered before the caller goes on (to 5,000 pages of one stream, ~150 ms), and
+        # counted from after them, a change the pages' viewers made in reply waited for the
+        # loop's next turn. One it could not have (another process holds it, or it is gone)
+        # pauses too: the loop waits for the next owed stream, and would otherwise come back
+        # for this one every COALESCE_SECONDS.
+        self._recomputed_at.update(dict.fromkeys(streams, began))
+        return {stream.id for stream in done}
 
     def _note_costs(self, streams: list[LiveStream], seconds: float) -> None:
         """Each stream's share of one recompute's time, by its number of viewers: what a
@@ -319,14 +319,9 @@ class TrackingWorker:
         return min(max(left, COALESCE_SECONDS), RECOMPUTE_SECONDS, self.poll_seconds)
 
     def _recomputed(self, streams: set[Any]) -> None:
-        """After the commit: only then are these streams' figures really up to date. Their
-        pauses count from when their recompute began: the commit's updates are delivered
-        before this runs (to 5,000 pages of one stream, ~150 ms), and counted from after them,
-        a change the pages' viewers made in reply waited for the loop's next turn."""
+        """After the commit: only then are these streams' figures really up to date."""
         at = asyncio.get_running_loop().time()
         self._dirty -= streams
-        for stream_id in streams:
-            self._recomputed_at[stream_id] = self._recompute_began.pop(stream_id, at)
         if len(self._recomputed_at) > 10_000:
             pausing = {
                 k: v
