@@ -136,10 +136,10 @@ def _settled_joins(bed: Bed, seconds: float = 30) -> int:
     """Join intents stored, once the server has written those it buffered (intents are
     flushed every second, later on a loaded machine): the count no longer moves."""
     deadline = time.monotonic() + seconds
-    count = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
+    count = _count(bed.database.url, "SELECT coalesce(sum(joins), 0) FROM viewer_join_batches")
     while True:
         time.sleep(JOIN_FLUSH_WAIT_S)
-        again = _count(bed.database.url, "SELECT count(*) FROM viewer_joins")
+        again = _count(bed.database.url, "SELECT coalesce(sum(joins), 0) FROM viewer_join_batches")
         if again == count or time.monotonic() > deadline:
             return again
         count = again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -13,7 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from livestage.app import AppState
-from livestage.models import AuditLog, Influencer, LiveStream, ViewerJoin
+from livestage.models import AuditLog, Influencer, LiveStream
+from livestage.streams.repository import ViewerJoinRepository
 from livestage.web.csrf import CSRF_HEADER
 from tests.support.emulator import EmulatorHandle
 from tests.support.fixtures import (
@@ -460,14 +462,15 @@ class TestEndAndWatch:
             viewers.add(response.json()["user_id"])
         await ctx.viewing.joins.flush()
         async with ctx.database.sessionmaker() as session:
-            rows = (await session.scalars(select(ViewerJoin))).all()
+            rows = await ViewerJoinRepository(session).intents_of(uuid.UUID(body["stream"]["id"]))
         assert {r.viewer_id for r in rows} == viewers
+        assert len(rows) == 3
         assert {str(r.stream_id) for r in rows} == {body["stream"]["id"]}
 
     async def test_an_anonymous_viewer_joins_with_the_pre_login_csrf_token_only(
         self, creator_client: httpx.AsyncClient, app: FastAPI, ctx: AppState
     ) -> None:
-        await creator_client.post("/api/streams", json=START)
+        body = (await creator_client.post("/api/streams", json=START)).json()
         transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as viewer:
             refused = await viewer.post("/api/watch/alice/join")
@@ -479,7 +482,7 @@ class TestEndAndWatch:
             assert joined.status_code == 200, joined.text
         await ctx.viewing.joins.flush()
         async with ctx.database.sessionmaker() as session:
-            rows = (await session.scalars(select(ViewerJoin))).all()
+            rows = await ViewerJoinRepository(session).intents_of(uuid.UUID(body["stream"]["id"]))
         assert [r.viewer_id for r in rows] == [joined.json()["user_id"]]
 
     async def test_anonymous_and_signed_in_viewers_get_the_same_answers(

@@ -1,6 +1,6 @@
-"""Join intents as the recorder writes them (SQLite: slices in stream order; PostgreSQL: a
-binary COPY): every row stored as given, read back through the model's own column types, each
-stream's joins in the order they were requested."""
+"""Join intents as the recorder writes them (packed a row per stream, streams/intents.py), on
+both databases: every intent read back as given, through the model's own column types, each
+stream's in the order they were requested, and counted."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livestage.db import transaction
-from livestage.models import ViewerJoin
-from livestage.streams import repository as repository_module
+from livestage.models import ViewerJoinBatch
+from livestage.streams import joins as joins_module
+from livestage.streams.intents import JoinIntent
+from livestage.streams.joins import JoinRecorder
 from livestage.streams.repository import ViewerJoinRepository
 
 pytestmark = pytest.mark.asyncio
@@ -23,25 +24,40 @@ AT = datetime(2026, 12, 4, 9, 30, 15, 123456, tzinfo=UTC)
 async def test_every_intent_is_stored_as_given_each_streams_in_request_order(
     sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(repository_module, "_SQLITE_SLICE", 4)  # several slices
+    monkeypatch.setattr(joins_module, "PACKED_PER_TURN", 2)  # the loop served in between
     streams = [uuid.uuid4() for _ in range(3)]
     names = ["viewer-1", 'quote " and \\ backslash', "ünïcødé 観客", "x" * 60, "", "emoji 🎥"]
-    rows = [
-        (streams[i % 3], f"{names[i % len(names)]}-{i}", AT + timedelta(microseconds=i * 1_000_001))
+    intents = [
+        JoinIntent(
+            streams[i % 3],
+            f"{names[i % len(names)]}-{i}",
+            AT + timedelta(microseconds=i * 1_000_001),
+        )
         for i in range(11)
     ]
-    async with transaction(sessionmaker) as session:
-        await ViewerJoinRepository(session).add_many(rows)
+    recorder = JoinRecorder(sessionmaker)
+    for intent in intents[:5]:
+        recorder.record(intent)
+    assert await recorder.flush() == 5
+    for intent in intents[5:]:
+        recorder.record(intent)
+    assert await recorder.flush() == 6
 
     async with sessionmaker() as session:
-        stored = (await session.scalars(select(ViewerJoin).order_by(ViewerJoin.id))).all()
-    got = [(j.stream_id, j.viewer_id, j.requested_at) for j in stored]
-    assert sorted(got, key=lambda r: (r[0].int, r[2])) == sorted(
-        rows, key=lambda r: (r[0].int, r[2])
-    )
-    for stream in streams:
-        times = [at for s, _, at in got if s == stream]
-        assert times == sorted(times)  # ids in request order within a stream
-    for stream in streams:
-        async with sessionmaker() as session:
-            assert await ViewerJoinRepository(session).count(stream) in (3, 4)
+        repository = ViewerJoinRepository(session)
+        for stream in streams:
+            assert await repository.intents_of(stream) == [
+                i for i in intents if i.stream_id == stream
+            ]
+            assert await repository.count(stream) in (3, 4)
+        rows = await session.scalar(select(func.count()).select_from(ViewerJoinBatch))
+    assert rows == 6  # a row per stream per write
+
+
+async def test_a_stream_without_joins_counts_none(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session:
+        repository = ViewerJoinRepository(session)
+        assert await repository.count(uuid.uuid4()) == 0
+        assert await repository.intents_of(uuid.uuid4()) == []

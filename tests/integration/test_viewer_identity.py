@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from livestage.app import AppState
-from livestage.models import Influencer, ViewerJoin
+from livestage.models import Influencer, ViewerJoinBatch
+from livestage.streams.repository import ViewerJoinRepository
 from livestage.streams.viewers import VIEWER_COOKIE
 from livestage.web.csrf import CSRF_COOKIE, CSRF_HEADER
 from tests.support.emulator import EmulatorHandle
@@ -73,8 +74,10 @@ async def join(viewer: httpx.AsyncClient, **options: Any) -> tuple[str, httpx.Re
 async def intents(ctx: AppState) -> list[str]:
     await ctx.viewing.joins.flush()
     async with ctx.database.sessionmaker() as session:
-        rows = (await session.scalars(select(ViewerJoin).order_by(ViewerJoin.requested_at))).all()
-    return [r.viewer_id for r in rows]
+        streams = (await session.scalars(select(ViewerJoinBatch.stream_id).distinct())).all()
+        joins = ViewerJoinRepository(session)
+        rows = [intent for stream in streams for intent in await joins.intents_of(stream)]
+    return [r.viewer_id for r in sorted(rows, key=lambda r: r.requested_at)]
 
 
 async def test_the_watch_page_sets_the_cookie_and_every_join_after_is_that_viewer(

@@ -1,10 +1,11 @@
-"""The join intents' table after 9e1b7c4d2a60 (an integer key, no foreign key checked per row),
-on both databases: the rows already recorded are kept in the order they were requested, a
-stream's joins still go with the stream, deleted directly or with its influencer, and the
-migration goes back down."""
+"""The join intents' table after 9e1b7c4d2a60 (an integer key, no foreign key checked per row)
+and 30d3db6a1e4d (packed a row per stream per write), on both databases: the joins already
+recorded are kept, each stream's in the order they were requested, a stream's joins still go
+with the stream, deleted directly or with its influencer, and both migrations go back down."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,15 +16,16 @@ from sqlalchemy import Uuid, column, delete, insert, select, table, text
 
 from livestage import migrate
 from livestage.kit.db import UTCDateTime
-from livestage.models import Influencer, LiveStream
+from livestage.models import Influencer, LiveStream, ViewerJoinBatch
+from livestage.streams.intents import JoinIntent, pack
 from tests.support.migrations import run, schema_differences
 
 BEFORE = "3c8f1d6a9e42"
+INTEGER_KEY = "9e1b7c4d2a60"
 AT = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 COLUMNS = (column("stream_id", Uuid()), column("viewer_id"), column("requested_at", UTCDateTime()))
 OLD_TABLE = table("viewer_joins", column("id", Uuid()), *COLUMNS)
-NEW_TABLE = table("viewer_joins", *(column(c.name, c.type) for c in COLUMNS))
 
 
 def _stream_ids(url: str) -> list[Any]:
@@ -58,17 +60,37 @@ def test_the_joins_recorded_before_are_kept_in_the_order_requested(empty_databas
         ),
     )
 
-    migrate.upgrade(url)
+    command.upgrade(migrate.alembic_config(url), INTEGER_KEY)
 
     kept = _joins(url)
     assert [(r[2]) for r in kept] == ["viewer-early", "viewer-mid", "viewer-late"]
     assert [r[0] for r in kept] == sorted(r[0] for r in kept)
     assert all(isinstance(r[0], int) for r in kept)
+
+    migrate.upgrade(url)
+    assert _packed(url) == [
+        (first, 2, ["viewer-early", "viewer-mid"]),
+        (second, 1, ["viewer-late"]),
+    ]
     assert schema_differences(url) == []
 
-    # Down again: the same joins, each with a key of its own.
+    # Down again: the same joins, each with a key of its own, in the order requested.
+    command.downgrade(migrate.alembic_config(url), INTEGER_KEY)
+    assert [r[2] for r in _joins(url)] == ["viewer-early", "viewer-mid", "viewer-late"]
     command.downgrade(migrate.alembic_config(url), BEFORE)
     assert sorted(r[2] for r in _joins(url)) == ["viewer-early", "viewer-late", "viewer-mid"]
+
+
+def _packed(url: str) -> list[tuple[Any, int, list[str]]]:
+    """(stream, joins, viewers) of every batch, by stream as the tests' streams are ordered."""
+    batch = ViewerJoinBatch
+    (rows,) = run(url, select(batch.stream_id, batch.joins, batch.viewers).order_by(batch.id))
+    batches = [(stream, joins, json.loads(viewers)) for stream, joins, viewers in rows]
+    order = _stream_ids(url)
+    return sorted(
+        ((s, n, [viewer for viewer, _ in v]) for s, n, v in batches),
+        key=lambda b: order.index(b[0]),
+    )
 
 
 def test_a_streams_joins_go_with_it(empty_database: str) -> None:
@@ -76,15 +98,11 @@ def test_a_streams_joins_go_with_it(empty_database: str) -> None:
     migrate.upgrade(url)
     seed_live_streams(url, 3)
     deleted, of_deleted_influencer, kept = _stream_ids(url)
-    run(
-        url,
-        insert(NEW_TABLE).values(
-            [
-                {"stream_id": s, "viewer_id": f"viewer-{n}", "requested_at": AT}
-                for n, s in enumerate((deleted, of_deleted_influencer, kept))
-            ]
-        ),
-    )
+    intents = [
+        JoinIntent(s, f"viewer-{n}", AT)
+        for n, s in enumerate((deleted, of_deleted_influencer, kept))
+    ]
+    run(url, insert(ViewerJoinBatch).values([b._asdict() for b in pack(intents)]))
     (influencer,) = run(
         url, select(LiveStream.influencer_id).where(LiveStream.id == of_deleted_influencer)
     )[0]
@@ -95,4 +113,4 @@ def test_a_streams_joins_go_with_it(empty_database: str) -> None:
         delete(Influencer).where(Influencer.id == influencer[0]),
     )
 
-    assert [r[2] for r in _joins(url)] == ["viewer-2"]
+    assert _packed(url) == [(kept, 1, ["viewer-2"])]

@@ -10,7 +10,7 @@ from livestage.models.provider_event import ProviderEvent
 from livestage.models.stream_peer import StreamPeer
 from livestage.models.user import User, UserRole
 from livestage.models.user_session import UserSession
-from livestage.models.viewer_join import ViewerJoin
+from livestage.models.viewer_join_batch import ViewerJoinBatch
 from livestage.models.viewer_sample import ViewerSample
 
 __all__ = [
@@ -32,6 +32,6 @@ __all__ = [
     "User",
     "UserRole",
     "UserSession",
-    "ViewerJoin",
+    "ViewerJoinBatch",
     "ViewerSample",
 ]

@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import NamedTuple
 
 import structlog
@@ -27,10 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from livestage.db import transaction
 from livestage.kit.cache import LoadingCache
 from livestage.kit.tasks import uncancelled
+from livestage.streams.intents import JoinIntent, pack
 from livestage.streams.repository import ViewerJoinRepository
 from livestage.streams.viewers import ViewerCookie
 
 log = structlog.get_logger()
+
+# Join intents packed in one turn of the event loop, at most (a little more: whole batches).
+PACKED_PER_TURN = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +153,6 @@ class Refill(NamedTuple):
     done: asyncio.Future[None]
 
 
-class JoinIntent(NamedTuple):
-    """A row of `viewer_joins`, as the repository writes it."""
-
-    stream_id: uuid.UUID
-    viewer_id: str
-    requested_at: datetime
-
-
 @dataclass(frozen=True, slots=True)
 class Viewing:
     """What the viewer join keeps between requests: read-only sessions (the join holds no
@@ -170,9 +165,8 @@ class Viewing:
 
 
 class JoinRecorder:
-    """Buffers join intents and inserts them in batches from one background task, once a
-    second: a batch's cost per row falls with its size (its index pages are written once per
-    commit), and nothing reads the intents as they come."""
+    """Buffers join intents and writes them from one background task, once a second, packed a
+    row per stream (streams/intents.py): nothing reads the intents as they come."""
 
     def __init__(
         self,
@@ -220,9 +214,17 @@ class JoinRecorder:
             return 0
         return len(batch)
 
-    async def _insert(self, rows: list[JoinIntent]) -> None:
+    async def _insert(self, intents: list[JoinIntent]) -> None:
+        batches, packed = [], 0
+        for batch in pack(intents):
+            batches.append(batch)
+            packed += batch.joins
+            if packed >= PACKED_PER_TURN:
+                # A second of a crowd's joins is ~12,000: the loop serves requests between.
+                packed = 0
+                await asyncio.sleep(0)
         async with transaction(self.sessionmaker) as session:
-            await ViewerJoinRepository(session).add_many(rows)
+            await ViewerJoinRepository(session).add_many(batches)
 
     async def _run(self) -> None:
         while True:

@@ -6,17 +6,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
-from livestage.kit.db import driver_of
-from livestage.kit.time import as_utc
-from livestage.models import ChatRestriction, Influencer, LiveStream, RestrictionKind, ViewerJoin
+from livestage.models import (
+    ChatRestriction,
+    Influencer,
+    LiveStream,
+    RestrictionKind,
+    ViewerJoinBatch,
+)
 from livestage.models.active import is_active
 from livestage.models.live_stream import OPEN_STREAM_INDEX_WHERE, StreamStatus
+from livestage.streams.intents import JoinBatch, JoinIntent, unpack
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,48 +275,34 @@ _REMEMBER_ROOM = (
 )
 
 
+_BATCHES = cast(Table, ViewerJoinBatch.__table__)
+
+
 class ViewerJoinRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_many(self, rows: Sequence[tuple[uuid.UUID, str, datetime]]) -> None:
-        """A batch of join intents, (stream, viewer, requested at), sent as the driver takes
-        it, not through SQLAlchemy's per-row bind processing (half a flash-crowd row's cost in
-        Python): PostgreSQL a binary COPY (against one INSERT of three unnested arrays, 30 %
-        less CPU a row, the server's and ours); SQLite executemanys of the stored forms (hex
-        UUID, naive UTC text)."""
-        if not rows:
-            return
-        if self.session.get_bind().dialect.name == "postgresql":
-            driver = await driver_of(self.session)
-            await driver.copy_records_to_table("viewer_joins", records=rows, columns=_JOINED)
-            return
-        # In stream order (each stream's joins in request order), consecutive rows land beside
-        # each other in the stream_id index: a sixth of a row's cost in a batch of 1,700 joins
-        # to 200 streams. Converted and sent a slice at a time, so the event loop serves
-        # requests between slices (a second of a crowd's joins is ~7,000 rows).
-        ordered = sorted(rows, key=_stream_order)
-        connection = await self.session.connection()
-        for start in range(0, len(ordered), _SQLITE_SLICE):
-            stored = [
-                (stream.hex, viewer, as_utc(at).replace(tzinfo=None).isoformat(" ", "microseconds"))
-                for stream, viewer, at in ordered[start : start + _SQLITE_SLICE]
-            ]
-            await connection.exec_driver_sql(_INSERT_JOIN_SQLITE, stored)
+    async def add_many(self, batches: Sequence[JoinBatch]) -> None:
+        if batches:
+            await self.session.execute(insert(_BATCHES), [batch._asdict() for batch in batches])
 
     async def count(self, stream_id: uuid.UUID) -> int:
-        statement = select(func.count()).where(ViewerJoin.stream_id == stream_id)
+        statement = select(func.coalesce(func.sum(ViewerJoinBatch.joins), 0)).where(
+            ViewerJoinBatch.stream_id == stream_id
+        )
         return int(await self.session.scalar(statement) or 0)
 
+    async def intents_of(self, stream_id: uuid.UUID) -> list[JoinIntent]:
+        """The stream's join intents in the order they were requested."""
+        statement = (
+            select(*(_BATCHES.c[name] for name in JoinBatch._fields))
+            .where(ViewerJoinBatch.stream_id == stream_id)
+            .order_by(ViewerJoinBatch.id)
+        )
+        rows = (await self.session.execute(statement)).all()
+        intents = [intent for row in rows for intent in unpack(JoinBatch(*row))]
+        return sorted(intents, key=_requested_at)
 
-_JOINED = ("stream_id", "viewer_id", "requested_at")
-_SQLITE_SLICE = 1_000
 
-
-def _stream_order(row: tuple[uuid.UUID, str, datetime]) -> int:
-    return row[0].int
-
-
-_INSERT_JOIN_SQLITE = (
-    "INSERT INTO viewer_joins (stream_id, viewer_id, requested_at) VALUES (?, ?, ?)"
-)
+def _requested_at(intent: JoinIntent) -> datetime:
+    return intent.requested_at

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from livestage.streams.joins import JoinIntent, JoinRecorder, Watchable, WatchCache
+from livestage.streams.intents import JoinIntent
+from livestage.streams.joins import JoinRecorder, Watchable, WatchCache
 
 pytestmark = pytest.mark.asyncio
 

@@ -12,7 +12,8 @@ from livestage.errors import NotFound, ServiceUnavailable
 from livestage.influencers.service import influencer as influencer_service
 from livestage.models import Influencer, LiveStream, StreamStatus
 from livestage.providers.base import browser_signalling
-from livestage.streams.joins import JoinIntent, Viewing, Watchable
+from livestage.streams.intents import JoinIntent
+from livestage.streams.joins import Viewing, Watchable
 from livestage.streams.repository import StreamRepository
 from livestage.streams.schemas import VIEWER_NAME, TokenJoin
 from livestage.streams.service.errors import Banned, StreamFull
