@@ -87,6 +87,22 @@ def _packed(rows: Iterator[Any]) -> Iterator[dict[str, Any]]:
             }
 
 
+def _pages_of_joins(bind: Any, size: int = 10_000) -> Iterator[list[Any]]:
+    """The recorded joins by stream, then id, a page at a time (a crowd's history is millions
+    of rows): a stream split between pages gets one more batch."""
+    columns = (JOINS.c.stream_id, JOINS.c.viewer_id, JOINS.c.requested_at, JOINS.c.id)
+    after: tuple[Any, Any] | None = None
+    while True:
+        query = sa.select(*columns).order_by(JOINS.c.stream_id, JOINS.c.id).limit(size)
+        if after is not None:
+            query = query.where(sa.tuple_(JOINS.c.stream_id, JOINS.c.id) > after)
+        page = bind.execute(query).all()
+        if not page:
+            return
+        yield page
+        after = (page[-1].stream_id, page[-1].id)
+
+
 def _in_groups(rows: Iterator[dict[str, Any]], size: int = 500) -> Iterator[list[dict[str, Any]]]:
     group: list[dict[str, Any]] = []
     for row in rows:
@@ -112,13 +128,9 @@ def upgrade() -> None:
         sa.Column("viewers", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_viewer_join_batches")),
     )
-    recorded = bind.execute(
-        sa.select(JOINS.c.stream_id, JOINS.c.viewer_id, JOINS.c.requested_at).order_by(
-            JOINS.c.stream_id, JOINS.c.id
-        )
-    )
-    for group in _in_groups(_packed(iter(recorded.fetchall()))):
-        bind.execute(sa.insert(BATCHES), group)
+    for page in _pages_of_joins(bind):
+        for group in _in_groups(_packed(iter(page))):
+            bind.execute(sa.insert(BATCHES), group)
     _drop_trigger("viewer_joins", postgresql)
     op.drop_index("ix_viewer_joins_stream_id", table_name="viewer_joins")
     op.drop_table("viewer_joins")
