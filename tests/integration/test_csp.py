@@ -188,12 +188,17 @@ async def test_a_failed_sign_in_page_has_no_inline_code(people: Any) -> None:
     assert refused_inline(response.text) == []
 
 
-async def test_json_and_static_answers_carry_the_policy_too(people: Any) -> None:
+async def test_static_answers_carry_the_policy_and_json_a_stricter_one(people: Any) -> None:
     anonymous = people()
-    for path in ("/api/live", "/static/app.css", "/static/swagger-ui/swagger-ui-bundle.js"):
+    for path in ("/static/app.css", "/static/swagger-ui/swagger-ui-bundle.js"):
         response = await anonymous.get(path)
         assert response.status_code == 200, path
         assert "default-src 'self'" in response.headers["content-security-policy"], path
+    for path in ("/api/live", "/api/live/nobody", "/healthz"):
+        response = await anonymous.get(path)
+        assert response.headers["content-type"] == "application/json", path
+        policy = response.headers["content-security-policy"]
+        assert policy == "default-src 'none'; frame-ancestors 'none'", path
 
 
 async def test_docs_is_served_by_livestage_alone(people: Any) -> None:

@@ -19,6 +19,11 @@ SECURITY_HEADERS = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 )
+# JSON is data, never a page: opened on its own it may load nothing and be framed nowhere (as
+# GitHub's API answers; OWASP's REST cheat sheet). Stricter than a page's policy, and a tenth
+# of its length: uvicorn checks every header value byte by byte, 2 µs for the page's policy.
+JSON_POLICY = b"default-src 'none'; frame-ancestors 'none'"
+JSON_CONTENT = (b"content-type", b"application/json")
 
 # Where the 100ms SDK connects in production: its init, signalling (WebSocket) and event hosts.
 HMS_CONNECT_SOURCES = ("https://*.100ms.live", "wss://*.100ms.live")
@@ -71,12 +76,14 @@ class ResponseHeaders:
     def __init__(self, *, cookie_secure: bool, policy: str) -> None:
         self.cookie_secure = cookie_secure
         self.security = (*SECURITY_HEADERS, (b"content-security-policy", policy.encode("latin-1")))
+        self.json_security = (*SECURITY_HEADERS, (b"content-security-policy", JSON_POLICY))
 
     def complete(self, raw: list[tuple[bytes, bytes]], scope: Scope) -> None:
-        """Adds to a response's headers the security headers it does not set itself, and the
-        CSRF cookie the request created."""
+        """Adds to a response's headers the security headers it does not set itself (JSON's
+        policy to JSON), and the CSRF cookie the request created."""
         present = {key for key, _ in raw}
-        raw.extend(header for header in self.security if header[0] not in present)
+        security = self.json_security if JSON_CONTENT in raw else self.security
+        raw.extend(header for header in security if header[0] not in present)
         token = scope.get("state", {}).get("new_csrf_cookie")
         if token is not None:
             raw.append((b"set-cookie", self._csrf_cookie(token).encode("latin-1")))

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livestage.web.asgi import WatchedSend
-from livestage.web.headers import ResponseHeaders
+from livestage.web.headers import JSON_CONTENT, ResponseHeaders
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -155,9 +155,6 @@ class RawRoute(APIRoute):
         await response(scope, receive, send)
 
 
-JSON = (b"content-type", b"application/json")
-
-
 class FrontDoor:
     """Serves `routes` (each a `RawRoute`) before anything else in the app: the answer is
     written with the headers every response carries, encoded once; an error gets the app's
@@ -190,7 +187,7 @@ class FrontDoor:
         start = {
             "type": "http.response.start",
             "status": 200,
-            "headers": [length, JSON, *headers, *self.headers.security],
+            "headers": [length, JSON_CONTENT, *headers, *self.headers.json_security],
         }
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -9,7 +9,7 @@ import pytest
 
 from livestage.config import Settings
 from livestage.providers.factory import browser_uses_hms
-from livestage.web.headers import content_security_policy
+from livestage.web.headers import ResponseHeaders, content_security_policy
 
 STRICT = {
     "default-src": ["'self'"],
@@ -108,3 +108,21 @@ def test_pages_load_the_100ms_sdk_unless_the_local_provider_runs(
     values: dict[str, Any], uses_hms: bool
 ) -> None:
     assert browser_uses_hms(settings(**values)) is uses_hms
+
+
+def test_json_gets_the_json_policy_and_everything_else_the_pages_policy() -> None:
+    headers = ResponseHeaders(cookie_secure=True, policy="default-src 'self'")
+    answers = {
+        b"application/json": b"default-src 'none'; frame-ancestors 'none'",
+        b"text/html; charset=utf-8": b"default-src 'self'",
+        b"text/event-stream": b"default-src 'self'",
+        b"image/jpeg": b"default-src 'self'",
+    }
+    for content_type, policy in answers.items():
+        raw = [(b"content-type", content_type)]
+        headers.complete(raw, {})
+        assert dict(raw)[b"content-security-policy"] == policy, content_type
+        assert dict(raw)[b"x-frame-options"] == b"DENY"
+    own = [(b"content-type", b"application/json"), (b"content-security-policy", b"sandbox")]
+    headers.complete(own, {})
+    assert [v for k, v in own if k == b"content-security-policy"] == [b"sandbox"]
