@@ -254,6 +254,11 @@ class Listener:
     def place(self) -> Place:
         return Place(self.name, f"GET {self.url} (event stream)", "".join(self.chunks))
 
+    def heard_updates(self) -> bool:
+        """Whether the stream's body (not its headers) carried live-update events."""
+        body = "".join(self.chunks[1:])
+        return "event: stream" in body and "data: " in body
+
 
 @dataclass
 class Journey:
@@ -374,25 +379,25 @@ async def journey(browser: Browser, base: str, run: Run, admin: AdminAccount) ->
         party(browser, "the admin") as admin_party,
         party(browser, "the influencer") as alice,
         party(browser, "a viewer") as viewer,
-        Listener(base) as listener,
     ):
         await sign_in_admin(admin_party, base, admin, used)
         password = await admin_prepares_alice(admin_party, base, run, used)
-        live = await alice_goes_live(alice, base, password, run)
-        await viewer_watches(viewer, base, live, run)
-        outside: list[Place] = []
-        post_webhook(base, run, outside)
-        await live.end.click()
-        await expect(live.status).to_have_text("Your stream has ended.")
-        await expect(viewer.page.get_by_test_id("watch-state")).to_contain_text("has ended")
-        await viewer.keep_cookies()
-        await sign_out(admin_party)
-        await sign_out(alice)
-        parties = [admin_party, alice, viewer]
-        for each in parties:
-            await each.settle()
+        async with Listener(base) as listener:  # alice's handle exists from here on
+            live = await alice_goes_live(alice, base, password, run)
+            await viewer_watches(viewer, base, live, run)
+            outside: list[Place] = []
+            post_webhook(base, run, outside)
+            await live.end.click()
+            await expect(live.status).to_have_text("Your stream has ended.")
+            await expect(viewer.page.get_by_test_id("watch-state")).to_contain_text("has ended")
+            await viewer.keep_cookies()
+            await sign_out(admin_party)
+            await sign_out(alice)
+            parties = [admin_party, alice, viewer]
+            for each in parties:
+                await each.settle()
     outside.append(listener.place())
-    assert "event:" in outside[-1].text or "data:" in outside[-1].text, "no live update heard"
+    assert listener.heard_updates(), f"no live update heard: {listener.place().text[:300]}"
     return Journey(used, parties, outside, password)
 
 
