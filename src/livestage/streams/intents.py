@@ -1,10 +1,10 @@
 """Join intents, and how they are stored: a row per stream per write, not a row per join.
 
 A flash crowd asks to join thousands of times a second. A row per join cost SQLite a b-tree
-insert into the table and one into the stream's index for every viewer (5-8 µs a join, 6 % of
-the join's time, bench/results/NOTES.md). Packed, the joins to one stream written together are
-one row: how many, when the first was asked for, and each viewer with its time as an offset
-from it, in JSON.
+insert into the table and one into the stream's index for every viewer (~5 µs a join in
+process, 6 % of a served join's time; packed, ~1 µs: bench/results/NOTES.md). Packed, the
+joins to one stream written together are one row: how many, when the first was asked for,
+and each viewer with its time as an offset from it, in JSON.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"same-origin"),
 )
 # JSON is data, never a page: opened on its own it may load nothing and be framed nowhere (as
-# GitHub's API answers; OWASP's REST cheat sheet). Stricter than a page's policy, and a tenth
-# of its length: uvicorn checks every header value byte by byte, 2 µs for the page's policy.
+# GitHub's API answers; OWASP's REST cheat sheet). Stricter than a page's policy, and a seventh
+# of its length: uvicorn checks every header value byte by byte (the join's headers: 5.3 µs
+# in its loop with the page's policy, 4.5 with this one).
 JSON_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 JSON_CONTENT = (b"content-type", b"application/json")
 
